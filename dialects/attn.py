@@ -1,0 +1,82 @@
+"""The ``attn`` dialect: attention as first-class ops, the level every attention transform works on.
+
+``attn-raise`` produces ``attn.sdpa`` from whatever form the model wrote attention in (a fused SDPA call,
+eager matmul/softmax/matmul, ``nn.MultiheadAttention``). Transforms then rewrite it (KV clipping, cosine
+attention, pruning, ABFT checksums) and target lowerings consume it.
+
+```mlir
+%o = attn.sdpa %q, %k, %v mask %m {scale = 0.1767766952966369 : f64, causal = false}
+       : (tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<2x1x9x9xf32>)
+       -> tensor<2x12x9x32xf32> loc("encoder.layer.0.attention.self")
+```
+"""
+
+from __future__ import annotations
+
+from xdsl.dialects.builtin import BoolAttr, FloatAttr, TensorType
+from xdsl.ir import Attribute, Dialect, SSAValue
+from xdsl.irdl import (
+    IRDLOperation,
+    attr_def,
+    irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    result_def,
+    traits_def,
+)
+from xdsl.traits import Pure
+from xdsl.utils.exceptions import VerifyException
+
+from dialects.nn import verify_attention_operands
+
+
+@irdl_op_definition
+class SdpaOp(IRDLOperation):
+    """Scaled dot-product attention: ``softmax(scale · Q Kᵀ + mask) V`` over the last two dimensions.
+
+    Operands are q (..., Lq, E), k (..., Lk, E), v (..., Lk, Ev) and an optional mask broadcastable to
+    (..., Lq, Lk): i1 keeps the ``true`` positions, a float mask is added to the scores. ``causal``
+    additionally hides keys after the query position (top-left aligned, as PyTorch's ``is_causal``).
+
+    ```mlir
+    %o = attn.sdpa %q, %k, %v {scale = 0.125 : f64, causal = true}
+           : (tensor<1x4x16x64xf32>, tensor<1x4x16x64xf32>, tensor<1x4x16x64xf32>) -> tensor<1x4x16x64xf32>
+    ```
+    """
+
+    name = "attn.sdpa"
+    query = operand_def(TensorType)
+    key = operand_def(TensorType)
+    value = operand_def(TensorType)
+    mask = opt_operand_def(TensorType)
+    scale = attr_def(FloatAttr)
+    causal = attr_def(BoolAttr)
+    result = result_def(TensorType)
+    assembly_format = (
+        "$query `,` $key `,` $value (`mask` $mask^)? attr-dict `:` functional-type(operands, results)"
+    )
+    traits = traits_def(Pure())
+
+    def __init__(
+        self,
+        query: SSAValue,
+        key: SSAValue,
+        value: SSAValue,
+        mask: SSAValue | None,
+        scale: float,
+        causal: bool,
+        result_type: Attribute,
+    ):
+        super().__init__(
+            operands=[query, key, value, [mask] if mask else []],
+            result_types=[result_type],
+            attributes={"scale": FloatAttr(float(scale), 64), "causal": BoolAttr.from_bool(causal)},
+        )
+
+    def verify_(self) -> None:
+        verify_attention_operands(self, self.query, self.key, self.value, self.mask)
+        if self.causal.value.data and self.mask is not None:
+            raise VerifyException("a causal attention takes no explicit mask: fold the mask or drop `causal`")
+
+
+ATTN = Dialect("attn", [SdpaOp], [])

@@ -1,0 +1,63 @@
+"""The reference executor: runs an ``nn``/``attn`` module on xDSL's interpreter with torch tensors as values.
+
+Targets add their own op implementations (``extra_functions``); everything else runs the reference torch
+kernels. Gradients flow through a run when the weights or inputs require grad.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import torch
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.interpreter import Interpreter, InterpreterFunctions
+from xdsl.interpreters.func import FuncFunctions
+
+from runtime.attn_impl import AttnFunctions
+from runtime.nn_impl import NnFunctions
+
+
+class ExecutionError(RuntimeError):
+    """A compiled program could not be run on the given inputs."""
+
+
+def entry_function(module: ModuleOp, name: str = "main") -> func.FuncOp:
+    """The function the executor calls."""
+    for op in module.ops:
+        if isinstance(op, func.FuncOp) and op.sym_name.data == name:
+            return op
+    raise ExecutionError(f"the module has no function @{name}")
+
+
+class Executor:
+    """Runs ``@main`` of a module; ``weights`` maps every ``nn.param`` name to its tensor."""
+
+    def __init__(
+        self,
+        module: ModuleOp,
+        weights: Mapping[str, torch.Tensor],
+        extra_functions: Iterable[InterpreterFunctions] = (),
+        listeners: Sequence[Interpreter.Listener] = (),
+    ):
+        self.module = module
+        self.weights = dict(weights)
+        self.function = entry_function(module)
+        self.interpreter = Interpreter(module, listeners=tuple(listeners))
+        self.interpreter.register_implementations(FuncFunctions())
+        self.interpreter.register_implementations(NnFunctions(self.weights))
+        self.interpreter.register_implementations(AttnFunctions())
+        for functions in extra_functions:
+            self.interpreter.register_implementations(functions, override=True)
+
+    def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        expected = self.function.function_type.inputs.data
+        if len(inputs) != len(expected):
+            raise ExecutionError(f"@main takes {len(expected)} inputs, got {len(inputs)}")
+        for index, (value, typ) in enumerate(zip(inputs, expected)):
+            shape = tuple(typ.get_shape())
+            if tuple(value.shape) != shape:
+                raise ExecutionError(
+                    f"input {index} has shape {tuple(value.shape)}, the program was compiled for {shape}"
+                )
+        return tuple(self.interpreter.call_op(self.function, tuple(inputs)))

@@ -1,0 +1,213 @@
+"""Torch implementations of the ``nn`` dialect for the reference executor.
+
+Every implementation is a plain torch call on torch tensors, so autograd flows through a whole program.
+Dropout runs as the identity: the executor models inference.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
+
+from dialects import nn
+from dialects.nn import int_list, tensor_shape
+from runtime.dtypes import torch_dtype
+
+_UNARY = {
+    nn.NegOp: torch.neg,
+    nn.ExpOp: torch.exp,
+    nn.SqrtOp: torch.sqrt,
+    nn.RsqrtOp: torch.rsqrt,
+    nn.TanhOp: torch.tanh,
+    nn.SigmoidOp: torch.sigmoid,
+    nn.ReluOp: torch.relu,
+    nn.SiluOp: F.silu,
+    nn.CosOp: torch.cos,
+    nn.SinOp: torch.sin,
+    nn.LogicalNotOp: torch.logical_not,
+}
+
+_BINARY = {
+    nn.AddOp: torch.add,
+    nn.SubOp: torch.sub,
+    nn.MulOp: torch.mul,
+    nn.DivOp: torch.div,
+    nn.PowOp: torch.pow,
+    nn.MaximumOp: torch.maximum,
+    nn.MinimumOp: torch.minimum,
+    nn.LogicalAndOp: torch.logical_and,
+    nn.EqOp: torch.eq,
+    nn.NeOp: torch.ne,
+    nn.GeOp: torch.ge,
+    nn.GtOp: torch.gt,
+    nn.LeOp: torch.le,
+    nn.LtOp: torch.lt,
+}
+
+
+def _as_result(op, value: torch.Tensor) -> torch.Tensor:
+    """Casts a result to the op's declared element type when torch's promotion picked another."""
+    dtype = torch_dtype(op.results[0].type)
+    return value if value.dtype == dtype else value.to(dtype)
+
+
+@register_impls
+class NnFunctions(InterpreterFunctions):
+    """``nn`` op implementations; parameters are looked up by name in ``weights``."""
+
+    def __init__(self, weights: dict[str, torch.Tensor]):
+        self.weights = weights
+
+    @impl(nn.ParamOp)
+    def run_param(self, interpreter: Interpreter, op: nn.ParamOp, args):
+        try:
+            return (self.weights[op.key],)
+        except KeyError:
+            raise KeyError(f"parameter '{op.key}' is not in the weights file") from None
+
+    @impl(nn.ConstantOp)
+    def run_constant(self, interpreter: Interpreter, op: nn.ConstantOp, args):
+        dtype = torch_dtype(op.result.type)
+        return (torch.tensor(op.value.get_values(), dtype=dtype).reshape(tensor_shape(op.result)),)
+
+    @impl(nn.FullOp)
+    def run_full(self, interpreter: Interpreter, op: nn.FullOp, args):
+        return (torch.full(tensor_shape(op.result), op.value.value.data, dtype=torch_dtype(op.result.type)),)
+
+    @impl(nn.ArangeOp)
+    def run_arange(self, interpreter: Interpreter, op: nn.ArangeOp, args):
+        start, end, step = (a.value.data for a in (op.start, op.end, op.step))
+        dtype = torch_dtype(op.result.type)
+        if not dtype.is_floating_point:
+            start, end, step = int(start), int(end), int(step)
+        return (torch.arange(start, end, step, dtype=dtype),)
+
+    def _unary(self, interpreter, op, args):
+        return (_UNARY[type(op)](args[0]),)
+
+    def _binary(self, interpreter, op, args):
+        return (_as_result(op, _BINARY[type(op)](args[0], args[1])),)
+
+    @impl(nn.GeluOp)
+    def run_gelu(self, interpreter: Interpreter, op: nn.GeluOp, args):
+        return (F.gelu(args[0], approximate=op.approximate.data),)
+
+    @impl(nn.DropoutOp)
+    def run_dropout(self, interpreter: Interpreter, op: nn.DropoutOp, args):
+        return (args[0],)
+
+    @impl(nn.ClampOp)
+    def run_clamp(self, interpreter: Interpreter, op: nn.ClampOp, args):
+        low = op.min.value.data if op.min is not None else None
+        high = op.max.value.data if op.max is not None else None
+        return (torch.clamp(args[0], low, high),)
+
+    @impl(nn.CastOp)
+    def run_cast(self, interpreter: Interpreter, op: nn.CastOp, args):
+        return (args[0].to(torch_dtype(op.result.type)),)
+
+    @impl(nn.WhereOp)
+    def run_where(self, interpreter: Interpreter, op: nn.WhereOp, args):
+        return (_as_result(op, torch.where(args[0], args[1], args[2])),)
+
+    @impl(nn.MatmulOp)
+    def run_matmul(self, interpreter: Interpreter, op: nn.MatmulOp, args):
+        return (torch.matmul(args[0], args[1]),)
+
+    @impl(nn.LinearOp)
+    def run_linear(self, interpreter: Interpreter, op: nn.LinearOp, args):
+        return (F.linear(args[0], args[1], args[2] if len(args) > 2 else None),)
+
+    @impl(nn.EmbeddingOp)
+    def run_embedding(self, interpreter: Interpreter, op: nn.EmbeddingOp, args):
+        return (F.embedding(args[1], args[0]),)
+
+    @impl(nn.SoftmaxOp)
+    def run_softmax(self, interpreter: Interpreter, op: nn.SoftmaxOp, args):
+        return (torch.softmax(args[0], dim=op.dim.value.data),)
+
+    @impl(nn.LayerNormOp)
+    def run_layer_norm(self, interpreter: Interpreter, op: nn.LayerNormOp, args):
+        weight, bias = (args[1], args[2]) if len(args) == 3 else (None, None)
+        return (F.layer_norm(args[0], int_list(op.normalized_shape), weight, bias, op.eps.value.data),)
+
+    @impl(nn.SdpaOp)
+    def run_sdpa(self, interpreter: Interpreter, op: nn.SdpaOp, args):
+        mask = args[3] if len(args) > 3 else None
+        scale = op.scale.value.data if op.scale is not None else None
+        q, k, v = args[:3]
+        return (
+            F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=bool(op.causal.value.data), scale=scale),
+        )
+
+    @impl(nn.ReshapeOp)
+    def run_reshape(self, interpreter: Interpreter, op: nn.ReshapeOp, args):
+        return (args[0].reshape(tensor_shape(op.result)),)
+
+    @impl(nn.TransposeOp)
+    def run_transpose(self, interpreter: Interpreter, op: nn.TransposeOp, args):
+        return (args[0].transpose(op.dim0.value.data, op.dim1.value.data),)
+
+    @impl(nn.PermuteOp)
+    def run_permute(self, interpreter: Interpreter, op: nn.PermuteOp, args):
+        return (args[0].permute(int_list(op.dims)),)
+
+    @impl(nn.BroadcastToOp)
+    def run_broadcast_to(self, interpreter: Interpreter, op: nn.BroadcastToOp, args):
+        return (args[0].expand(tensor_shape(op.result)),)
+
+    @impl(nn.SliceOp)
+    def run_slice(self, interpreter: Interpreter, op: nn.SliceOp, args):
+        dim = op.dim.value.data
+        index = [slice(None)] * args[0].dim()
+        index[dim] = slice(op.start.value.data, op.end.value.data, op.step.value.data)
+        return (args[0][tuple(index)],)
+
+    @impl(nn.SelectOp)
+    def run_select(self, interpreter: Interpreter, op: nn.SelectOp, args):
+        return (args[0].select(op.dim.value.data, op.index.value.data),)
+
+    @impl(nn.ConcatOp)
+    def run_concat(self, interpreter: Interpreter, op: nn.ConcatOp, args):
+        return (torch.cat(list(args), dim=op.dim.value.data),)
+
+    @impl(nn.GatherOp)
+    def run_gather(self, interpreter: Interpreter, op: nn.GatherOp, args):
+        return (torch.gather(args[0], op.dim.value.data, args[1]),)
+
+    @impl(nn.IndexOp)
+    def run_index(self, interpreter: Interpreter, op: nn.IndexOp, args):
+        index: list = [None] * (max(int_list(op.dims)) + 1)
+        for dim, tensor in zip(int_list(op.dims), args[1:]):
+            index[dim] = tensor
+        return (torch.ops.aten.index.Tensor(args[0], index),)
+
+    @impl(nn.ReduceSumOp)
+    def run_reduce_sum(self, interpreter: Interpreter, op: nn.ReduceSumOp, args):
+        return (_as_result(op, torch.sum(args[0], dim=op.reduced_dims(), keepdim=bool(op.keepdim.value.data))),)
+
+    @impl(nn.ReduceMeanOp)
+    def run_reduce_mean(self, interpreter: Interpreter, op: nn.ReduceMeanOp, args):
+        return (torch.mean(args[0], dim=op.reduced_dims(), keepdim=bool(op.keepdim.value.data)),)
+
+    @impl(nn.VectorNormOp)
+    def run_vector_norm(self, interpreter: Interpreter, op: nn.VectorNormOp, args):
+        return (
+            torch.linalg.vector_norm(args[0], op.ord.value.data, dim=op.reduced_dims(), keepdim=bool(op.keepdim.value.data)),
+        )
+
+    @impl(nn.CumsumOp)
+    def run_cumsum(self, interpreter: Interpreter, op: nn.CumsumOp, args):
+        return (_as_result(op, torch.cumsum(args[0], dim=op.dim.value.data)),)
+
+
+def _register_table_ops() -> None:
+    """Adds one ``@impl`` method per table-driven unary/binary op, then re-registers the class."""
+    for table, method in ((_UNARY, NnFunctions._unary), (_BINARY, NnFunctions._binary)):
+        for op_type in table:
+            setattr(NnFunctions, "run_" + op_type.name.replace(".", "_"), impl(op_type)(method))
+    register_impls(NnFunctions)
+
+
+_register_table_ops()
