@@ -9,10 +9,14 @@ shapes the frontend and ``attn-raise`` must recognise (GPT-2 / Llama causal deco
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 
 import torch
 from torch import nn
+
+# torch.export's pytree code warns about a deprecated isinstance check inside transformers' outputs.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 DEMO_SENTENCES = (
     "A memristive crossbar computes a matrix-vector product in one analog step.",
@@ -23,8 +27,13 @@ DEMO_SENTENCES = (
 
 
 def _offline_hub() -> None:
+    """Never touch the network, and keep Hugging Face's progress bars and notices out of reports."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
 
 
 class SentenceEmbedder(nn.Module):

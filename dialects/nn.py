@@ -85,11 +85,15 @@ def broadcast_shapes(lhs: Sequence[int], rhs: Sequence[int]) -> tuple[int, ...] 
     return tuple(reversed(out))
 
 
-def normalize_dim(dim: int, rank: int, what: str) -> int:
-    """Turns a possibly negative dimension into an index in [0, rank), or raises a verifier error."""
-    if not -max(rank, 1) <= dim < max(rank, 1):
+def normalize_dim(dim: int, rank: int, what: str, scalar_ok: bool = True) -> int:
+    """Turns a possibly negative dimension into an index in [0, rank), or raises a verifier error.
+
+    Like PyTorch, a rank-0 tensor accepts dim 0 and -1 unless ``scalar_ok`` is False (ops that index a
+    dimension, such as slice, select and concat, need one)."""
+    bound = max(rank, 1) if scalar_ok else rank
+    if not -bound <= dim < bound:
         raise VerifyException(f"{what} {dim} is out of range for a rank-{rank} tensor")
-    return dim % max(rank, 1)
+    return dim % bound
 
 
 def is_bool(typ: Attribute) -> bool:
@@ -589,7 +593,7 @@ class WhereOp(IRDLOperation):
         if not is_bool(element_type(self.condition)):
             raise VerifyException(f"where condition must be i1, got {element_type(self.condition)}")
         shape = broadcast_shapes(tensor_shape(self.condition), tensor_shape(self.lhs))
-        shape = shape and broadcast_shapes(shape, tensor_shape(self.rhs))
+        shape = None if shape is None else broadcast_shapes(shape, tensor_shape(self.rhs))
         if shape is None:
             raise VerifyException("condition and operand shapes do not broadcast")
         expect_result_shape(self, shape, "the broadcast of the operands")
@@ -841,7 +845,7 @@ def verify_attention_operands(
     if k[-2] != v[-2]:
         raise VerifyException(f"key length {k[-2]} does not match value length {v[-2]}")
     batch = broadcast_shapes(q[:-2], k[:-2])
-    batch = batch and broadcast_shapes(batch, v[:-2])
+    batch = None if batch is None else broadcast_shapes(batch, v[:-2])
     if batch is None:
         raise VerifyException(f"batch dims of query {fmt_shape(q)}, key {fmt_shape(k)}, value {fmt_shape(v)} do not broadcast")
     if mask is not None:
@@ -924,7 +928,8 @@ class TransposeOp(IRDLOperation):
     def verify_(self) -> None:
         a, b = self.swapped_dims()
         shape = list(tensor_shape(self.input))
-        shape[a], shape[b] = shape[b], shape[a]
+        if a != b:
+            shape[a], shape[b] = shape[b], shape[a]
         expect_result_shape(self, shape)
         expect_same_element_type(self, self.input)
 
@@ -1005,7 +1010,7 @@ class SliceOp(IRDLOperation):
 
     def verify_(self) -> None:
         shape = list(tensor_shape(self.input))
-        dim = normalize_dim(self.dim.value.data, len(shape), "slice dim")
+        dim = normalize_dim(self.dim.value.data, len(shape), "slice dim", scalar_ok=False)
         start, end, step = self.start.value.data, self.end.value.data, self.step.value.data
         if step < 1:
             raise VerifyException(f"slice step must be >= 1, got {step}")
@@ -1039,7 +1044,7 @@ class SelectOp(IRDLOperation):
 
     def verify_(self) -> None:
         shape = list(tensor_shape(self.input))
-        dim = normalize_dim(self.dim.value.data, len(shape), "select dim")
+        dim = normalize_dim(self.dim.value.data, len(shape), "select dim", scalar_ok=False)
         if not -shape[dim] <= self.index.value.data < shape[dim]:
             raise VerifyException(f"select index {self.index.value.data} is out of bounds for size {shape[dim]}")
         del shape[dim]
@@ -1067,7 +1072,7 @@ class ConcatOp(IRDLOperation):
         if not self.inputs:
             raise VerifyException("concat needs at least one input")
         shapes = [list(tensor_shape(v)) for v in self.inputs]
-        dim = normalize_dim(self.dim.value.data, len(shapes[0]), "concat dim")
+        dim = normalize_dim(self.dim.value.data, len(shapes[0]), "concat dim", scalar_ok=False)
         total = 0
         for shape in shapes:
             if len(shape) != len(shapes[0]) or shape[:dim] + shape[dim + 1 :] != shapes[0][:dim] + shapes[0][dim + 1 :]:

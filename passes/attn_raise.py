@@ -59,12 +59,14 @@ class RaiseFusedSdpa(RewritePattern):
     def match_and_rewrite(self, op: nn.SdpaOp, rewriter: PatternRewriter) -> None:
         if op.dropout_p.value.data != 0.0:
             return
+        if op.causal.value.data and op.mask is not None:
+            return  # attn.sdpa takes causal or a mask, not both (PyTorch rejects the pair too)
         scale = op.scale.value.data if op.scale is not None else 1.0 / math.sqrt(tensor_shape(op.query)[-1])
         raised = attn.SdpaOp(
             op.query, op.key, op.value, op.mask, scale, bool(op.causal.value.data), op.result.type
         )
         raised.location = op.location
-        rewriter.replace_op(op, raised)
+        rewriter.replace(op, raised)
 
 
 @dataclass
@@ -97,7 +99,11 @@ class RaiseEagerAttention(RewritePattern):
             return
         value = op.rhs
         q, k, v = tensor_shape(scores.query), tensor_shape(scores.key), tensor_shape(value)
-        if q[-1] != k[-1] or k[-2] != v[-2] or tensor_shape(op.result) != (*tensor_shape(op.result)[:-2], q[-2], v[-1]):
+        batch = broadcast_shapes(q[:-2], k[:-2])
+        batch = None if batch is None else broadcast_shapes(batch, v[:-2])
+        # Only the q, k, v batch dims may shape the result: a fill or mask that broadcast the scores wider
+        # would give attn.sdpa a result it cannot produce.
+        if batch is None or q[-1] != k[-1] or k[-2] != v[-2] or tensor_shape(op.result) != (*batch, q[-2], v[-1]):
             return
         mask = scores.mask
         if mask is not None and scores.mask_needs_not:
@@ -107,7 +113,7 @@ class RaiseEagerAttention(RewritePattern):
             mask = keep.result
         raised = attn.SdpaOp(scores.query, scores.key, value, mask, scores.scale, False, op.result.type)
         raised.location = op.location
-        rewriter.replace_op(op, raised)
+        rewriter.replace(op, raised)
 
     def _peel_scores(self, scores: SSAValue) -> _Scores | None:
         """Walks back from the softmax input: [mask] ← [scale] ← matmul(q, kᵀ) ← [scale on q]."""
@@ -175,10 +181,8 @@ class RaiseEagerAttention(RewritePattern):
         shape = tensor_shape(scores)
         if broadcast_shapes(tensor_shape(candidate), shape) != shape:
             return False
-        producer = defining_op(scores)
-        while isinstance(producer, (nn.MulOp, nn.DivOp)):
-            producer = defining_op(producer.lhs)
-        return isinstance(producer, nn.MatmulOp)
+        _, unscaled = RaiseEagerAttention._peel_scale(scores)
+        return isinstance(defining_op(unscaled), nn.MatmulOp)
 
 
 @dataclass(frozen=True)

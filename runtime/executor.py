@@ -14,6 +14,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.interpreter import Interpreter, InterpreterFunctions
 from xdsl.interpreters.func import FuncFunctions
 
+from dialects.locations import module_path_of
 from runtime.attn_impl import AttnFunctions
 from runtime.nn_impl import NnFunctions
 
@@ -30,6 +31,15 @@ def entry_function(module: ModuleOp, name: str = "main") -> func.FuncOp:
     raise ExecutionError(f"the module has no function @{name}")
 
 
+class _CurrentOp(Interpreter.Listener):
+    """Remembers the op being interpreted, so a failure can name it and its module path."""
+
+    op = None
+
+    def will_interpret_op(self, op, args) -> None:
+        self.op = op
+
+
 class Executor:
     """Runs ``@main`` of a module; ``weights`` maps every ``nn.param`` name to its tensor."""
 
@@ -43,7 +53,8 @@ class Executor:
         self.module = module
         self.weights = dict(weights)
         self.function = entry_function(module)
-        self.interpreter = Interpreter(module, listeners=tuple(listeners))
+        self._current = _CurrentOp()
+        self.interpreter = Interpreter(module, listeners=(self._current, *listeners))
         self.interpreter.register_implementations(FuncFunctions())
         self.interpreter.register_implementations(NnFunctions(self.weights))
         self.interpreter.register_implementations(AttnFunctions())
@@ -60,4 +71,12 @@ class Executor:
                 raise ExecutionError(
                     f"input {index} has shape {tuple(value.shape)}, the program was compiled for {shape}"
                 )
-        return tuple(self.interpreter.call_op(self.function, tuple(inputs)))
+        try:
+            return tuple(self.interpreter.call_op(self.function, tuple(inputs)))
+        except Exception as error:
+            op = self._current.op
+            where = f" at '{module_path_of(op)}'" if op is not None and module_path_of(op) else ""
+            cause = error.__cause__ or error
+            raise ExecutionError(
+                f"{op.name if op is not None else '<entry>'}{where} failed: {type(cause).__name__}: {cause}"
+            ) from error

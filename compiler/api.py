@@ -1,0 +1,231 @@
+"""The Python API: load a model spec, export it, import it, run a pass pipeline, save/load the result.
+
+```python
+from compiler.api import compile_model
+compiled = compile_model("minilm", "attn-raise")
+outputs = compiled.run()                      # on the example inputs it was traced with
+compiled.save("out")                          # out/model.mlir, out/weights.safetensors, out/inputs.safetensors
+```
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from xdsl.context import Context
+from xdsl.dialects import builtin, func
+from xdsl.dialects.builtin import ModuleOp, StringAttr
+from xdsl.parser import Parser
+from xdsl.passes import ModulePass, PassPipeline
+from xdsl.printer import Printer
+
+from compiler.errors import AttncError
+from compiler.frontend.fx_importer import import_exported_program
+from compiler.pipelines import resolve_pipeline
+from compiler.registry import DIALECTS, PASSES
+from runtime.executor import Executor
+
+WEIGHTS_ATTRIBUTE = "attnc.weights"
+MODEL_FILE, WEIGHTS_FILE, INPUTS_FILE = "model.mlir", "weights.safetensors", "inputs.safetensors"
+
+
+def make_context() -> Context:
+    """A context with builtin, func and every attnc dialect loaded."""
+    ctx = Context()
+    ctx.load_dialect(builtin.Builtin)
+    ctx.load_dialect(func.Func)
+    for name, factory in DIALECTS.items():
+        ctx.register_dialect(name, factory)
+    return ctx
+
+
+@dataclass
+class ModelSpec:
+    """A model to compile: the module, its example inputs, and an already-exported program if given."""
+
+    name: str
+    model: Callable[..., Any] | None
+    inputs: tuple[torch.Tensor, ...]
+    program: torch.export.ExportedProgram | None = None
+
+
+def load_spec(spec: str) -> ModelSpec:
+    """Resolves SPEC: a ``.pt2`` file, ``path/to/file.py:factory``, or a bundled model name."""
+    if spec.endswith(".pt2"):
+        path = Path(spec)
+        if not path.is_file():
+            raise AttncError(f"no such file: {spec}")
+        program = torch.export.load(str(path))
+        if program.example_inputs is None:
+            raise AttncError(f"{spec} carries no example inputs; save it from torch.export.export(model, args)")
+        args, kwargs = program.example_inputs
+        if kwargs:
+            raise AttncError(f"{spec} was exported with keyword inputs; export with positional inputs")
+        return ModelSpec(path.stem, program.module(), tuple(args), program)
+    if ":" in spec and spec.split(":", 1)[0].endswith(".py"):
+        file, factory_name = spec.split(":", 1)
+        if not Path(file).is_file():
+            raise AttncError(f"no such file: {file}")
+        module_spec = importlib.util.spec_from_file_location(Path(file).stem, file)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        factory = getattr(module, factory_name, None)
+        if factory is None:
+            raise AttncError(f"{file} has no function '{factory_name}'")
+        model, inputs = factory()
+        return ModelSpec(factory_name, model, tuple(inputs))
+    from compiler.models import BUNDLED
+
+    if spec not in BUNDLED:
+        raise AttncError(
+            f"unknown model '{spec}': give a .pt2 file, file.py:factory, or one of {', '.join(BUNDLED)}"
+        )
+    model, inputs = BUNDLED[spec]()
+    return ModelSpec(spec, model, tuple(inputs))
+
+
+def parse_pipeline(pipeline: str | None) -> tuple[ModulePass, ...]:
+    """The passes of a pipeline name or string, with a clear error for unknown passes or options."""
+    text = resolve_pipeline(pipeline)
+    if not text:
+        return ()
+    try:
+        return PassPipeline.parse_spec(PASSES, text).passes
+    except Exception as error:  # xDSL raises ValueError / parse errors with useful text
+        raise AttncError(f"bad pipeline '{text}': {error}") from None
+
+
+def apply_passes(module: ModuleOp, passes: Sequence[ModulePass], ctx: Context | None = None) -> dict[str, float]:
+    """Runs passes in order, verifying after each; returns seconds per pass."""
+    ctx = ctx or make_context()
+    seconds: dict[str, float] = {}
+    for index, module_pass in enumerate(passes):
+        start = time.perf_counter()
+        module_pass.apply(ctx, module)
+        module.verify()
+        label = module_pass.name if module_pass.name not in seconds else f"{module_pass.name}#{index}"
+        seconds[label] = time.perf_counter() - start
+    return seconds
+
+
+@dataclass
+class CompiledModel:
+    """A compiled program with its weights, example inputs and the time each stage took."""
+
+    module: ModuleOp
+    weights: dict[str, torch.Tensor]
+    inputs: tuple[torch.Tensor, ...]
+    input_names: list[str]
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    reference: Callable[..., Any] | None = None
+
+    def executor(self, **kwargs) -> Executor:
+        return Executor(self.module, self.weights, **kwargs)
+
+    def run(self, inputs: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, ...]:
+        """Runs the compiled program (on the example inputs by default)."""
+        with torch.no_grad():
+            return self.executor()(*(self.inputs if inputs is None else inputs))
+
+    def save(self, outdir: str | Path) -> Path:
+        """Writes ``model.mlir`` (with module-path locations), the weights and the example inputs."""
+        outdir = Path(outdir)
+        outdir.mkdir(parents=True, exist_ok=True)
+        self.module.attributes[WEIGHTS_ATTRIBUTE] = StringAttr(WEIGHTS_FILE)
+        save_file({k: v.detach().contiguous() for k, v in self.weights.items()}, str(outdir / WEIGHTS_FILE))
+        save_file(
+            {name: t.contiguous() for name, t in zip(self.input_names, self.inputs)}, str(outdir / INPUTS_FILE)
+        )
+        (outdir / MODEL_FILE).write_text(print_module(self.module, debuginfo=True))
+        return outdir
+
+    @classmethod
+    def load(cls, outdir: str | Path) -> "CompiledModel":
+        """Reads a directory written by ``save``."""
+        outdir = Path(outdir)
+        if not (outdir / MODEL_FILE).is_file():
+            raise AttncError(f"{outdir} holds no {MODEL_FILE}: compile a model into it first")
+        module = parse_module((outdir / MODEL_FILE).read_text(), str(outdir / MODEL_FILE))
+        weights_name = module.attributes.get(WEIGHTS_ATTRIBUTE)
+        weights_file = outdir / (weights_name.data if isinstance(weights_name, StringAttr) else WEIGHTS_FILE)
+        weights = load_file(str(weights_file)) if weights_file.is_file() else {}
+        inputs_file = outdir / INPUTS_FILE
+        saved_inputs = load_file(str(inputs_file)) if inputs_file.is_file() else {}
+        function = next(op for op in module.ops if isinstance(op, func.FuncOp))
+        names = [arg.name_hint or f"input_{i}" for i, arg in enumerate(function.body.blocks.first.args)]
+        inputs = tuple(saved_inputs[n] for n in names if n in saved_inputs)
+        return cls(module, weights, inputs, names)
+
+
+def print_module(module: ModuleOp, debuginfo: bool = False) -> str:
+    import io
+
+    stream = io.StringIO()
+    Printer(stream=stream, print_debuginfo=debuginfo).print_op(module)
+    return stream.getvalue() + "\n"
+
+
+def parse_module(text: str, name: str = "<input>") -> ModuleOp:
+    try:
+        module = Parser(make_context(), text, name).parse_module()
+        module.verify()
+        return module
+    except Exception as error:
+        raise AttncError(f"cannot read {name}: {error}") from None
+
+
+def export_model(spec: ModelSpec) -> torch.export.ExportedProgram:
+    """``torch.export`` with nothing decomposed (keeps sdpa, softmax, linear, layer_norm, gelu whole)."""
+    program = spec.program
+    if program is None:
+        try:
+            program = torch.export.export(spec.model, spec.inputs)
+        except Exception as error:
+            raise AttncError(f"torch.export failed for {spec.name}: {type(error).__name__}: {error}") from None
+    return program.run_decompositions({})
+
+
+def compile_model(spec: str | ModelSpec, pipeline: str | None = None) -> CompiledModel:
+    """Load → export → import → passes, timing each stage."""
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    if isinstance(spec, str):
+        spec = load_spec(spec)
+    seconds["load"] = time.perf_counter() - start
+    passes = parse_pipeline(pipeline)
+    start = time.perf_counter()
+    program = export_model(spec)
+    seconds["export"] = time.perf_counter() - start
+    start = time.perf_counter()
+    imported = import_exported_program(program)
+    seconds["import"] = time.perf_counter() - start
+    seconds.update(apply_passes(imported.module, passes))
+    return CompiledModel(
+        imported.module, imported.weights, spec.inputs, imported.input_names, seconds, reference=spec.model
+    )
+
+
+def flat_tensors(outputs: Any) -> list[torch.Tensor]:
+    """The tensors of a (nested) model output, in pytree order."""
+    if hasattr(outputs, "to_tuple"):
+        outputs = outputs.to_tuple()
+    return [t for t in torch.utils._pytree.tree_leaves(outputs) if isinstance(t, torch.Tensor)]
+
+
+def max_abs_error(outputs: Sequence[torch.Tensor], reference: Sequence[torch.Tensor]) -> float:
+    """Largest absolute difference over all outputs (inf when shapes or counts differ)."""
+    if len(outputs) != len(reference):
+        return float("inf")
+    worst = 0.0
+    for out, ref in zip(outputs, reference):
+        if out.shape != ref.shape:
+            return float("inf")
+        worst = max(worst, (out.double() - ref.double()).abs().max().item() if out.numel() else 0.0)
+    return worst

@@ -1,0 +1,145 @@
+"""``attnc``: compile, run and verify models; ``attnc demo`` prints the end-to-end report.
+
+Heavy imports (torch, transformers) happen inside the commands, so ``attnc --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _add_pipeline(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    parser.add_argument(
+        "-p",
+        "--pipeline",
+        default=default,
+        help="pass pipeline, e.g. 'attn-raise' or a named pipeline (see `attnc list`)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="attnc", description="Compile Transformer attention graphs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    compile_cmd = commands.add_parser("compile", help="compile SPEC into OUTDIR (model.mlir + weights)")
+    compile_cmd.add_argument("spec", help="model.pt2 | path/to/file.py:factory | bundled name (e.g. minilm)")
+    _add_pipeline(compile_cmd)
+    compile_cmd.add_argument("-o", "--output", required=True, help="output directory")
+
+    run_cmd = commands.add_parser("run", help="execute a compiled model")
+    run_cmd.add_argument("outdir", help="directory written by `attnc compile`")
+    run_cmd.add_argument("--inputs", help="safetensors file with the inputs by name (default: the example inputs)")
+    run_cmd.add_argument("-o", "--output", help="write the outputs to this safetensors file")
+
+    verify_cmd = commands.add_parser("verify", help="compile, run both, print max_abs_err vs PyTorch")
+    verify_cmd.add_argument("spec")
+    _add_pipeline(verify_cmd)
+    verify_cmd.add_argument("--tol", type=float, default=1e-4, help="fail above this max abs error (default 1e-4)")
+
+    demo_cmd = commands.add_parser("demo", help="compile the bundled MiniLM and print a report")
+    demo_cmd.add_argument("spec", nargs="?", default="minilm")
+    _add_pipeline(demo_cmd, default="raise")
+
+    commands.add_parser("list", help="bundled models, named pipelines and passes")
+    return parser
+
+
+def cmd_compile(args) -> int:
+    from compiler.api import compile_model
+
+    compiled = compile_model(args.spec, args.pipeline)
+    outdir = compiled.save(args.output)
+    stages = ", ".join(f"{k} {v:.2f}s" for k, v in compiled.stage_seconds.items())
+    print(f"wrote {outdir / 'model.mlir'} and {outdir / 'weights.safetensors'} ({stages})")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from safetensors.torch import load_file, save_file
+
+    from compiler.api import CompiledModel
+    from compiler.errors import AttncError
+
+    compiled = CompiledModel.load(args.outdir)
+    inputs = compiled.inputs
+    if args.inputs:
+        if not Path(args.inputs).is_file():
+            raise AttncError(f"no such file: {args.inputs}")
+        given = load_file(args.inputs)
+        missing = [n for n in compiled.input_names if n not in given]
+        if missing:
+            raise AttncError(f"{args.inputs} lacks inputs {missing} (it has {sorted(given)})")
+        inputs = tuple(given[n] for n in compiled.input_names)
+    if len(inputs) != len(compiled.input_names):
+        raise AttncError("no inputs: pass --inputs FILE.safetensors")
+    start = time.perf_counter()
+    outputs = compiled.run(inputs)
+    seconds = time.perf_counter() - start
+    for index, out in enumerate(outputs):
+        stats = f"mean={out.float().mean():.5g} std={out.float().std():.5g}" if out.is_floating_point() else ""
+        print(f"output {index}: shape={tuple(out.shape)} dtype={out.dtype} {stats}")
+    print(f"ran in {seconds:.3f}s")
+    if args.output:
+        save_file({f"output_{i}": o.contiguous() for i, o in enumerate(outputs)}, args.output)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    import torch
+
+    from compiler.api import compile_model, flat_tensors, max_abs_error
+
+    compiled = compile_model(args.spec, args.pipeline)
+    with torch.no_grad():
+        reference = flat_tensors(compiled.reference(*compiled.inputs))
+    error = max_abs_error(compiled.run(), reference)
+    print(f"max_abs_err={error:.3e}")
+    return 0 if error <= args.tol else 1
+
+
+def cmd_list(args) -> int:
+    from compiler.models import BUNDLED
+    from compiler.pipelines import NAMED_PIPELINES
+    from compiler.registry import PASSES
+
+    print("bundled models:  " + ", ".join(BUNDLED))
+    print("named pipelines: " + ", ".join(f"{k} = '{v}'" for k, v in NAMED_PIPELINES.items()))
+    print("passes:          " + ", ".join(PASSES))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from compiler.demo import run_demo
+
+    return run_demo(args.spec, args.pipeline)
+
+
+COMMANDS = {"compile": cmd_compile, "run": cmd_run, "verify": cmd_verify, "list": cmd_list, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    from xdsl.utils.exceptions import DiagnosticException
+
+    from compiler.errors import AttncError
+    from runtime.executor import ExecutionError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (AttncError, ExecutionError, DiagnosticException) as error:
+        print(f"attnc: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("attnc: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
