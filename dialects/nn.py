@@ -789,7 +789,7 @@ class SdpaOp(IRDLOperation):
     ``scale`` absent means PyTorch's default ``1/sqrt(E)``; a boolean mask keeps the ``True`` positions, a
     float mask is added to the scores.
 
-    ``%o = nn.sdpa %q, %k, %v {causal = false} : (tensor<2x4x9x16xf32>, ...) -> tensor<2x4x9x16xf32>``
+    ``%o = nn.sdpa %q, %k, %v {causal = false, dropout_p = 0.0 : f64} : (tensor<2x4x9x16xf32>, ...) -> tensor<2x4x9x16xf32>``
     """
 
     name = "nn.sdpa"

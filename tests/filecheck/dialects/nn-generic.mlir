@@ -1,0 +1,195 @@
+// RUN: attnc-opt %s --print-op-generic | attnc-opt --print-op-generic | filecheck %s
+
+// Every nn op printed in the generic form "nn.xxx"(operands) {attributes} : (types) -> types, parsed back
+// from it and printed again. Optional and variadic operands (nn.linear bias, nn.layer_norm affine, nn.sdpa
+// mask, nn.index and nn.concat inputs) become plain operand lists.
+
+// CHECK-LABEL: "func.func"() <{sym_name = "sources"
+func.func @sources() {
+  %w = nn.param @encoder.layer.0.attention.self.query.weight : tensor<384x384xf32>
+  // CHECK-NEXT: %w = "nn.param"() {param_name = @encoder.layer.0.attention.self.query.weight} : () -> tensor<384x384xf32>
+  %c = nn.constant dense<0.125> : tensor<f32>
+  // CHECK-NEXT: %c = "nn.constant"() {value = dense<1.250000e-01> : tensor<f32>} : () -> tensor<f32>
+  %ci = nn.constant dense<[0, 1, 2]> : tensor<3xi64>
+  // CHECK-NEXT: %ci = "nn.constant"() {value = dense<[0, 1, 2]> : tensor<3xi64>} : () -> tensor<3xi64>
+  %z = nn.full {value = 0.0 : f64} : tensor<2x3xf32>
+  // CHECK-NEXT: %z = "nn.full"() {value = 0.000000e+00 : f64} : () -> tensor<2x3xf32>
+  %r = nn.arange {start = 0.0 : f64, end = 9.0 : f64, step = 1.0 : f64} : tensor<9xi64>
+  // CHECK-NEXT: %r = "nn.arange"() {start = 0.000000e+00 : f64, end = 9.000000e+00 : f64, step = 1.000000e+00 : f64} : () -> tensor<9xi64>
+  %rn = nn.arange {start = 9.0 : f64, end = 0.0 : f64, step = -3.0 : f64} : tensor<3xi64>
+  // CHECK-NEXT: %rn = "nn.arange"() {start = 9.000000e+00 : f64, end = 0.000000e+00 : f64, step = -3.000000e+00 : f64} : () -> tensor<3xi64>
+  func.return
+  // CHECK-NEXT: "func.return"() : () -> ()
+}
+
+// CHECK-LABEL: "func.func"() <{sym_name = "unary"
+func.func @unary(%x: tensor<4xf32>, %m: tensor<4xi1>, %i: tensor<2x9xi64>) {
+  // CHECK-NEXT: ^bb0(%x: tensor<4xf32>, %m: tensor<4xi1>, %i: tensor<2x9xi64>):
+  %neg = nn.neg %x : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %neg = "nn.neg"(%x) : (tensor<4xf32>) -> tensor<4xf32>
+  %exp = nn.exp %x : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %exp = "nn.exp"(%x) : (tensor<4xf32>) -> tensor<4xf32>
+  %sqrt = nn.sqrt %x : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %sqrt = "nn.sqrt"(%x) : (tensor<4xf32>) -> tensor<4xf32>
+  %rsqrt = nn.rsqrt %x : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %rsqrt = "nn.rsqrt"(%x) : (tensor<4xf32>) -> tensor<4xf32>
+  %tanh = nn.tanh %x : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %tanh = "nn.tanh"(%x) : (tensor<4xf32>) -> tensor<4xf32>
+  %sigmoid = nn.sigmoid %x : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %sigmoid = "nn.sigmoid"(%x) : (tensor<4xf32>) -> tensor<4xf32>
+  %relu = nn.relu %x : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %relu = "nn.relu"(%x) : (tensor<4xf32>) -> tensor<4xf32>
+  %silu = nn.silu %x : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %silu = "nn.silu"(%x) : (tensor<4xf32>) -> tensor<4xf32>
+  %cos = nn.cos %x : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %cos = "nn.cos"(%x) : (tensor<4xf32>) -> tensor<4xf32>
+  %sin = nn.sin %x : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %sin = "nn.sin"(%x) : (tensor<4xf32>) -> tensor<4xf32>
+  %not = nn.logical_not %m : (tensor<4xi1>) -> tensor<4xi1>
+  // CHECK-NEXT: %not = "nn.logical_not"(%m) : (tensor<4xi1>) -> tensor<4xi1>
+  %gelu = nn.gelu %x {approximate = "none"} : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %gelu = "nn.gelu"(%x) {approximate = "none"} : (tensor<4xf32>) -> tensor<4xf32>
+  %gelu_tanh = nn.gelu %x {approximate = "tanh"} : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %gelu_tanh = "nn.gelu"(%x) {approximate = "tanh"} : (tensor<4xf32>) -> tensor<4xf32>
+  %drop = nn.dropout %x {p = 0.1 : f64} : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %drop = "nn.dropout"(%x) {p = 1.000000e-01 : f64} : (tensor<4xf32>) -> tensor<4xf32>
+  %clamp_min = nn.clamp %x {min = 1.0e-09 : f64} : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %clamp_min = "nn.clamp"(%x) {min = 1.000000e-09 : f64} : (tensor<4xf32>) -> tensor<4xf32>
+  %clamp_max = nn.clamp %x {max = 6.0 : f64} : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %clamp_max = "nn.clamp"(%x) {max = 6.000000e+00 : f64} : (tensor<4xf32>) -> tensor<4xf32>
+  %clamp_both = nn.clamp %x {min = -1.0 : f64, max = 1.0 : f64} : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %clamp_both = "nn.clamp"(%x) {min = -1.000000e+00 : f64, max = 1.000000e+00 : f64} : (tensor<4xf32>) -> tensor<4xf32>
+  %cast = nn.cast %i : (tensor<2x9xi64>) -> tensor<2x9xf32>
+  // CHECK-NEXT: %cast = "nn.cast"(%i) : (tensor<2x9xi64>) -> tensor<2x9xf32>
+  func.return
+  // CHECK-NEXT: "func.return"() : () -> ()
+}
+
+// CHECK-LABEL: "func.func"() <{sym_name = "binary"
+func.func @binary(%a: tensor<2x4xf32>, %b: tensor<4xf32>, %s: tensor<f32>, %p: tensor<4xi1>, %q: tensor<4xi1>, %n: tensor<4xi64>, %k: tensor<i64>, %cond: tensor<2x1x1x9xi1>) {
+  // CHECK-NEXT: ^bb0(%a: tensor<2x4xf32>, %b: tensor<4xf32>, %s: tensor<f32>, %p: tensor<4xi1>, %q: tensor<4xi1>, %n: tensor<4xi64>, %k: tensor<i64>, %cond: tensor<2x1x1x9xi1>):
+  %add = nn.add %a, %b : (tensor<2x4xf32>, tensor<4xf32>) -> tensor<2x4xf32>
+  // CHECK-NEXT: %add = "nn.add"(%a, %b) : (tensor<2x4xf32>, tensor<4xf32>) -> tensor<2x4xf32>
+  %sub = nn.sub %a, %b : (tensor<2x4xf32>, tensor<4xf32>) -> tensor<2x4xf32>
+  // CHECK-NEXT: %sub = "nn.sub"(%a, %b) : (tensor<2x4xf32>, tensor<4xf32>) -> tensor<2x4xf32>
+  %mul = nn.mul %a, %s : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  // CHECK-NEXT: %mul = "nn.mul"(%a, %s) : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  %div = nn.div %a, %s : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  // CHECK-NEXT: %div = "nn.div"(%a, %s) : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  %pow = nn.pow %a, %s : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  // CHECK-NEXT: %pow = "nn.pow"(%a, %s) : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  %max = nn.maximum %b, %b : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %max = "nn.maximum"(%b, %b) : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  %min = nn.minimum %b, %b : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %min = "nn.minimum"(%b, %b) : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  %and = nn.logical_and %p, %q : (tensor<4xi1>, tensor<4xi1>) -> tensor<4xi1>
+  // CHECK-NEXT: %and = "nn.logical_and"(%p, %q) : (tensor<4xi1>, tensor<4xi1>) -> tensor<4xi1>
+  %bool_add = nn.add %p, %q : (tensor<4xi1>, tensor<4xi1>) -> tensor<4xi1>
+  // CHECK-NEXT: %bool_add = "nn.add"(%p, %q) : (tensor<4xi1>, tensor<4xi1>) -> tensor<4xi1>
+  %eq = nn.eq %n, %k : (tensor<4xi64>, tensor<i64>) -> tensor<4xi1>
+  // CHECK-NEXT: %eq = "nn.eq"(%n, %k) : (tensor<4xi64>, tensor<i64>) -> tensor<4xi1>
+  %ne = nn.ne %n, %k : (tensor<4xi64>, tensor<i64>) -> tensor<4xi1>
+  // CHECK-NEXT: %ne = "nn.ne"(%n, %k) : (tensor<4xi64>, tensor<i64>) -> tensor<4xi1>
+  %ge = nn.ge %n, %k : (tensor<4xi64>, tensor<i64>) -> tensor<4xi1>
+  // CHECK-NEXT: %ge = "nn.ge"(%n, %k) : (tensor<4xi64>, tensor<i64>) -> tensor<4xi1>
+  %gt = nn.gt %n, %k : (tensor<4xi64>, tensor<i64>) -> tensor<4xi1>
+  // CHECK-NEXT: %gt = "nn.gt"(%n, %k) : (tensor<4xi64>, tensor<i64>) -> tensor<4xi1>
+  %le = nn.le %n, %k : (tensor<4xi64>, tensor<i64>) -> tensor<4xi1>
+  // CHECK-NEXT: %le = "nn.le"(%n, %k) : (tensor<4xi64>, tensor<i64>) -> tensor<4xi1>
+  %lt = nn.lt %n, %k : (tensor<4xi64>, tensor<i64>) -> tensor<4xi1>
+  // CHECK-NEXT: %lt = "nn.lt"(%n, %k) : (tensor<4xi64>, tensor<i64>) -> tensor<4xi1>
+  %where = nn.where %cond, %s, %s : (tensor<2x1x1x9xi1>, tensor<f32>, tensor<f32>) -> tensor<2x1x1x9xf32>
+  // CHECK-NEXT: %where = "nn.where"(%cond, %s, %s) : (tensor<2x1x1x9xi1>, tensor<f32>, tensor<f32>) -> tensor<2x1x1x9xf32>
+  %cs = nn.constant dense<true> : tensor<i1>
+  // CHECK-NEXT: %cs = "nn.constant"() {value = dense<true> : tensor<i1>} : () -> tensor<i1>
+  %where_rhs = nn.where %cs, %s, %b : (tensor<i1>, tensor<f32>, tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %where_rhs = "nn.where"(%cs, %s, %b) : (tensor<i1>, tensor<f32>, tensor<4xf32>) -> tensor<4xf32>
+  func.return
+  // CHECK-NEXT: "func.return"() : () -> ()
+}
+
+// CHECK-LABEL: "func.func"() <{sym_name = "linalg"
+func.func @linalg(%h: tensor<2x9x384xf32>, %w: tensor<1536x384xf32>, %bias: tensor<1536xf32>, %ids: tensor<2x9xi64>, %table: tensor<30522x384xf32>, %g: tensor<384xf32>, %beta: tensor<384xf32>) {
+  // CHECK-NEXT: ^bb0(%h: tensor<2x9x384xf32>, %w: tensor<1536x384xf32>, %bias: tensor<1536xf32>, %ids: tensor<2x9xi64>, %table: tensor<30522x384xf32>, %g: tensor<384xf32>, %beta: tensor<384xf32>):
+  %lin = nn.linear %h, %w, %bias : (tensor<2x9x384xf32>, tensor<1536x384xf32>, tensor<1536xf32>) -> tensor<2x9x1536xf32>
+  // CHECK-NEXT: %lin = "nn.linear"(%h, %w, %bias) : (tensor<2x9x384xf32>, tensor<1536x384xf32>, tensor<1536xf32>) -> tensor<2x9x1536xf32>
+  %lin_nobias = nn.linear %h, %w : (tensor<2x9x384xf32>, tensor<1536x384xf32>) -> tensor<2x9x1536xf32>
+  // CHECK-NEXT: %lin_nobias = "nn.linear"(%h, %w) : (tensor<2x9x384xf32>, tensor<1536x384xf32>) -> tensor<2x9x1536xf32>
+  %emb = nn.embedding %table, %ids : (tensor<30522x384xf32>, tensor<2x9xi64>) -> tensor<2x9x384xf32>
+  // CHECK-NEXT: %emb = "nn.embedding"(%table, %ids) : (tensor<30522x384xf32>, tensor<2x9xi64>) -> tensor<2x9x384xf32>
+  %ln = nn.layer_norm %h affine %g, %beta {normalized_shape = array<i64: 384>, eps = 1.0e-12 : f64} : (tensor<2x9x384xf32>, tensor<384xf32>, tensor<384xf32>) -> tensor<2x9x384xf32>
+  // CHECK-NEXT: %ln = "nn.layer_norm"(%h, %g, %beta) {normalized_shape = array<i64: 384>, eps = 1.000000e-12 : f64} : (tensor<2x9x384xf32>, tensor<384xf32>, tensor<384xf32>) -> tensor<2x9x384xf32>
+  %ln_plain = nn.layer_norm %h {normalized_shape = array<i64: 9, 384>, eps = 1.0e-05 : f64} : (tensor<2x9x384xf32>) -> tensor<2x9x384xf32>
+  // CHECK-NEXT: %ln_plain = "nn.layer_norm"(%h) {normalized_shape = array<i64: 9, 384>, eps = 1.000000e-05 : f64} : (tensor<2x9x384xf32>) -> tensor<2x9x384xf32>
+  func.return
+  // CHECK-NEXT: "func.return"() : () -> ()
+}
+
+// CHECK-LABEL: "func.func"() <{sym_name = "attention"
+func.func @attention(%q: tensor<2x12x9x32xf32>, %kt: tensor<2x12x32x9xf32>, %k: tensor<2x12x9x32xf32>, %v: tensor<2x12x9x32xf32>, %bm: tensor<2x1x9x9xi1>, %fm: tensor<2x1x1x9xf32>) {
+  // CHECK-NEXT: ^bb0(%q: tensor<2x12x9x32xf32>, %kt: tensor<2x12x32x9xf32>, %k: tensor<2x12x9x32xf32>, %v: tensor<2x12x9x32xf32>, %bm: tensor<2x1x9x9xi1>, %fm: tensor<2x1x1x9xf32>):
+  %scores = nn.matmul %q, %kt : (tensor<2x12x9x32xf32>, tensor<2x12x32x9xf32>) -> tensor<2x12x9x9xf32>
+  // CHECK-NEXT: %scores = "nn.matmul"(%q, %kt) : (tensor<2x12x9x32xf32>, tensor<2x12x32x9xf32>) -> tensor<2x12x9x9xf32>
+  %probs = nn.softmax %scores {dim = -1 : i64} : (tensor<2x12x9x9xf32>) -> tensor<2x12x9x9xf32>
+  // CHECK-NEXT: %probs = "nn.softmax"(%scores) {dim = -1 : i64} : (tensor<2x12x9x9xf32>) -> tensor<2x12x9x9xf32>
+  %o = nn.sdpa %q, %k, %v {causal = false, dropout_p = 0.0 : f64} : (tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>) -> tensor<2x12x9x32xf32>
+  // CHECK-NEXT: %o = "nn.sdpa"(%q, %k, %v) {causal = false, dropout_p = 0.000000e+00 : f64} : (tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>) -> tensor<2x12x9x32xf32>
+  %o_bool = nn.sdpa %q, %k, %v mask %bm {causal = false, dropout_p = 0.0 : f64} : (tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<2x1x9x9xi1>) -> tensor<2x12x9x32xf32>
+  // CHECK-NEXT: %o_bool = "nn.sdpa"(%q, %k, %v, %bm) {causal = false, dropout_p = 0.000000e+00 : f64} : (tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<2x1x9x9xi1>) -> tensor<2x12x9x32xf32>
+  %o_float = nn.sdpa %q, %k, %v mask %fm {scale = 0.125 : f64, causal = false, dropout_p = 0.1 : f64} : (tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<2x1x1x9xf32>) -> tensor<2x12x9x32xf32>
+  // CHECK-NEXT: %o_float = "nn.sdpa"(%q, %k, %v, %fm) {scale = 1.250000e-01 : f64, causal = false, dropout_p = 1.000000e-01 : f64} : (tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<2x1x1x9xf32>) -> tensor<2x12x9x32xf32>
+  %o_causal = nn.sdpa %q, %k, %v {scale = 0.25 : f64, causal = true, dropout_p = 0.0 : f64} : (tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>) -> tensor<2x12x9x32xf32>
+  // CHECK-NEXT: %o_causal = "nn.sdpa"(%q, %k, %v) {scale = 2.500000e-01 : f64, causal = true, dropout_p = 0.000000e+00 : f64} : (tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>) -> tensor<2x12x9x32xf32>
+  func.return
+  // CHECK-NEXT: "func.return"() : () -> ()
+}
+
+// CHECK-LABEL: "func.func"() <{sym_name = "shapes"
+func.func @shapes(%x: tensor<2x9x384xf32>, %k: tensor<2x12x9x32xf32>, %y: tensor<2x9x12x32xf32>, %e: tensor<1x9xi64>, %pos: tensor<1x512xi64>, %t: tensor<3x17x64xf32>, %cls: tensor<3x1x64xf32>, %tok: tensor<3x16x64xf32>, %m: tensor<2x9xi1>, %bi: tensor<2x1x1x1xi64>, %ji: tensor<1x1x1x9xi64>, %c: tensor<2x9xi64>) {
+  // CHECK-NEXT: ^bb0(%x: tensor<2x9x384xf32>, %k: tensor<2x12x9x32xf32>, %y: tensor<2x9x12x32xf32>, %e: tensor<1x9xi64>, %pos: tensor<1x512xi64>, %t: tensor<3x17x64xf32>, %cls: tensor<3x1x64xf32>, %tok: tensor<3x16x64xf32>, %m: tensor<2x9xi1>, %bi: tensor<2x1x1x1xi64>, %ji: tensor<1x1x1x9xi64>, %c: tensor<2x9xi64>):
+  %rs = nn.reshape %x : (tensor<2x9x384xf32>) -> tensor<2x9x12x32xf32>
+  // CHECK-NEXT: %rs = "nn.reshape"(%x) : (tensor<2x9x384xf32>) -> tensor<2x9x12x32xf32>
+  %tr = nn.transpose %k {dim0 = 2 : i64, dim1 = 3 : i64} : (tensor<2x12x9x32xf32>) -> tensor<2x12x32x9xf32>
+  // CHECK-NEXT: %tr = "nn.transpose"(%k) {dim0 = 2 : i64, dim1 = 3 : i64} : (tensor<2x12x9x32xf32>) -> tensor<2x12x32x9xf32>
+  %tr_neg = nn.transpose %k {dim0 = -1 : i64, dim1 = -2 : i64} : (tensor<2x12x9x32xf32>) -> tensor<2x12x32x9xf32>
+  // CHECK-NEXT: %tr_neg = "nn.transpose"(%k) {dim0 = -1 : i64, dim1 = -2 : i64} : (tensor<2x12x9x32xf32>) -> tensor<2x12x32x9xf32>
+  %pm = nn.permute %y {dims = array<i64: 0, 2, 1, 3>} : (tensor<2x9x12x32xf32>) -> tensor<2x12x9x32xf32>
+  // CHECK-NEXT: %pm = "nn.permute"(%y) {dims = array<i64: 0, 2, 1, 3>} : (tensor<2x9x12x32xf32>) -> tensor<2x12x9x32xf32>
+  %bc = nn.broadcast_to %e : (tensor<1x9xi64>) -> tensor<2x9xi64>
+  // CHECK-NEXT: %bc = "nn.broadcast_to"(%e) : (tensor<1x9xi64>) -> tensor<2x9xi64>
+  %sl = nn.slice %pos {dim = 1 : i64, start = 0 : i64, end = 9 : i64, step = 1 : i64} : (tensor<1x512xi64>) -> tensor<1x9xi64>
+  // CHECK-NEXT: %sl = "nn.slice"(%pos) {dim = 1 : i64, start = 0 : i64, end = 9 : i64, step = 1 : i64} : (tensor<1x512xi64>) -> tensor<1x9xi64>
+  %sl_step = nn.slice %pos {dim = -1 : i64, start = 1 : i64, end = 10 : i64, step = 4 : i64} : (tensor<1x512xi64>) -> tensor<1x3xi64>
+  // CHECK-NEXT: %sl_step = "nn.slice"(%pos) {dim = -1 : i64, start = 1 : i64, end = 10 : i64, step = 4 : i64} : (tensor<1x512xi64>) -> tensor<1x3xi64>
+  %se = nn.select %t {dim = 1 : i64, index = 0 : i64} : (tensor<3x17x64xf32>) -> tensor<3x64xf32>
+  // CHECK-NEXT: %se = "nn.select"(%t) {dim = 1 : i64, index = 0 : i64} : (tensor<3x17x64xf32>) -> tensor<3x64xf32>
+  %se_neg = nn.select %t {dim = 1 : i64, index = -1 : i64} : (tensor<3x17x64xf32>) -> tensor<3x64xf32>
+  // CHECK-NEXT: %se_neg = "nn.select"(%t) {dim = 1 : i64, index = -1 : i64} : (tensor<3x17x64xf32>) -> tensor<3x64xf32>
+  %cat = nn.concat %cls, %tok {dim = 1 : i64} : (tensor<3x1x64xf32>, tensor<3x16x64xf32>) -> tensor<3x17x64xf32>
+  // CHECK-NEXT: %cat = "nn.concat"(%cls, %tok) {dim = 1 : i64} : (tensor<3x1x64xf32>, tensor<3x16x64xf32>) -> tensor<3x17x64xf32>
+  %ga = nn.gather %pos, %e {dim = 1 : i64} : (tensor<1x512xi64>, tensor<1x9xi64>) -> tensor<1x9xi64>
+  // CHECK-NEXT: %ga = "nn.gather"(%pos, %e) {dim = 1 : i64} : (tensor<1x512xi64>, tensor<1x9xi64>) -> tensor<1x9xi64>
+  %ix = nn.index %m[%bi, %ji] {dims = array<i64: 0, 1>} : (tensor<2x9xi1>, tensor<2x1x1x1xi64>, tensor<1x1x1x9xi64>) -> tensor<2x1x1x9xi1>
+  // CHECK-NEXT: %ix = "nn.index"(%m, %bi, %ji) {dims = array<i64: 0, 1>} : (tensor<2x9xi1>, tensor<2x1x1x1xi64>, tensor<1x1x1x9xi64>) -> tensor<2x1x1x9xi1>
+  %sum = nn.reduce_sum %x {dims = array<i64: 1>, keepdim = false} : (tensor<2x9x384xf32>) -> tensor<2x384xf32>
+  // CHECK-NEXT: %sum = "nn.reduce_sum"(%x) {dims = array<i64: 1>, keepdim = false} : (tensor<2x9x384xf32>) -> tensor<2x384xf32>
+  %sum_all = nn.reduce_sum %x {dims = array<i64>, keepdim = false} : (tensor<2x9x384xf32>) -> tensor<f32>
+  // CHECK-NEXT: %sum_all = "nn.reduce_sum"(%x) {dims = array<i64>, keepdim = false} : (tensor<2x9x384xf32>) -> tensor<f32>
+  %mean = nn.reduce_mean %x {dims = array<i64: -1>, keepdim = true} : (tensor<2x9x384xf32>) -> tensor<2x9x1xf32>
+  // CHECK-NEXT: %mean = "nn.reduce_mean"(%x) {dims = array<i64: -1>, keepdim = true} : (tensor<2x9x384xf32>) -> tensor<2x9x1xf32>
+  %norm = nn.vector_norm %x {ord = 2.0 : f64, dims = array<i64: 2>, keepdim = true} : (tensor<2x9x384xf32>) -> tensor<2x9x1xf32>
+  // CHECK-NEXT: %norm = "nn.vector_norm"(%x) {ord = 2.000000e+00 : f64, dims = array<i64: 2>, keepdim = true} : (tensor<2x9x384xf32>) -> tensor<2x9x1xf32>
+  %cum = nn.cumsum %c {dim = -1 : i64} : (tensor<2x9xi64>) -> tensor<2x9xi64>
+  // CHECK-NEXT: %cum = "nn.cumsum"(%c) {dim = -1 : i64} : (tensor<2x9xi64>) -> tensor<2x9xi64>
+  func.return
+  // CHECK-NEXT: "func.return"() : () -> ()
+}
+
+// CHECK-LABEL: "func.func"() <{sym_name = "scalar_transpose"
+func.func @scalar_transpose(%s: tensor<f32>) {
+  // CHECK-NEXT: ^bb0(%s: tensor<f32>):
+  %tr = nn.transpose %s {dim0 = 0 : i64, dim1 = -1 : i64} : (tensor<f32>) -> tensor<f32>
+  // CHECK-NEXT: %tr = "nn.transpose"(%s) {dim0 = 0 : i64, dim1 = -1 : i64} : (tensor<f32>) -> tensor<f32>
+  func.return
+  // CHECK-NEXT: "func.return"() : () -> ()
+}
