@@ -105,15 +105,17 @@ class RaiseEagerAttention(RewritePattern):
         # would give attn.sdpa a result it cannot produce.
         if batch is None or q[-1] != k[-1] or k[-2] != v[-2] or tensor_shape(op.result) != (*batch, q[-2], v[-1]):
             return
-        mask = scores.mask
+        mask, new_ops = scores.mask, []
         if mask is not None and scores.mask_needs_not:
             keep = nn.LogicalNotOp(mask)
             keep.location = op.location
-            rewriter.insert_op(keep)
+            keep.result.name_hint = "keep"
+            new_ops.append(keep)
             mask = keep.result
         raised = attn.SdpaOp(scores.query, scores.key, value, mask, scores.scale, False, op.result.type)
         raised.location = op.location
-        rewriter.replace(op, raised)
+        raised.result.name_hint = op.result.name_hint
+        rewriter.replace(op, [*new_ops, raised])
 
     def _peel_scores(self, scores: SSAValue) -> _Scores | None:
         """Walks back from the softmax input: [mask] ← [scale] ← matmul(q, kᵀ) ← [scale on q]."""
