@@ -30,7 +30,7 @@ from compiler.errors import AttncError
 from compiler.frontend.fx_importer import import_exported_program
 from compiler.pipelines import resolve_pipeline
 from compiler.registry import DIALECTS, PASSES
-from runtime.executor import Executor
+from runtime.executor import Executor, initial_parameters
 
 WEIGHTS_ATTRIBUTE = "attnc.weights"
 MODEL_FILE, WEIGHTS_FILE, INPUTS_FILE = "model.mlir", "weights.safetensors", "inputs.safetensors"
@@ -207,6 +207,7 @@ def compile_model(spec: str | ModelSpec, pipeline: str | None = None) -> Compile
     imported = import_exported_program(program)
     seconds["import"] = time.perf_counter() - start
     seconds.update(apply_passes(imported.module, passes))
+    imported.weights.update(initial_parameters(imported.module, imported.weights))
     return CompiledModel(
         imported.module, imported.weights, spec.inputs, imported.input_names, seconds, reference=spec.model
     )

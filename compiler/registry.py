@@ -31,6 +31,12 @@ def _attn_raise() -> type[ModulePass]:
     return AttnRaisePass
 
 
+def _attn_cosine() -> type[ModulePass]:
+    from passes.attn_cosine import AttnCosinePass
+
+    return AttnCosinePass
+
+
 DIALECTS: dict[str, Callable[[], Dialect]] = {
     "nn": _nn,
     "attn": _attn,
@@ -38,6 +44,7 @@ DIALECTS: dict[str, Callable[[], Dialect]] = {
 
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "attn-raise": _attn_raise,
+    "attn-cosine": _attn_cosine,
 }
 
 UNIVERSE = Universe(all_dialects=DIALECTS, all_passes=PASSES)

@@ -8,7 +8,7 @@ from xdsl.dialects.builtin import FloatAttr, IntegerAttr, ModuleOp, i1
 
 from dialects.locations import module_path_of
 
-ATTENTION_OPS = ("attn.sdpa",)
+ATTENTION_OPS = ("attn.sdpa", "attn.cosine")
 
 
 def ops_by_dialect(module: ModuleOp) -> Counter[str]:

@@ -13,7 +13,7 @@ attention, pruning, ABFT checksums) and target lowerings consume it.
 
 from __future__ import annotations
 
-from xdsl.dialects.builtin import BoolAttr, FloatAttr, TensorType
+from xdsl.dialects.builtin import BoolAttr, FloatAttr, StringAttr, TensorType
 from xdsl.ir import Attribute, Dialect, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
@@ -27,7 +27,9 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from dialects.nn import verify_attention_operands
+from dialects.nn import element_type, fmt_shape, is_bool, tensor_shape, verify_attention_operands
+
+COSINE_FORMS = ("chunked", "recurrent")
 
 
 @irdl_op_definition
@@ -79,4 +81,66 @@ class SdpaOp(IRDLOperation):
             raise VerifyException("a causal attention takes no explicit mask: fold the mask or drop `causal`")
 
 
-ATTN = Dialect("attn", [SdpaOp], [])
+@irdl_op_definition
+class CosineOp(IRDLOperation):
+    """Cosine linear attention (Cottention): per head, N(q)·N(k) similarities with no softmax and no 1/√d.
+
+    ``m`` holds one learned scalar per head, used as s = sigmoid(m). Bidirectional: O = N(Q)(N(K)ᵀV) /
+    max(1, L^s), L the number of kept (non-padding) keys. Causal: the value at 1-based key position j is
+    divided by max(1, j^s) and query i sees keys j ≤ i. The optional i1 ``mask`` marks the kept keys (a
+    padding mask, or padding and causal); ``form`` picks the runtime kernel for causal attention.
+
+    ```mlir
+    %o = attn.cosine %q, %k, %v, %m mask %keep {causal = false, form = "chunked"}
+           : (tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<12xf32>,
+              tensor<2x1x9x9xi1>) -> tensor<2x12x9x32xf32>
+    ```
+    """
+
+    name = "attn.cosine"
+    query = operand_def(TensorType)
+    key = operand_def(TensorType)
+    value = operand_def(TensorType)
+    m = operand_def(TensorType)
+    mask = opt_operand_def(TensorType)
+    causal = attr_def(BoolAttr)
+    form = attr_def(StringAttr)
+    result = result_def(TensorType)
+    assembly_format = (
+        "$query `,` $key `,` $value `,` $m (`mask` $mask^)? attr-dict `:` functional-type(operands, results)"
+    )
+    traits = traits_def(Pure())
+
+    def __init__(
+        self,
+        query: SSAValue,
+        key: SSAValue,
+        value: SSAValue,
+        m: SSAValue,
+        mask: SSAValue | None,
+        causal: bool,
+        form: str,
+        result_type: Attribute,
+    ):
+        super().__init__(
+            operands=[query, key, value, m, [mask] if mask else []],
+            result_types=[result_type],
+            attributes={"causal": BoolAttr.from_bool(causal), "form": StringAttr(form)},
+        )
+
+    def verify_(self) -> None:
+        q = tensor_shape(self.query)
+        if len(q) != 4:
+            raise VerifyException(f"cosine attention takes (batch, heads, length, dim) operands, got query {fmt_shape(q)}")
+        verify_attention_operands(self, self.query, self.key, self.value, self.mask)
+        if tensor_shape(self.m) != (q[1],):
+            raise VerifyException(f"m must hold one value per head ({q[1]}), got {fmt_shape(tensor_shape(self.m))}")
+        if element_type(self.m) != element_type(self.query):
+            raise VerifyException(f"m must have the query's element type {element_type(self.query)}")
+        if self.mask is not None and not is_bool(element_type(self.mask)):
+            raise VerifyException(f"cosine attention takes an i1 keep-mask, got {element_type(self.mask)}")
+        if self.form.data not in COSINE_FORMS:
+            raise VerifyException(f"form must be one of {', '.join(COSINE_FORMS)}, got \"{self.form.data}\"")
+
+
+ATTN = Dialect("attn", [SdpaOp, CosineOp], [])

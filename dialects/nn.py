@@ -139,19 +139,27 @@ def expect_same_element_type(op: IRDLOperation, *values: SSAValue) -> None:
 class ParamOp(IRDLOperation):
     """A named parameter or buffer, read from the module's weights file.
 
+    A pass that creates a parameter gives it an ``init`` value: until the weights file holds the name, the
+    parameter is that value everywhere (and saving writes it out).
+
     ```mlir
     %w = nn.param @encoder.layer.0.attention.self.query.weight : tensor<384x384xf32>
+    %m = nn.param @encoder.layer.0.attention.self.cosine_m {init = 5.000000e-01 : f64} : tensor<12xf32>
     ```
     """
 
     name = "nn.param"
     param_name = attr_def(SymbolRefAttr)
+    init = opt_attr_def(FloatAttr)
     result = result_def(TensorType)
     assembly_format = "$param_name attr-dict `:` type($result)"
     traits = traits_def(Pure())
 
-    def __init__(self, param_name: str, result_type: TensorType):
-        super().__init__(result_types=[result_type], attributes={"param_name": SymbolRefAttr(param_name)})
+    def __init__(self, param_name: str, result_type: TensorType, init: float | None = None):
+        attributes: dict[str, Attribute] = {"param_name": SymbolRefAttr(param_name)}
+        if init is not None:
+            attributes["init"] = FloatAttr(float(init), 64)
+        super().__init__(result_types=[result_type], attributes=attributes)
 
     @property
     def key(self) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
 
 from dialects import attn
+from runtime.cosine_kernels import cosine_attention_causal, cosine_attention_parallel, cosine_attention_recurrent
 
 
 @register_impls
@@ -21,3 +23,32 @@ class AttnFunctions(InterpreterFunctions):
                 q, k, v, attn_mask=mask, is_causal=bool(op.causal.value.data), scale=op.scale.value.data
             ),
         )
+
+    @impl(attn.CosineOp)
+    def run_cosine(self, interpreter: Interpreter, op: attn.CosineOp, args):
+        q, k, v, m = args[:4]
+        causal = bool(op.causal.value.data)
+        valid = key_padding(args[4], q.shape, k.shape[2], causal) if len(args) > 4 else None
+        if not causal:
+            return (cosine_attention_parallel(q, k, v, m, valid=valid),)
+        if op.form.data == "recurrent":
+            return (cosine_attention_recurrent(q, k, v, m, valid=valid).to(q.dtype),)
+        return (cosine_attention_causal(q, k, v, m, valid=valid),)
+
+
+def key_padding(keep: torch.Tensor, query_shape, key_length: int, causal: bool) -> torch.Tensor:
+    """The (batch, keys) padding mask a keep-mask encodes; raises if the mask is more than padding (+causal).
+
+    Cosine attention's linear forms can honour key padding (and the causal triangle) but not an arbitrary
+    pattern, so anything else is an error rather than a silently different result.
+    """
+    batch, _, length, _ = query_shape
+    full = keep.expand(batch, keep.shape[1] if keep.dim() == 4 else 1, length, key_length)
+    valid = full.any(dim=(1, 2))
+    expected = valid[:, None, None, :].expand_as(full)
+    if causal:
+        expected = expected & torch.ones(length, key_length, dtype=torch.bool).tril()
+    rows = valid[:, None, :, None] if length == key_length else torch.ones_like(full[:, :, :, :1])
+    if not torch.equal(full & rows, expected & rows):
+        raise ValueError("attn.cosine mask is not a key-padding mask (nor padding + causal)")
+    return valid

@@ -14,7 +14,9 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.interpreter import Interpreter, InterpreterFunctions
 from xdsl.interpreters.func import FuncFunctions
 
+from dialects import nn
 from dialects.locations import module_path_of
+from runtime.dtypes import torch_dtype
 from runtime.attn_impl import AttnFunctions
 from runtime.nn_impl import NnFunctions
 
@@ -29,6 +31,17 @@ def entry_function(module: ModuleOp, name: str = "main") -> func.FuncOp:
         if isinstance(op, func.FuncOp) and op.sym_name.data == name:
             return op
     raise ExecutionError(f"the module has no function @{name}")
+
+
+def initial_parameters(module: ModuleOp, weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensors for the parameters a pass created with an ``init`` value that ``weights`` does not hold yet."""
+    created: dict[str, torch.Tensor] = {}
+    for op in module.walk():
+        if isinstance(op, nn.ParamOp) and op.init is not None and op.key not in weights:
+            created[op.key] = torch.full(
+                tuple(op.result.type.get_shape()), op.init.value.data, dtype=torch_dtype(op.result.type)
+            )
+    return created
 
 
 class _CurrentOp(Interpreter.Listener):
@@ -52,6 +65,7 @@ class Executor:
     ):
         self.module = module
         self.weights = dict(weights)
+        self.weights.update(initial_parameters(module, self.weights))
         self.function = entry_function(module)
         self._current = _CurrentOp()
         self.interpreter = Interpreter(module, listeners=(self._current, *listeners))
