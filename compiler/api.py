@@ -25,6 +25,7 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.parser import Parser
 from xdsl.passes import ModulePass, PassPipeline
 from xdsl.printer import Printer
+from xdsl.utils.exceptions import ArgSpecParseError
 
 from compiler.errors import AttncError
 from compiler.frontend.fx_importer import import_exported_program
@@ -98,7 +99,7 @@ def parse_pipeline(pipeline: str | None) -> tuple[ModulePass, ...]:
         return ()
     try:
         return PassPipeline.parse_spec(PASSES, text).passes
-    except Exception as error:  # xDSL raises ValueError / parse errors with useful text
+    except (Exception, ArgSpecParseError) as error:  # xDSL's option parse error is a BaseException
         raise AttncError(f"bad pipeline '{text}': {error}") from None
 
 

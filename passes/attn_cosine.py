@@ -33,6 +33,7 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern, op_type_rewrite_pattern
+from xdsl.transforms.dead_code_elimination import dce
 
 from dialects import attn, nn
 from dialects.locations import module_path_of, path_matches
@@ -66,6 +67,7 @@ class SdpaToCosine(RewritePattern):
     layers: str
     causal_form: str
     force_causal: bool
+    taken_names: set[str]
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: attn.SdpaOp, rewriter: PatternRewriter) -> None:
@@ -81,8 +83,12 @@ class SdpaToCosine(RewritePattern):
             if keep is None:
                 remark(op, "an additive bias mask cannot be expressed in cosine attention (only padding/causal masks)")
                 return
-        path = module_path_of(op)
-        param = nn.ParamOp(f"{path or 'attention'}.cosine_m", TensorType(element_type(op.query), [q[1]]), init=COSINE_M_INIT)
+        name = f"{module_path_of(op) or 'attention'}.cosine_m"
+        suffix = 1
+        while name in self.taken_names:  # two attentions without a module path must not share one m
+            name, suffix = f"{module_path_of(op) or 'attention'}_{suffix}.cosine_m", suffix + 1
+        self.taken_names.add(name)
+        param = nn.ParamOp(name, TensorType(element_type(op.query), [q[1]]), init=COSINE_M_INIT)
         param.location = op.location
         cosine = attn.CosineOp(
             op.query, op.key, op.value, param.result, keep, bool(op.causal.value.data) or self.force_causal, self.causal_form, op.result.type
@@ -106,4 +112,7 @@ class AttnCosinePass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.causal_form not in CAUSAL_FORMS:
             raise ValueError(f"attn-cosine: causal-form must be one of {', '.join(CAUSAL_FORMS)}, got '{self.causal_form}'")
-        PatternRewriteWalker(SdpaToCosine(self.layers, self.causal_form, self.causal), apply_recursively=False).rewrite_module(op)
+        taken = {p.key for p in op.walk() if isinstance(p, nn.ParamOp)}
+        pattern = SdpaToCosine(self.layers, self.causal_form, self.causal, taken)
+        PatternRewriteWalker(pattern, apply_recursively=False).rewrite_module(op)
+        dce(op)

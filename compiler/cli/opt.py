@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from xdsl.utils.exceptions import DiagnosticException, ParseError
+from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseError
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from compiler.registry import DIALECTS, PASSES
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DiagnosticException, ParseError) as error:
         print(f"attnc-opt: error: {error}", file=sys.stderr)
         return 1
-    except ValueError as error:  # unknown pass or bad pass option
+    except (ValueError, ArgSpecParseError) as error:  # unknown pass, unreadable or wrong pass option
         print(f"attnc-opt: error: {error}", file=sys.stderr)
         return 1
     return 0
