@@ -49,14 +49,19 @@ NORM_EPS = 1e-12
 """Lower bound on ||x|| in N(x): keeps zeroed padding rows at zero instead of 0/0 = NaN."""
 
 DEFAULT_CHUNK_SIZE = 64
-"""Causal chunk length C. Measured on CPU (B=1, H=8, d=64; bench/cosine_vs_sdpa.py): 64 was fastest or within
-noise of the fastest from T=1k to 64k, and at d=64 it balances the C x C intra-chunk scores against the
-dk x dv state."""
+"""Causal chunk length C. Swept 32/64/128 on CPU (B=1, H=8, d=64, T=4k and 64k, 1 and 2 threads): 32 and 64
+within noise of each other, 128 slower (its C x C scores double the intra-chunk work). At d=64 it balances the
+C x C scores against the dk x dv state."""
 
-BLOCK_TOKENS = 1024
-"""Both fast kernels prepare (mask, normalise, scale) keys and values this many tokens at a time, so scratch
-memory beyond the output is bounded by the block, not by T (measured ~1.5x faster than whole-T temporaries at
-T=64k on CPU, where every large fresh temporary also costs page faults)."""
+CAUSAL_BLOCK_TOKENS = 512
+"""The causal kernel handles this many tokens (whole chunks) per vectorised step and carries the state between
+steps. Measured on 2 shared cores: a plain per-chunk loop was up to ~20% faster with one thread but 3-4x slower
+with two threads under load (one thread sync per small op); blocks of 256-512 tokens kept most of the
+one-thread speed and stayed robust with two. Scratch memory is bounded by the block, not by T."""
+
+PARALLEL_BLOCK_TOKENS = 4096
+"""The bidirectional kernel sums N(K)^T V over key blocks of this many tokens, so it never holds a T-sized
+normalised copy of K (~1.5x faster at T=64k on CPU than whole-T temporaries, which also cost page faults)."""
 
 AssociationOrder = Literal["auto", "scores_first", "kv_first"]
 
@@ -181,11 +186,11 @@ def cosine_attention_parallel(
     if order != "kv_first":
         raise ValueError(f"order must be 'auto', 'scores_first' or 'kv_first', got {order!r}")
 
-    # N(K)^T V summed block by block: a (dk x dv) state per head, never a T-sized temporary.
+    # N(K)^T V summed block by block: a (dk x dv) state per head, never a normalised copy of all of K.
     key_value = sum(
-        cosine_normalize(k[:, :, start : start + BLOCK_TOKENS]).transpose(-1, -2)
-        @ v[:, :, start : start + BLOCK_TOKENS]
-        for start in range(0, tk, BLOCK_TOKENS)
+        cosine_normalize(k[:, :, start : start + PARALLEL_BLOCK_TOKENS]).transpose(-1, -2)
+        @ v[:, :, start : start + PARALLEL_BLOCK_TOKENS]
+        for start in range(0, tk, PARALLEL_BLOCK_TOKENS)
     )
     # N(Q) @ S == (Q @ S) / ||Q||: normalise the output rows instead of materialising N(Q); the divisor goes on
     # the small state, not on the (Tq x dv) output.
@@ -211,6 +216,34 @@ def _causal_inputs(
     return cosine_normalize(q), v / (key_norm * _position_scale(start, k.shape[2], s))
 
 
+def _causal_block(
+    q_norm: torch.Tensor, k: torch.Tensor, v_scaled: torch.Tensor, state: torch.Tensor, chunk: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Causal attention over one block of n whole chunks, all chunks at once; (B*H, n*C, d) inputs.
+
+    ``state`` (B*H, dk, dv) is H = sum N(k_j)^T v'_j over every token before the block. Inside a chunk: a masked
+    C x C score product. Across chunks: the state before chunk c is ``state`` plus the block's chunk states
+    c' < c, one strictly-lower-triangular (n x n) product -- n states of dk x dv per head, never one per token.
+    Returns the block's output (B*H, n*C, dv) and the state after the block.
+    """
+    batch_heads, length, dk = q_norm.shape
+    dv = v_scaled.shape[-1]
+    n_chunks = length // chunk
+    q_c = q_norm.reshape(batch_heads * n_chunks, chunk, dk)
+    k_c = k.reshape(batch_heads * n_chunks, chunk, dk)
+    v_c = v_scaled.reshape(batch_heads * n_chunks, chunk, dv)
+
+    scores = torch.bmm(q_c, k_c.transpose(1, 2)).tril()  # causal within each chunk
+    chunk_states = torch.bmm(k_c.transpose(1, 2), v_c).view(batch_heads, n_chunks, dk * dv)
+    earlier = torch.ones(n_chunks, n_chunks, dtype=q_norm.dtype, device=q_norm.device).tril(-1)
+    states_before = torch.baddbmm(
+        state.view(batch_heads, 1, dk * dv), earlier.expand(batch_heads, -1, -1), chunk_states
+    )
+    out = torch.baddbmm(torch.bmm(scores, v_c), q_c, states_before.view(-1, dk, dv))  # intra + earlier chunks
+    new_state = (states_before[:, -1] + chunk_states[:, -1]).view(batch_heads, dk, dv)
+    return out.view(batch_heads, length, dv), new_state
+
+
 def cosine_attention_causal(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -223,9 +256,10 @@ def cosine_attention_causal(
 
     Chunked: inside a chunk of ``chunk_size`` tokens a masked C x C score product; across chunks a running
     state H = sum_j N(k_j)^T v'_j (dk x dv per head) carries everything before the chunk, so nothing of size
-    T x d x d (or T x T) is ever built. Per-token preparation (padding, normalisation, value scaling) runs on
-    blocks of :data:`BLOCK_TOKENS` so scratch memory stays bounded; the output is the only O(T) result.
-    T need not be a multiple of ``chunk_size``. Requires Tq == Tk. Returns (B, H, T, dv) in q's dtype.
+    T x d x d (or T x T) is ever built. Tokens go through in blocks of :data:`CAUSAL_BLOCK_TOKENS` (padding,
+    normalisation, value scaling and all of a block's chunks at once), so scratch memory stays bounded and the
+    output is the only O(T) result. T need not be a multiple of ``chunk_size`` (the tail chunk is padded with
+    zero rows, which cannot affect earlier positions). Requires Tq == Tk. Returns (B, H, T, dv) in q's dtype.
     """
     _check_shapes(q, k, v)
     batch, heads, length, dk = q.shape
@@ -237,12 +271,13 @@ def cosine_attention_causal(
         _check_valid(valid, batch, length)
     dv = v.shape[-1]
     s = _head_exponent(m, heads, q)
-    block = max(chunk_size, BLOCK_TOKENS // chunk_size * chunk_size)
+    chunk = min(chunk_size, length)
+    block = max(chunk, CAUSAL_BLOCK_TOKENS // chunk * chunk)
 
-    state = q.new_zeros(batch * heads, dk, dv)  # H, carried across chunks
-    # Without autograd, chunks are written straight into the output instead of concatenated (one T-sized
-    # buffer instead of two); with autograd, no in-place writes.
-    chunk_outputs: list[torch.Tensor] = []
+    state = q.new_zeros(batch * heads, dk, dv)  # H, carried across blocks
+    # Without autograd, blocks are written straight into the output instead of concatenated (one T-sized
+    # buffer instead of two); with autograd, nothing is written in place.
+    block_outputs: list[torch.Tensor] = []
     out = None if _tracks_grad(q, k, v, m) else q.new_empty(batch * heads, length, dv)
     for start in range(0, length, block):
         stop = min(start + block, length)
@@ -251,26 +286,22 @@ def cosine_attention_causal(
             None if valid is None else valid[:, start:stop],
         )
         q_norm, v_scaled = _causal_inputs(q_blk, k_blk, v_blk, s, start)
-        # (B*H, L, d) views: one batched matmul per step covers every head.
-        q_norm = q_norm.reshape(batch * heads, stop - start, dk)
-        k_blk = k_blk.reshape(batch * heads, stop - start, dk)
-        v_scaled = v_scaled.reshape(batch * heads, stop - start, dv)
-        # A Python loop over small chunks beat a chunk-vectorised form on CPU: the C x C and dk x dv
-        # temporaries stay in cache (bench/cosine_vs_sdpa.py, 1 thread, T=4k: ~22 ms vs ~27-40 ms).
-        for c in range(0, stop - start, chunk_size):
-            q_c = q_norm[:, c : c + chunk_size]
-            k_c = k_blk[:, c : c + chunk_size]
-            v_c = v_scaled[:, c : c + chunk_size]
-            scores = torch.bmm(q_c, k_c.transpose(1, 2)).tril()  # causal within the chunk
-            chunk_out = torch.baddbmm(torch.bmm(scores, v_c), q_c, state)  # + all earlier chunks
-            if out is None:
-                chunk_outputs.append(chunk_out)
-            else:
-                out[:, start + c : start + c + chunk_out.shape[1]].copy_(chunk_out)
-            state = torch.baddbmm(state, k_c.transpose(1, 2), v_c)
+        tail = -(stop - start) % chunk
+        if tail:  # only the last block: zero rows complete its last chunk
+            q_norm, k_blk, v_scaled = (F.pad(x, (0, 0, 0, tail)) for x in (q_norm, k_blk, v_scaled))
+        # (B*H, L, d): one batched matmul per step covers every head and chunk.
+        block_out, state = _causal_block(
+            q_norm.reshape(batch * heads, -1, dk), k_blk.reshape(batch * heads, -1, dk),
+            v_scaled.reshape(batch * heads, -1, dv), state, chunk,
+        )
+        block_out = block_out[:, : stop - start]
+        if out is None:
+            block_outputs.append(block_out)
+        else:
+            out[:, start:stop].copy_(block_out)
     if out is None:
-        out = torch.cat(chunk_outputs, dim=1)
-    return out.view(batch, heads, length, dv)
+        out = block_outputs[0] if len(block_outputs) == 1 else torch.cat(block_outputs, dim=1)
+    return out.reshape(batch, heads, length, dv)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -97,7 +97,8 @@ def test_state_carries_across_preparation_blocks(
     monkeypatch: pytest.MonkeyPatch, block_tokens: int, causal: bool
 ) -> None:
     """Several preparation blocks (the last one partial) give the same result as one."""
-    monkeypatch.setattr(ck, "BLOCK_TOKENS", block_tokens)
+    monkeypatch.setattr(ck, "CAUSAL_BLOCK_TOKENS", block_tokens)
+    monkeypatch.setattr(ck, "PARALLEL_BLOCK_TOKENS", block_tokens)
     q, k, v, m, valid = _inputs()
     expected = ck.cosine_attention_reference(q, k, v, m, causal=causal, valid=valid)
     if causal:
