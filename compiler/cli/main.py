@@ -45,6 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline(demo_cmd, default="raise")
 
     commands.add_parser("list", help="bundled models, named pipelines and passes")
+
+    recover_cmd = commands.add_parser(
+        "recover", help="fit cosine attention's per-head m (and optionally projections) to the original model"
+    )
+    recover_cmd.add_argument("spec", help="model.pt2 | path/to/file.py:factory | bundled name (e.g. minilm)")
+    _add_pipeline(recover_cmd, default="attn-raise,attn-cosine")
+    recover_cmd.add_argument("--steps", type=int, default=1000, help="Adam steps, one calibration batch each (1000)")
+    recover_cmd.add_argument("--lr", type=float, default=0.05, help="learning rate for m (0.05)")
+    recover_cmd.add_argument("--projections", action="store_true", help="also fit the q/k/v/o projections")
+    recover_cmd.add_argument("--projection-lr", type=float, default=3e-4, help="learning rate for projections (3e-4)")
+    recover_cmd.add_argument(
+        "--calibration-batches", type=int, help="cap on calibration batches (default: all built-in text / 16 random)"
+    )
+    recover_cmd.add_argument("--seed", type=int, default=0, help="seed for generated inputs (non-text models)")
+    recover_cmd.add_argument("-o", "--output", help="save the recovered model (model.mlir + fitted weights) here")
     return parser
 
 
@@ -119,7 +134,60 @@ def cmd_demo(args) -> int:
     return run_demo(args.spec, args.pipeline)
 
 
-COMMANDS = {"compile": cmd_compile, "run": cmd_run, "verify": cmd_verify, "list": cmd_list, "demo": cmd_demo}
+def cmd_recover(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from compiler.api import compile_model
+    from compiler.errors import AttncError
+    from compiler.recovery import default_batches, recover
+
+    if args.steps < 1:
+        raise AttncError(f"--steps must be at least 1, got {args.steps}")
+    if not (args.lr > 0 and args.projection_lr > 0):
+        raise AttncError("--lr and --projection-lr must be positive")
+    console = Console()
+    with console.status(f"compiling {args.spec}"):
+        compiled = compile_model(args.spec, args.pipeline)
+        calibration, heldout = default_batches(args.spec, compiled, args.calibration_batches, args.seed)
+    report = recover(
+        compiled.reference,
+        compiled,
+        calibration,
+        steps=args.steps,
+        lr=args.lr,
+        train_projections=args.projections,
+        heldout_inputs=heldout,
+        projection_lr=args.projection_lr,
+    )
+    what = "m" + (" + q/k/v/o projections" if args.projections else "")
+    table = Table(
+        title=f"{args.spec}: cosine vs original on held-out inputs, before/after recovery ({what})"
+    )
+    for column, justify in (("output", "left"), ("metric", "left"), ("before", "right"), ("after", "right")):
+        table.add_column(column, justify=justify)
+    for row in report.rows():
+        table.add_row(*row)
+    console.print(table)
+    console.print(
+        f"trained {len(report.trained)} tensors ({report.trained_parameter_count:,} values), {report.steps} steps "
+        f"on {report.calibration_batches} calibration batches, {report.heldout_batches} held-out batches, "
+        f"{report.seconds:.1f}s; {report.s_summary()}"
+    )
+    if args.output:
+        outdir = compiled.save(args.output)
+        console.print(f"wrote {outdir / 'model.mlir'} and {outdir / 'weights.safetensors'} (fitted weights)")
+    return 0
+
+
+COMMANDS = {
+    "compile": cmd_compile,
+    "run": cmd_run,
+    "verify": cmd_verify,
+    "list": cmd_list,
+    "demo": cmd_demo,
+    "recover": cmd_recover,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
