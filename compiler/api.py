@@ -193,8 +193,12 @@ def export_model(spec: ModelSpec) -> torch.export.ExportedProgram:
     return program.run_decompositions({})
 
 
-def compile_model(spec: str | ModelSpec, pipeline: str | None = None) -> CompiledModel:
-    """Load → export → import → passes, timing each stage."""
+def compile_model(
+    spec: str | ModelSpec,
+    pipeline: str | None = None,
+    on_imported: Callable[[ModuleOp], None] | None = None,
+) -> CompiledModel:
+    """Load → export → import → passes, timing each stage; ``on_imported`` sees the module before the passes."""
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     if isinstance(spec, str):
@@ -207,6 +211,8 @@ def compile_model(spec: str | ModelSpec, pipeline: str | None = None) -> Compile
     start = time.perf_counter()
     imported = import_exported_program(program)
     seconds["import"] = time.perf_counter() - start
+    if on_imported is not None:
+        on_imported(imported.module)
     seconds.update(apply_passes(imported.module, passes))
     imported.weights.update(initial_parameters(imported.module, imported.weights))
     return CompiledModel(

@@ -12,45 +12,33 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from compiler.api import apply_passes, export_model, flat_tensors, load_spec, max_abs_error, parse_pipeline
-from compiler.frontend.fx_importer import import_exported_program
+from compiler.api import compile_model, flat_tensors, max_abs_error
 from compiler.pipelines import resolve_pipeline
 from compiler.report import attention_blocks, ops_by_dialect
-from runtime.executor import Executor
 
 
 def run_demo(spec_name: str = "minilm", pipeline: str | None = "raise") -> int:
     console = Console()
-    seconds: dict[str, float] = {}
-    with console.status(f"loading {spec_name}"):
-        start = time.perf_counter()
-        spec = load_spec(spec_name)
-        seconds["load model"] = time.perf_counter() - start
-    passes = parse_pipeline(pipeline)
-    with console.status("torch.export"):
-        start = time.perf_counter()
-        program = export_model(spec)
-        seconds["torch.export"] = time.perf_counter() - start
-    start = time.perf_counter()
-    imported = import_exported_program(program)
-    seconds["import → nn"] = time.perf_counter() - start
-    before = ops_by_dialect(imported.module)
-    seconds.update({f"pass {k}": v for k, v in apply_passes(imported.module, passes).items()})
-    after = ops_by_dialect(imported.module)
+    counts_after_import = []
+    with console.status(f"loading, exporting and compiling {spec_name}"):
+        compiled = compile_model(spec_name, pipeline, on_imported=lambda m: counts_after_import.append(ops_by_dialect(m)))
+    seconds = dict(compiled.stage_seconds)
+    before, after = counts_after_import[0], ops_by_dialect(compiled.module)
+    spec_inputs, input_names, weights = compiled.inputs, compiled.input_names, compiled.weights
 
     with console.status("running PyTorch and the executor"):
         with torch.no_grad():
             start = time.perf_counter()
-            reference = flat_tensors(spec.model(*spec.inputs))
+            reference = flat_tensors(compiled.reference(*spec_inputs))
             seconds["run PyTorch"] = time.perf_counter() - start
             start = time.perf_counter()
-            outputs = Executor(imported.module, imported.weights)(*spec.inputs)
+            outputs = compiled.executor()(*spec_inputs)
             seconds["run executor"] = time.perf_counter() - start
 
     console.rule(f"[bold]attnc demo[/bold] — {spec_name}, pipeline '{resolve_pipeline(pipeline) or 'none'}'")
-    shapes = ", ".join(f"{n} {tuple(t.shape)}" for n, t in zip(imported.input_names, spec.inputs))
-    params = sum(t.numel() for t in imported.weights.values() if t.is_floating_point())
-    console.print(f"inputs: {shapes}   parameters: {params / 1e6:.1f} M   weights: {len(imported.weights)} tensors")
+    shapes = ", ".join(f"{n} {tuple(t.shape)}" for n, t in zip(input_names, spec_inputs))
+    params = sum(t.numel() for t in weights.values() if t.is_floating_point())
+    console.print(f"inputs: {shapes}   parameters: {params / 1e6:.1f} M   weights: {len(weights)} tensors")
 
     dialects = sorted(set(before) | set(after))
     table = Table(title="ops by dialect")
@@ -61,7 +49,7 @@ def run_demo(spec_name: str = "minilm", pipeline: str | None = "raise") -> int:
         table.add_row(dialect, str(before.get(dialect, 0)), str(after.get(dialect, 0)))
     console.print(table)
 
-    blocks = attention_blocks(imported.module)
+    blocks = attention_blocks(compiled.module)
     table = Table(title=f"attention blocks found: {len(blocks)}")
     table.add_column("module path", overflow="fold")
     table.add_column("op", no_wrap=True)
