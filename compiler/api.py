@@ -35,6 +35,7 @@ from runtime.executor import Executor, initial_parameters
 
 WEIGHTS_ATTRIBUTE = "attnc.weights"
 MODEL_FILE, WEIGHTS_FILE, INPUTS_FILE = "model.mlir", "weights.safetensors", "inputs.safetensors"
+REFERENCE_FILE = "reference.safetensors"
 
 
 def make_context() -> Context:
@@ -109,7 +110,10 @@ def apply_passes(module: ModuleOp, passes: Sequence[ModulePass], ctx: Context | 
     seconds: dict[str, float] = {}
     for index, module_pass in enumerate(passes):
         start = time.perf_counter()
-        module_pass.apply(ctx, module)
+        try:
+            module_pass.apply(ctx, module)
+        except ValueError as error:  # a wrong pass option, reported as such
+            raise AttncError(str(error)) from None
         module.verify()
         label = module_pass.name if module_pass.name not in seconds else f"{module_pass.name}#{index}"
         seconds[label] = time.perf_counter() - start
@@ -126,17 +130,24 @@ class CompiledModel:
     input_names: list[str]
     stage_seconds: dict[str, float] = field(default_factory=dict)
     reference: Callable[..., Any] | None = None
+    reference_outputs: list[torch.Tensor] | None = None
 
-    def executor(self, **kwargs) -> Executor:
-        return Executor(self.module, self.weights, **kwargs)
+    def executor(self, seed: int = 0, **kwargs) -> Executor:
+        """An executor with the implementations of the module's target; ``seed`` fixes a noisy target's draws."""
+        extra = [*target_functions(self.module, seed), *kwargs.pop("extra_functions", ())]
+        return Executor(self.module, self.weights, extra_functions=extra, **kwargs)
 
-    def run(self, inputs: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, ...]:
+    def run(self, inputs: Sequence[torch.Tensor] | None = None, seed: int = 0) -> tuple[torch.Tensor, ...]:
         """Runs the compiled program (on the example inputs by default)."""
         with torch.no_grad():
-            return self.executor()(*(self.inputs if inputs is None else inputs))
+            return self.executor(seed)(*(self.inputs if inputs is None else inputs))
 
-    def save(self, outdir: str | Path) -> Path:
-        """Writes ``model.mlir`` (with module-path locations), the weights and the example inputs."""
+    def save(self, outdir: str | Path, with_reference: bool = False) -> Path:
+        """Writes ``model.mlir`` (with module-path locations), the weights and the example inputs.
+
+        ``with_reference``: also the PyTorch model's outputs on the example inputs (``reference.safetensors``),
+        so ``attnc run`` can say how far a (noisy) target is from the float model.
+        """
         outdir = Path(outdir)
         outdir.mkdir(parents=True, exist_ok=True)
         self.module.attributes[WEIGHTS_ATTRIBUTE] = StringAttr(WEIGHTS_FILE)
@@ -145,6 +156,10 @@ class CompiledModel:
             {name: t.contiguous() for name, t in zip(self.input_names, self.inputs)}, str(outdir / INPUTS_FILE)
         )
         (outdir / MODEL_FILE).write_text(print_module(self.module, debuginfo=True))
+        if with_reference and self.reference is not None:
+            with torch.no_grad():
+                outputs = flat_tensors(self.reference(*self.inputs))
+            save_file({f"output_{i}": t.detach().contiguous() for i, t in enumerate(outputs)}, str(outdir / REFERENCE_FILE))
         return outdir
 
     @classmethod
@@ -162,7 +177,26 @@ class CompiledModel:
         function = next(op for op in module.ops if isinstance(op, func.FuncOp))
         names = [arg.name_hint or f"input_{i}" for i, arg in enumerate(function.body.blocks.first.args)]
         inputs = tuple(saved_inputs[n] for n in names if n in saved_inputs)
-        return cls(module, weights, inputs, names)
+        reference_file = outdir / REFERENCE_FILE
+        reference_outputs = None
+        if reference_file.is_file():
+            saved = load_file(str(reference_file))
+            reference_outputs = [saved[f"output_{i}"] for i in range(len(saved))]
+        return cls(module, weights, inputs, names, reference_outputs=reference_outputs)
+
+
+def target_functions(module: ModuleOp, seed: int = 0) -> list[Any]:
+    """The runtime implementations a lowered module needs beyond the reference ones (none for ``nn``/``attn``)."""
+    from dialects.xbar import DEVICE_ATTRIBUTE
+
+    if DEVICE_ATTRIBUTE in module.attributes:
+        from targets.crossbar.simulator import XbarFunctions
+
+        try:
+            return [XbarFunctions.for_module(module, seed)]
+        except ValueError as error:
+            raise AttncError(f"bad crossbar device parameters: {error}") from None
+    return []
 
 
 def print_module(module: ModuleOp, debuginfo: bool = False) -> str:

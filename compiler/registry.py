@@ -37,14 +37,35 @@ def _attn_cosine() -> type[ModulePass]:
     return AttnCosinePass
 
 
+def _kv_clip() -> type[ModulePass]:
+    from passes.kv_clip import KvClipPass
+
+    return KvClipPass
+
+
+def _xbar() -> Dialect:
+    from dialects.xbar import XBAR
+
+    return XBAR
+
+
+def _lower_to_xbar() -> type[ModulePass]:
+    from passes.lower_to_xbar import LowerToXbarPass
+
+    return LowerToXbarPass
+
+
 DIALECTS: dict[str, Callable[[], Dialect]] = {
     "nn": _nn,
     "attn": _attn,
+    "xbar": _xbar,
 }
 
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "attn-raise": _attn_raise,
     "attn-cosine": _attn_cosine,
+    "kv-clip": _kv_clip,
+    "lower-to-xbar": _lower_to_xbar,
 }
 
 UNIVERSE = Universe(all_dialects=DIALECTS, all_passes=PASSES)

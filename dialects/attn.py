@@ -27,7 +27,7 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from dialects.nn import element_type, fmt_shape, is_bool, tensor_shape, verify_attention_operands
+from dialects.nn import broadcast_shapes, element_type, fmt_shape, is_bool, is_float, tensor_shape, verify_attention_operands
 
 COSINE_FORMS = ("chunked", "recurrent")
 
@@ -143,4 +143,107 @@ class CosineOp(IRDLOperation):
             raise VerifyException(f"form must be one of {', '.join(COSINE_FORMS)}, got \"{self.form.data}\"")
 
 
-ATTN = Dialect("attn", [SdpaOp, CosineOp], [])
+@irdl_op_definition
+class KvClipOp(IRDLOperation):
+    """ClipFormer's transform of a K or V operand before it is written into crossbars (METHODS.md §1).
+
+    Defined on conductances: ``G1 = max(G - alpha·g_min, g_min)``, ``G2 = min(G1, beta·g_max)``. The op
+    carries the mapping that gives it meaning: values map linearly to [g_min, g_max] (siemens) by magnitude,
+    one scale ``max|x|`` per stored matrix (the last two dims, i.e. per batch item and head), the sign on a
+    differential pair. In value units (the reference target) it is a soft threshold of
+    ``alpha·g_min/(g_max-g_min)·max|x|`` and a ceiling at ``(beta·g_max-g_min)/(g_max-g_min)·max|x|``.
+    alpha = 0, beta = 1 is the identity. A crossbar lowering folds it into the write of its operand.
+
+    ```mlir
+    %kc = attn.kv_clip %k {alpha = 2.0 : f64, beta = 0.25 : f64, g_min = 1.0e-07 : f64, g_max = 1.0e-05 : f64}
+            : (tensor<1x12x16x32xf32>) -> tensor<1x12x16x32xf32>
+    ```
+    """
+
+    name = "attn.kv_clip"
+    input = operand_def(TensorType)
+    alpha = attr_def(FloatAttr)
+    beta = attr_def(FloatAttr)
+    g_min = attr_def(FloatAttr)
+    g_max = attr_def(FloatAttr)
+    result = result_def(TensorType)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input: SSAValue, alpha: float, beta: float, g_min: float, g_max: float):
+        super().__init__(
+            operands=[input],
+            result_types=[input.type],
+            attributes={
+                "alpha": FloatAttr(float(alpha), 64),
+                "beta": FloatAttr(float(beta), 64),
+                "g_min": FloatAttr(float(g_min), 64),
+                "g_max": FloatAttr(float(g_max), 64),
+            },
+        )
+
+    def verify_(self) -> None:
+        shape = tensor_shape(self.input)
+        if len(shape) < 2:
+            raise VerifyException(f"kv_clip acts on stored matrices (..., rows, cols), got {fmt_shape(shape)}")
+        if not is_float(element_type(self.input)):
+            raise VerifyException(f"kv_clip takes a floating-point tensor, got {element_type(self.input)}")
+        if self.result.type != self.input.type:
+            raise VerifyException(f"result type {self.result.type} must equal the operand type {self.input.type}")
+        alpha, beta = self.alpha.value.data, self.beta.value.data
+        g_min, g_max = self.g_min.value.data, self.g_max.value.data
+        if alpha < 0:
+            raise VerifyException(f"alpha must be >= 0 (a dead zone of alpha·g_min), got {alpha}")
+        if not 0 < beta <= 1:
+            raise VerifyException(f"beta must be in (0, 1] (a ceiling of beta·g_max), got {beta}")
+        if not 0 <= g_min < g_max:
+            raise VerifyException(f"need 0 <= g_min < g_max, got g_min = {g_min}, g_max = {g_max}")
+
+
+@irdl_op_definition
+class SoftmaxOp(IRDLOperation):
+    """The digital middle of attention: ``softmax(scale · S + mask)`` over the last dimension of scores S.
+
+    What remains of ``attn.sdpa`` when a target computes Q·Kᵀ and P·V itself (crossbar MVMs): the same
+    ``scale``, ``causal`` and mask semantics as ``attn.sdpa`` (i1 keeps ``true`` positions, a float mask is
+    added; ``causal`` hides keys after the query position).
+
+    ```mlir
+    %p = attn.softmax %s mask %m {scale = 0.125 : f64, causal = false}
+           : (tensor<1x12x16x16xf32>, tensor<1x1x16x16xf32>) -> tensor<1x12x16x16xf32>
+    ```
+    """
+
+    name = "attn.softmax"
+    scores = operand_def(TensorType)
+    mask = opt_operand_def(TensorType)
+    scale = attr_def(FloatAttr)
+    causal = attr_def(BoolAttr)
+    result = result_def(TensorType)
+    assembly_format = "$scores (`mask` $mask^)? attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, scores: SSAValue, mask: SSAValue | None, scale: float, causal: bool):
+        super().__init__(
+            operands=[scores, [mask] if mask else []],
+            result_types=[scores.type],
+            attributes={"scale": FloatAttr(float(scale), 64), "causal": BoolAttr.from_bool(causal)},
+        )
+
+    def verify_(self) -> None:
+        shape = tensor_shape(self.scores)
+        if len(shape) < 2:
+            raise VerifyException(f"scores must be (..., queries, keys), got {fmt_shape(shape)}")
+        if self.result.type != self.scores.type:
+            raise VerifyException(f"result type {self.result.type} must equal the scores type {self.scores.type}")
+        if self.mask is not None:
+            mask_shape = broadcast_shapes(tensor_shape(self.mask), shape)
+            if mask_shape != shape:
+                raise VerifyException(
+                    f"mask {fmt_shape(tensor_shape(self.mask))} does not broadcast to the scores {fmt_shape(shape)}"
+                )
+        if self.causal.value.data and self.mask is not None:
+            raise VerifyException("a causal softmax takes no explicit mask: fold the mask or drop `causal`")
+
+
+ATTN = Dialect("attn", [SdpaOp, CosineOp, KvClipOp, SoftmaxOp], [])

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
 
 from dialects import attn
+from runtime.clip_kernels import kv_clip_values
 from runtime.cosine_kernels import cosine_attention_causal, cosine_attention_parallel, cosine_attention_recurrent
 
 
@@ -34,6 +35,28 @@ class AttnFunctions(InterpreterFunctions):
         if op.form.data == "recurrent":
             return (cosine_attention_recurrent(q, k, v, m, valid=valid).to(q.dtype),)
         return (cosine_attention_causal(q, k, v, m, valid=valid),)
+
+    @impl(attn.KvClipOp)
+    def run_kv_clip(self, interpreter: Interpreter, op: attn.KvClipOp, args):
+        return (
+            kv_clip_values(args[0], op.alpha.value.data, op.beta.value.data, op.g_min.value.data, op.g_max.value.data),
+        )
+
+    @impl(attn.SoftmaxOp)
+    def run_softmax(self, interpreter: Interpreter, op: attn.SoftmaxOp, args):
+        return (masked_softmax(args[0], args[1] if len(args) > 1 else None, op.scale.value.data, bool(op.causal.value.data)),)
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None, scale: float, causal: bool) -> torch.Tensor:
+    """softmax(scale * scores + mask) over the last dim, with attn.sdpa's mask and causal conventions."""
+    logits = scores * scale
+    if causal:
+        queries, keys = scores.shape[-2:]
+        keep = torch.ones(queries, keys, dtype=torch.bool, device=scores.device).tril()
+        logits = logits.masked_fill(~keep, float("-inf"))
+    elif mask is not None:
+        logits = logits.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else logits + mask
+    return torch.softmax(logits, dim=-1)
 
 
 def key_padding(keep: torch.Tensor, query_shape, key_length: int, causal: bool) -> torch.Tensor:

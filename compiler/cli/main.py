@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("outdir", help="directory written by `attnc compile`")
     run_cmd.add_argument("--inputs", help="safetensors file with the inputs by name (default: the example inputs)")
     run_cmd.add_argument("-o", "--output", help="write the outputs to this safetensors file")
+    run_cmd.add_argument("--seed", type=int, default=0, help="noise seed of a simulated target, e.g. a crossbar (0)")
 
     verify_cmd = commands.add_parser("verify", help="compile, run both, print max_abs_err vs PyTorch")
     verify_cmd.add_argument("spec")
@@ -67,13 +68,14 @@ def cmd_compile(args) -> int:
     from compiler.api import compile_model
 
     compiled = compile_model(args.spec, args.pipeline)
-    outdir = compiled.save(args.output)
+    outdir = compiled.save(args.output, with_reference=True)
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in compiled.stage_seconds.items())
     print(f"wrote {outdir / 'model.mlir'} and {outdir / 'weights.safetensors'} ({stages})")
     return 0
 
 
 def cmd_run(args) -> int:
+    import torch
     from safetensors.torch import load_file, save_file
 
     from compiler.api import CompiledModel
@@ -91,17 +93,47 @@ def cmd_run(args) -> int:
         inputs = tuple(given[n] for n in compiled.input_names)
     if len(inputs) != len(compiled.input_names):
         raise AttncError("no inputs: pass --inputs FILE.safetensors")
+    target = target_summary(compiled.module)
+    if target:
+        print(f"target: {target} (seed {args.seed})")
     start = time.perf_counter()
-    outputs = compiled.run(inputs)
+    outputs = compiled.run(inputs, seed=args.seed)
     seconds = time.perf_counter() - start
     for index, out in enumerate(outputs):
         stats = f"mean={out.float().mean():.5g} std={out.float().std():.5g}" if out.is_floating_point() else ""
         print(f"output {index}: shape={tuple(out.shape)} dtype={out.dtype} {stats}")
     print(f"ran in {seconds:.3f}s")
+    if not args.inputs and compiled.reference_outputs:
+        for index, (out, ref) in enumerate(zip(outputs, compiled.reference_outputs)):
+            if out.is_floating_point() and out.shape == ref.shape:
+                cosine = torch.nn.functional.cosine_similarity(out.flatten().double(), ref.flatten().double(), dim=0)
+                error = (out.double() - ref.double()).abs().max()
+                print(f"output {index} vs PyTorch: cosine={cosine:.6f} max_abs_err={error:.3e}")
     if args.output:
         save_file({f"output_{i}": o.contiguous() for i, o in enumerate(outputs)}, args.output)
         print(f"wrote {args.output}")
     return 0
+
+
+def _plain(attr) -> object:
+    return attr.value.data if hasattr(attr, "value") else attr.data
+
+
+def target_summary(module) -> str:
+    """One line on the module's target, or "" for the reference target."""
+    from dialects import xbar
+
+    device = module.attributes.get(xbar.DEVICE_ATTRIBUTE)
+    if device is None:
+        return ""
+    static = [op for op in module.walk() if isinstance(op, xbar.ProgramOp)]
+    dynamic = [op for op in module.walk() if isinstance(op, xbar.WriteOp)]
+    tiles = sum(op.result.type.grid()[0] * op.result.type.grid()[1] for op in static)
+    settings = ", ".join(f"{key}={_plain(value)}" for key, value in device.data.items())
+    return (
+        f"memristive crossbar: {len(static)} static matrices in {tiles} tiles, {len(dynamic)} dynamic writes per "
+        f"inference; {settings}"
+    )
 
 
 def cmd_verify(args) -> int:

@@ -84,6 +84,8 @@ from typing import NamedTuple
 
 import torch
 
+from runtime.clip_kernels import clip_normalised_magnitude
+
 SIGNED_MAPPINGS = ("differential", "offset")
 ADC_RANGES = ("dynamic", "calibrated", "max")
 MVM_MODES = ("fast", "exact")
@@ -247,10 +249,9 @@ def clipformer_normalised(u: torch.Tensor, alpha: float, beta: float, cfg: Cross
 
     Exactly :func:`clipformer_conductance` with G = g_min + u * (g_max - g_min): a soft threshold of
     alpha*g_min/(g_max-g_min) followed by a ceiling at (beta*g_max - g_min)/(g_max-g_min) (floored at 0).
+    The same function is the reference semantics of ``attn.kv_clip`` (runtime/clip_kernels.py).
     """
-    shift = alpha * cfg.g_min / cfg.g_range
-    ceiling = max((beta * cfg.g_max - cfg.g_min) / cfg.g_range, 0.0)
-    return torch.clamp(torch.clamp(u - shift, min=0.0), max=ceiling)
+    return clip_normalised_magnitude(u, alpha, beta, cfg.g_min, cfg.g_max)
 
 
 def clipformer_values(

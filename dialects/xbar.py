@@ -1,0 +1,232 @@
+"""The ``xbar`` dialect: matrices held in tiled memristive crossbars, and the products computed on them.
+
+A ``!xbar.tiles`` value is a matrix stored in crossbar tiles. Its shape is ``(batch..., out, in)`` like
+``nn.linear``'s weight (leading dims give independent arrays, e.g. one K per batch item and head); inputs
+drive the ``in`` rows and outputs are read on the ``out`` columns. The tile size and the resulting grid
+(row tiles over ``in`` × column tiles over ``out``) are part of the type, so tiling is visible in the IR:
+
+```mlir
+%wq_tiles = xbar.program %wq : (tensor<384x384xf32>) -> !xbar.tiles<384x384, tile = 64x64, grid = 6x6>
+%q = xbar.mvm %wq_tiles, %h : (!xbar.tiles<384x384, tile = 64x64, grid = 6x6>, tensor<1x16x384xf32>)
+       -> tensor<1x16x384xf32>
+%k_tiles = xbar.write %k {clip_alpha = 2.0 : f64, clip_beta = 0.25 : f64}
+       : (tensor<1x12x16x32xf32>) -> !xbar.tiles<1x12x16x32, tile = 64x64, grid = 1x1>
+%s = xbar.mvm %k_tiles, %q4 : (!xbar.tiles<1x12x16x32, tile = 64x64, grid = 1x1>, tensor<1x12x16x32xf32>)
+       -> tensor<1x12x16x16xf32>
+```
+
+``xbar.program`` is a static matrix, programmed once per model instance (programming noise, stuck cells);
+``xbar.write`` a dynamic one, written on every inference (write noise, optionally ClipFormer first);
+``xbar.mvm`` computes ``y = x Wᵀ`` with DACs, bit slices and ADCs. The device parameters (bits per cell,
+conductance range, noise levels, ...) are a dictionary attribute ``xbar.device`` on the module, set by
+``lower-to-xbar`` and read by the crossbar simulator.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import ArrayAttr, FloatAttr, IntAttr, TensorType
+from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, SSAValue, TypeAttribute
+from xdsl.irdl import (
+    IRDLOperation,
+    irdl_attr_definition,
+    irdl_op_definition,
+    operand_def,
+    opt_attr_def,
+    result_def,
+    traits_def,
+)
+from xdsl.parser import AttrParser
+from xdsl.printer import Printer
+from xdsl.traits import Pure
+from xdsl.utils.exceptions import VerifyException
+
+from dialects.nn import element_type, fmt_shape, is_float, tensor_shape
+
+DEVICE_ATTRIBUTE = "xbar.device"
+
+
+def tile_grid(shape: Sequence[int], tile: Sequence[int]) -> tuple[int, int]:
+    """(row tiles over ``in``, column tiles over ``out``) for a stored shape ``(..., out, in)``."""
+    return math.ceil(shape[-1] / tile[0]), math.ceil(shape[-2] / tile[1])
+
+
+@irdl_attr_definition
+class TilesType(ParametrizedAttribute, TypeAttribute):
+    """A matrix ``(batch..., out, in)`` in crossbar tiles of ``rows × cols`` cells; the grid is derived."""
+
+    name = "xbar.tiles"
+
+    shape: ArrayAttr[IntAttr]
+    tile: ArrayAttr[IntAttr]
+
+    def __init__(self, shape: Sequence[int], tile: Sequence[int]):
+        super().__init__(ArrayAttr([IntAttr(d) for d in shape]), ArrayAttr([IntAttr(d) for d in tile]))
+
+    def get_shape(self) -> tuple[int, ...]:
+        return tuple(d.data for d in self.shape.data)
+
+    def get_tile(self) -> tuple[int, int]:
+        rows, cols = (d.data for d in self.tile.data)
+        return rows, cols
+
+    def grid(self) -> tuple[int, int]:
+        return tile_grid(self.get_shape(), self.get_tile())
+
+    def batch_shape(self) -> tuple[int, ...]:
+        return self.get_shape()[:-2]
+
+    def verify(self) -> None:
+        shape, tile = self.get_shape(), [d.data for d in self.tile.data]
+        if len(shape) < 2 or any(d <= 0 for d in shape):
+            raise VerifyException(f"xbar.tiles holds a matrix (..., out, in) of positive dims, got {fmt_shape(shape)}")
+        if len(tile) != 2 or any(d <= 0 for d in tile):
+            raise VerifyException(f"xbar.tiles needs a positive tile size rows x cols, got {tile}")
+
+    def print_parameters(self, printer: Printer) -> None:
+        rows, cols = self.get_tile()
+        grid_rows, grid_cols = self.grid()
+        printer.print_string(f"<{'x'.join(map(str, self.get_shape()))}, tile = {rows}x{cols}, grid = {grid_rows}x{grid_cols}>")
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> list[Attribute]:
+        with parser.in_angle_brackets():
+            shape = parser.parse_dimension_list()
+            parser.parse_punctuation(",")
+            parser.parse_keyword("tile")
+            parser.parse_punctuation("=")
+            tile = parser.parse_dimension_list()
+            grid = None
+            if parser.parse_optional_punctuation(",") is not None:
+                parser.parse_keyword("grid")
+                parser.parse_punctuation("=")
+                grid = parser.parse_dimension_list()
+        if len(shape) < 2 or len(tile) != 2:
+            parser.raise_error("expected !xbar.tiles<DIMSxOUTxIN, tile = ROWSxCOLS[, grid = RxC]>")
+        if grid is not None and tuple(grid) != tile_grid(shape, tile):
+            expected = "x".join(map(str, tile_grid(shape, tile)))
+            parser.raise_error(f"grid {'x'.join(map(str, grid))} does not match the shape and tile size (expected {expected})")
+        return [ArrayAttr([IntAttr(d) for d in shape]), ArrayAttr([IntAttr(d) for d in tile])]
+
+
+def _tiles_type(value: SSAValue) -> TilesType:
+    if not isinstance(value.type, TilesType):
+        raise VerifyException(f"expected an !xbar.tiles operand, got {value.type}")
+    return value.type
+
+
+def _verify_stored(op: IRDLOperation, matrix: SSAValue, tiles: SSAValue) -> None:
+    shape, typ = tensor_shape(matrix), _tiles_type(tiles)
+    if not is_float(element_type(matrix)):
+        raise VerifyException(f"{op.name} stores a floating-point matrix, got {element_type(matrix)}")
+    if shape != typ.get_shape():
+        raise VerifyException(f"the tiles hold {fmt_shape(typ.get_shape())} but the matrix is {fmt_shape(shape)}")
+
+
+@irdl_op_definition
+class ProgramOp(IRDLOperation):
+    """Programs a static matrix ``(out, in)`` into crossbar tiles once per model instance.
+
+    ``%t = xbar.program %w : (tensor<1536x384xf32>) -> !xbar.tiles<1536x384, tile = 64x64, grid = 6x24>``
+    """
+
+    name = "xbar.program"
+    matrix = operand_def(TensorType)
+    result = result_def(TilesType)
+    assembly_format = "$matrix attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, matrix: SSAValue, tile: Sequence[int]):
+        super().__init__(operands=[matrix], result_types=[TilesType(tensor_shape(matrix), tile)])
+
+    def verify_(self) -> None:
+        _verify_stored(self, self.matrix, self.result)
+        if len(tensor_shape(self.matrix)) != 2:
+            raise VerifyException(f"a static matrix is 2-d (out x in), got {fmt_shape(tensor_shape(self.matrix))}")
+
+
+@irdl_op_definition
+class WriteOp(IRDLOperation):
+    """Writes a dynamic matrix ``(batch..., out, in)`` into crossbar tiles, on every inference (write noise).
+
+    With ``clip_alpha``/``clip_beta`` (both or neither), ClipFormer acts on the conductances before the
+    write, with the mapping scale of the unclipped matrix (what ``attn.kv_clip`` means on this target).
+
+    ``%t = xbar.write %k {clip_alpha = 2.0 : f64, clip_beta = 0.25 : f64}
+           : (tensor<1x12x16x32xf32>) -> !xbar.tiles<1x12x16x32, tile = 64x64, grid = 1x1>``
+    """
+
+    name = "xbar.write"
+    matrix = operand_def(TensorType)
+    clip_alpha = opt_attr_def(FloatAttr)
+    clip_beta = opt_attr_def(FloatAttr)
+    result = result_def(TilesType)
+    assembly_format = "$matrix attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, matrix: SSAValue, tile: Sequence[int], clip: tuple[float, float] | None = None):
+        attributes = {}
+        if clip is not None:
+            attributes = {"clip_alpha": FloatAttr(float(clip[0]), 64), "clip_beta": FloatAttr(float(clip[1]), 64)}
+        super().__init__(
+            operands=[matrix], result_types=[TilesType(tensor_shape(matrix), tile)], attributes=attributes
+        )
+
+    @property
+    def clip(self) -> tuple[float, float] | None:
+        if self.clip_alpha is None or self.clip_beta is None:
+            return None
+        return self.clip_alpha.value.data, self.clip_beta.value.data
+
+    def verify_(self) -> None:
+        _verify_stored(self, self.matrix, self.result)
+        if (self.clip_alpha is None) != (self.clip_beta is None):
+            raise VerifyException("ClipFormer needs both clip_alpha and clip_beta, or neither")
+        if self.clip is not None:
+            alpha, beta = self.clip
+            if alpha < 0:
+                raise VerifyException(f"clip_alpha must be >= 0, got {alpha}")
+            if not 0 < beta <= 1:
+                raise VerifyException(f"clip_beta must be in (0, 1], got {beta}")
+
+
+@irdl_op_definition
+class MvmOp(IRDLOperation):
+    """``y = x Wᵀ`` on the crossbar holding W: inputs on the rows (DAC), outputs from the columns (ADC).
+
+    A 2-d W takes any ``(..., in)``; a batched W ``(batch..., out, in)`` takes ``(batch..., M, in)``.
+
+    ``%y = xbar.mvm %t, %x : (!xbar.tiles<384x384, tile = 64x64, grid = 6x6>, tensor<1x16x384xf32>)
+           -> tensor<1x16x384xf32>``
+    """
+
+    name = "xbar.mvm"
+    tiles = operand_def(TilesType)
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$tiles `,` $input attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, tiles: SSAValue, input: SSAValue):
+        typ = _tiles_type(tiles)
+        shape = (*tensor_shape(input)[:-1], typ.get_shape()[-2])
+        super().__init__(operands=[tiles, input], result_types=[TensorType(element_type(input), shape)])
+
+    def verify_(self) -> None:
+        typ, x = _tiles_type(self.tiles), tensor_shape(self.input)
+        *batch, out_features, in_features = typ.get_shape()
+        if not x or x[-1] != in_features:
+            raise VerifyException(f"input has {x[-1] if x else 0} features, the crossbar holds {in_features} rows")
+        if batch and (len(x) != len(batch) + 2 or tuple(x[:-2]) != tuple(batch)):
+            raise VerifyException(
+                f"batched tiles {fmt_shape(typ.get_shape())} need inputs ({fmt_shape(batch)}xMx{in_features}), "
+                f"got {fmt_shape(x)}"
+            )
+        expected = (*x[:-1], out_features)
+        if tensor_shape(self.result) != expected:
+            raise VerifyException(f"result must be {fmt_shape(expected)}, got {fmt_shape(tensor_shape(self.result))}")
+        if element_type(self.result) != element_type(self.input):
+            raise VerifyException(f"result element type must be the input's {element_type(self.input)}")
+
+
+XBAR = Dialect("xbar", [ProgramOp, WriteOp, MvmOp], [TilesType])

@@ -1,0 +1,206 @@
+"""``lower-to-xbar``: map a model onto tiled memristive crossbars (the ``xbar`` dialect).
+
+* Every ``nn.linear`` whose weight is an ``nn.param`` becomes ``xbar.program`` (once per weight, placed
+  after the parameter; the tiles are programmed once per model instance) and ``xbar.mvm``; the bias is
+  added digitally (``nn.add``).
+* Every ``attn.sdpa`` becomes two crossbar products around a digital softmax: K is written into tiles
+  (``xbar.write``, the noisy per-inference path) and ``Q·Kᵀ`` is ``xbar.mvm``; ``attn.softmax`` applies
+  scale, mask and causality digitally; Vᵀ is written and ``P·V`` is ``xbar.mvm``. An ``attn.kv_clip`` on
+  K or V folds into its write (``clip_alpha``/``clip_beta``): on a crossbar ClipFormer acts on the
+  conductances with the unclipped matrix's mapping scale.
+* Softmax, LayerNorm, GELU, embeddings and everything else stay digital (reference kernels).
+* The device parameters become the module's ``xbar.device`` dictionary, read by the crossbar simulator
+  (targets/crossbar/simulator.py; see targets/crossbar/device.py for the model and its conventions).
+
+Options (kebab-case; defaults are ClipFormer's setup, METHODS.md §1): ``tile-rows``/``tile-cols`` (64),
+``bits-per-cell`` (2), ``weight-bits`` (8, by bit slicing), ``input-bits`` (8; 0 = ideal DAC), ``adc-bits``
+(6, a default, not the paper's; 0 = ideal ADC), ``adc-range`` (``dynamic`` or ``max``), ``g-min``/``g-max``
+(0.1 µS / 10 µS), ``signed-mapping`` (``differential`` pair or ``offset``), ``gamma``/``sigma`` (write noise
+``G + γ·sqrt((G-g_min)(g_max-g_min))·N(0, σ²)`` on every write of K and V; default γ = 5, the paper's
+high-noise point; γ = 0 is noise-free; σ = 0.1 is a default, not the paper's), ``program-noise``/``read-noise`` (std as a fraction of g_max - g_min), ``stuck-at-rate``,
+``mode`` (``fast``: one matmul per MVM with variance-matched ADC; ``exact``: per tile and slice).
+
+```mlir
+// before
+%q = nn.linear %h, %wq, %bq : (tensor<1x16x384xf32>, tensor<384x384xf32>, tensor<384xf32>) -> tensor<1x16x384xf32>
+// after
+%wq_tiles = xbar.program %wq : (tensor<384x384xf32>) -> !xbar.tiles<384x384, tile = 64x64, grid = 6x6>
+%q_mvm = xbar.mvm %wq_tiles, %h : (!xbar.tiles<384x384, tile = 64x64, grid = 6x6>, tensor<1x16x384xf32>) -> ...
+%q = nn.add %q_mvm, %bq : (tensor<1x16x384xf32>, tensor<384xf32>) -> tensor<1x16x384xf32>
+```
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import DictionaryAttr, FloatAttr, IntegerAttr, ModuleOp, StringAttr, i64
+from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern, op_type_rewrite_pattern
+from xdsl.rewriter import InsertPoint
+from xdsl.transforms.dead_code_elimination import dce
+
+from dialects import attn, nn, xbar
+from dialects.locations import module_path_of
+from dialects.nn import fmt_shape, tensor_shape
+from passes.kv_clip import DEFAULT_G_MAX, DEFAULT_G_MIN, clipped_operand
+from passes.matchers import defining_op
+
+ADC_RANGES = ("dynamic", "max")
+SIGNED_MAPPINGS = ("differential", "offset")
+MODES = ("fast", "exact")
+
+
+def remark(op: Operation, message: str) -> None:
+    """Tells the user why an op stays digital (stderr, one line, with the module path)."""
+    print(f"remark: lower-to-xbar: {module_path_of(op) or '<unknown>'}: {message}", file=sys.stderr)
+
+
+def _located(op: Operation, like: Operation, name: str | None = None) -> Operation:
+    op.location = like.location
+    if name is not None and op.results:
+        op.results[0].name_hint = name
+    return op
+
+
+@dataclass
+class LinearToCrossbar(RewritePattern):
+    """``nn.linear`` with a parameter weight → ``xbar.program`` (shared per weight) + ``xbar.mvm`` + bias."""
+
+    tile: tuple[int, int]
+    programmed: dict[SSAValue, SSAValue] = field(default_factory=dict)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.LinearOp, rewriter: PatternRewriter) -> None:
+        param = defining_op(op.weight)
+        if not isinstance(param, nn.ParamOp):
+            remark(op, "the weight is computed, not a parameter: a static crossbar cannot hold it; stays digital")
+            return
+        tiles = self.programmed.get(op.weight)
+        if tiles is None:
+            program = _located(xbar.ProgramOp(op.weight, self.tile), param, f"{op.weight.name_hint or 'w'}_tiles")
+            rewriter.insert(program, InsertPoint.after(param))
+            tiles = self.programmed[op.weight] = program.result
+        name = op.result.name_hint
+        mvm = _located(xbar.MvmOp(tiles, op.input), op, f"{name}_mvm" if op.bias is not None and name else name)
+        new_ops: list[Operation] = [mvm]
+        if op.bias is not None:
+            new_ops.append(_located(nn.AddOp(mvm.result, op.bias, op.result.type), op, name))
+        rewriter.replace(op, new_ops)
+
+
+@dataclass
+class SdpaToCrossbar(RewritePattern):
+    """``attn.sdpa`` → write K, ``Q·Kᵀ`` on the crossbar, digital softmax, write Vᵀ, ``P·V`` on the crossbar."""
+
+    tile: tuple[int, int]
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: attn.SdpaOp, rewriter: PatternRewriter) -> None:
+        q, k, v = tensor_shape(op.query), tensor_shape(op.key), tensor_shape(op.value)
+        if len(q) < 3:
+            remark(op, f"needs (batch..., length, dim) operands with a batch dim per stored matrix; got rank {len(q)}")
+            return
+        if k[:-2] != q[:-2] or v[:-2] != q[:-2]:
+            remark(
+                op,
+                f"K {fmt_shape(k)} and V {fmt_shape(v)} must have Q's leading dims {fmt_shape(q[:-2])} "
+                "(no broadcast heads); stays digital",
+            )
+            return
+        key, key_clip = clipped_operand(op.key)
+        value, value_clip = clipped_operand(op.value)
+        prefix = op.result.name_hint or "attn"
+        key_tiles = _located(xbar.WriteOp(key, self.tile, _clip_of(key_clip)), op, f"{prefix}_k_tiles")
+        scores = _located(xbar.MvmOp(key_tiles.result, op.query), op, f"{prefix}_scores")
+        probs = _located(
+            attn.SoftmaxOp(scores.result, op.mask, op.scale.value.data, bool(op.causal.value.data)), op, f"{prefix}_probs"
+        )
+        rank = len(v)
+        value_t = _located(nn.TransposeOp(value, rank - 2, rank - 1), op, f"{prefix}_vt")
+        value_tiles = _located(xbar.WriteOp(value_t.results[0], self.tile, _clip_of(value_clip)), op, f"{prefix}_v_tiles")
+        out = _located(xbar.MvmOp(value_tiles.result, probs.result), op, op.result.name_hint)
+        rewriter.replace(op, [key_tiles, scores, probs, value_t, value_tiles, out])
+
+
+def _clip_of(clip: attn.KvClipOp | None) -> tuple[float, float] | None:
+    return None if clip is None else (clip.alpha.value.data, clip.beta.value.data)
+
+
+@dataclass(frozen=True)
+class LowerToXbarPass(ModulePass):
+    """Lower linears and softmax attention onto tiled crossbars; see the module docstring."""
+
+    name = "lower-to-xbar"
+
+    tile_rows: int = 64
+    tile_cols: int = 64
+    bits_per_cell: int = 2
+    weight_bits: int = 8
+    input_bits: int = 8
+    adc_bits: int = 6
+    adc_range: str = "dynamic"
+    g_min: float = DEFAULT_G_MIN
+    g_max: float = DEFAULT_G_MAX
+    signed_mapping: str = "differential"
+    gamma: float = 5.0
+    sigma: float = 0.1
+    program_noise: float = 0.0
+    read_noise: float = 0.0
+    stuck_at_rate: float = 0.0
+    mode: str = "fast"
+
+    def check_options(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ValueError(f"lower-to-xbar: {message}")
+
+        need(self.tile_rows > 0 and self.tile_cols > 0, f"tile size must be positive, got {self.tile_rows}x{self.tile_cols}")
+        need(1 <= self.bits_per_cell <= 8, f"bits-per-cell must be in 1..8, got {self.bits_per_cell}")
+        need(2 <= self.weight_bits <= 24, f"weight-bits must be in 2..24, got {self.weight_bits}")
+        need(self.input_bits == 0 or 2 <= self.input_bits <= 24, f"input-bits must be 0 (ideal) or 2..24, got {self.input_bits}")
+        need(self.adc_bits == 0 or 2 <= self.adc_bits <= 24, f"adc-bits must be 0 (ideal) or 2..24, got {self.adc_bits}")
+        need(
+            self.adc_range in ADC_RANGES,
+            f"adc-range must be one of {', '.join(ADC_RANGES)}, got '{self.adc_range}'"
+            + (" (a calibrated range needs sample inputs at program time; not supported by the lowering)" if self.adc_range == "calibrated" else ""),
+        )
+        need(0 <= self.g_min < self.g_max, f"need 0 <= g-min < g-max, got g-min={self.g_min}, g-max={self.g_max}")
+        need(self.signed_mapping in SIGNED_MAPPINGS, f"signed-mapping must be one of {', '.join(SIGNED_MAPPINGS)}, got '{self.signed_mapping}'")
+        for option in ("gamma", "sigma", "program_noise", "read_noise"):
+            need(getattr(self, option) >= 0, f"{option.replace('_', '-')} must be >= 0, got {getattr(self, option)}")
+        need(0 <= self.stuck_at_rate <= 1, f"stuck-at-rate must be in [0, 1], got {self.stuck_at_rate}")
+        need(self.mode in MODES, f"mode must be one of {', '.join(MODES)}, got '{self.mode}'")
+
+    def device_attribute(self) -> DictionaryAttr:
+        """The device parameters, as the simulator reads them (tile sizes live in the ``!xbar.tiles`` types)."""
+        entries: dict[str, Attribute] = {}
+        for key in ("bits_per_cell", "weight_bits", "input_bits", "adc_bits"):
+            entries[key] = IntegerAttr(getattr(self, key), i64)
+        for key in ("g_min", "g_max", "gamma", "sigma", "program_noise", "read_noise", "stuck_at_rate"):
+            entries[key] = FloatAttr(float(getattr(self, key)), 64)
+        for key in ("adc_range", "signed_mapping", "mode"):
+            entries[key] = StringAttr(getattr(self, key))
+        return DictionaryAttr(entries)
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        self.check_options()
+        if any(isinstance(o, (xbar.ProgramOp, xbar.WriteOp)) for o in op.walk()):
+            raise ValueError("lower-to-xbar: the module is already lowered to crossbars")
+        clipped = [o for o in op.walk() if isinstance(o, attn.KvClipOp)]
+        if clipped and self.signed_mapping != "differential":
+            raise ValueError("lower-to-xbar: kv-clip (ClipFormer) needs signed-mapping=differential (value 0 at g_min)")
+        for clip in clipped:
+            if (clip.g_min.value.data, clip.g_max.value.data) != (self.g_min, self.g_max):
+                raise ValueError(
+                    f"lower-to-xbar: kv-clip was defined for g-min={clip.g_min.value.data}, g-max={clip.g_max.value.data} "
+                    f"but the crossbar has g-min={self.g_min}, g-max={self.g_max}; give both passes the same range"
+                )
+        tile = (self.tile_rows, self.tile_cols)
+        PatternRewriteWalker(SdpaToCrossbar(tile), apply_recursively=False).rewrite_module(op)
+        PatternRewriteWalker(LinearToCrossbar(tile), apply_recursively=False).rewrite_module(op)
+        dce(op)
+        op.attributes[xbar.DEVICE_ATTRIBUTE] = self.device_attribute()

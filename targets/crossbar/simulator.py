@@ -1,0 +1,113 @@
+"""The crossbar simulator: runtime implementations of the ``xbar`` ops on top of the device model.
+
+One :class:`XbarFunctions` instance is one model instance on one chip: static matrices (``xbar.program``)
+are programmed on first use and then kept (their programming noise and stuck cells are fixed), stuck-at
+maps of the dynamic arrays are drawn once per write site (a fixed physical array), and every
+``xbar.write`` draws fresh write noise. Randomness comes from two generators seeded from ``seed``: one for
+the chip (programming noise, stuck cells), one for what changes per inference (write and read noise), so
+the same seed and inputs give bit-identical outputs, and a chip keeps its static noise while inputs vary.
+
+Register it with the reference executor (``Executor(..., extra_functions=[XbarFunctions.for_module(m)])``);
+``compiler.api.CompiledModel.executor`` does that for a module lowered with ``lower-to-xbar``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import torch
+from xdsl.dialects.builtin import DictionaryAttr, FloatAttr, IntegerAttr, ModuleOp, StringAttr
+from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
+
+from dialects import xbar
+from targets.crossbar.device import (
+    ClipFormer,
+    CrossbarConfig,
+    CrossbarTiles,
+    StuckMap,
+    draw_stuck_map,
+    mvm,
+    program,
+    write,
+)
+
+# The inference-time generator's seed is derived from the chip's, so one integer names a whole experiment.
+_DYNAMIC_SEED_OFFSET = 0x9E3779B1
+
+
+def device_config(device: DictionaryAttr | Mapping[str, object]) -> CrossbarConfig:
+    """A :class:`CrossbarConfig` (tile size aside) from a module's ``xbar.device`` dictionary."""
+    raw = device.data if isinstance(device, DictionaryAttr) else device
+    values: dict[str, object] = {}
+    for key, attr in raw.items():
+        if isinstance(attr, (IntegerAttr, FloatAttr)):
+            values[key] = attr.value.data
+        elif isinstance(attr, StringAttr):
+            values[key] = attr.data
+        else:
+            values[key] = attr
+    renamed = {"gamma": "write_gamma", "sigma": "write_sigma"}
+    fields = {f.name for f in dataclasses.fields(CrossbarConfig)}
+    kwargs = {}
+    for key, value in values.items():
+        name = renamed.get(key, key)
+        if name not in fields:
+            raise ValueError(f"xbar.device has an unknown parameter '{key}'")
+        kwargs[name] = value
+    for optional_bits in ("input_bits", "adc_bits"):  # 0 means ideal in the IR
+        if kwargs.get(optional_bits) == 0:
+            kwargs[optional_bits] = None
+    return CrossbarConfig(**kwargs)
+
+
+@register_impls
+class XbarFunctions(InterpreterFunctions):
+    """``xbar.program`` / ``xbar.write`` / ``xbar.mvm`` on the simulated crossbar (one chip per instance)."""
+
+    def __init__(self, config: CrossbarConfig, seed: int = 0):
+        self.config = config
+        self.seed = seed
+        self.chip_generator = torch.Generator().manual_seed(seed)
+        self.inference_generator = torch.Generator().manual_seed((seed + _DYNAMIC_SEED_OFFSET) % 2**63)
+        self.programmed: dict[xbar.ProgramOp, CrossbarTiles] = {}
+        self.stuck_maps: dict[xbar.WriteOp, StuckMap] = {}
+        self._configs: dict[tuple[int, int], CrossbarConfig] = {}
+
+    @classmethod
+    def for_module(cls, module: ModuleOp, seed: int = 0) -> "XbarFunctions":
+        device = module.attributes.get(xbar.DEVICE_ATTRIBUTE)
+        if not isinstance(device, DictionaryAttr):
+            raise ValueError(f"the module has no '{xbar.DEVICE_ATTRIBUTE}' dictionary: lower it with lower-to-xbar")
+        return cls(device_config(device), seed)
+
+    def config_for(self, tiles: xbar.TilesType) -> CrossbarConfig:
+        tile = tiles.get_tile()
+        if tile not in self._configs:
+            self._configs[tile] = dataclasses.replace(self.config, tile_rows=tile[0], tile_cols=tile[1])
+        return self._configs[tile]
+
+    @impl(xbar.ProgramOp)
+    def run_program(self, interpreter: Interpreter, op: xbar.ProgramOp, args):
+        state = self.programmed.get(op)
+        if state is None:
+            state = self.programmed[op] = program(args[0].detach(), self.config_for(op.result.type), self.chip_generator)
+        return (state,)
+
+    @impl(xbar.WriteOp)
+    def run_write(self, interpreter: Interpreter, op: xbar.WriteOp, args):
+        cfg = self.config_for(op.result.type)
+        clip = None if op.clip is None else ClipFormer(*op.clip)
+        stuck_map = None
+        if cfg.stuck_at_rate > 0:
+            stuck_map = self.stuck_maps.get(op)
+            if stuck_map is None:
+                # Draw the fixed fault map of this physical array from the chip's generator, once.
+                shape = (*args[0].shape[:-2], cfg.devices_per_value, cfg.n_slices, args[0].shape[-1], args[0].shape[-2])
+                stuck_map = self.stuck_maps[op] = draw_stuck_map(shape, cfg, self.chip_generator)
+        return (write(args[0].detach(), cfg, self.inference_generator, clip=clip, stuck_map=stuck_map),)
+
+    @impl(xbar.MvmOp)
+    def run_mvm(self, interpreter: Interpreter, op: xbar.MvmOp, args):
+        state, x = args
+        return (mvm(state, x, self.inference_generator).to(x.dtype),)
