@@ -234,9 +234,18 @@ class SoftmaxOp(IRDLOperation):
         shape = tensor_shape(self.scores)
         if len(shape) < 2:
             raise VerifyException(f"scores must be (..., queries, keys), got {fmt_shape(shape)}")
+        if not is_float(element_type(self.scores)):
+            raise VerifyException(f"scores must be floating point, got {element_type(self.scores)}")
+        if self.scale.value.data <= 0:
+            raise VerifyException(f"scale must be positive, got {self.scale.value.data}")
         if self.result.type != self.scores.type:
             raise VerifyException(f"result type {self.result.type} must equal the scores type {self.scores.type}")
         if self.mask is not None:
+            mask_type = element_type(self.mask)
+            if not is_bool(mask_type) and mask_type != element_type(self.scores):
+                raise VerifyException(
+                    f"mask must be i1 (keep) or {element_type(self.scores)} (additive, like the scores), got {mask_type}"
+                )
             mask_shape = broadcast_shapes(tensor_shape(self.mask), shape)
             if mask_shape != shape:
                 raise VerifyException(

@@ -83,7 +83,7 @@ class TilesType(ParametrizedAttribute, TypeAttribute):
         if len(shape) < 2 or any(d <= 0 for d in shape):
             raise VerifyException(f"xbar.tiles holds a matrix (..., out, in) of positive dims, got {fmt_shape(shape)}")
         if len(tile) != 2 or any(d <= 0 for d in tile):
-            raise VerifyException(f"xbar.tiles needs a positive tile size rows x cols, got {tile}")
+            raise VerifyException(f"xbar.tiles needs a positive tile size rows x cols, got {fmt_dims(tile)}")
 
     def print_parameters(self, printer: Printer) -> None:
         rows, cols = self.get_tile()
@@ -92,6 +92,7 @@ class TilesType(ParametrizedAttribute, TypeAttribute):
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> list[Attribute]:
+        start = parser.pos
         with parser.in_angle_brackets():
             shape = parser.parse_dimension_list()
             parser.parse_punctuation(",")
@@ -103,12 +104,25 @@ class TilesType(ParametrizedAttribute, TypeAttribute):
                 parser.parse_keyword("grid")
                 parser.parse_punctuation("=")
                 grid = parser.parse_dimension_list()
+            end = parser.pos
         if len(shape) < 2 or len(tile) != 2:
-            parser.raise_error("expected !xbar.tiles<DIMSxOUTxIN, tile = ROWSxCOLS[, grid = RxC]>")
+            parser.raise_error("expected !xbar.tiles<DIMSxOUTxIN, tile = ROWSxCOLS[, grid = RxC]>", start, end)
+        if any(d <= 0 for d in (*shape, *tile)):  # also rejects `?` (dynamic dims parse as negative)
+            parser.raise_error(
+                f"xbar.tiles needs static, positive dims and tile size, got {fmt_dims(shape)} and tile {fmt_dims(tile)}",
+                start,
+                end,
+            )
         if grid is not None and tuple(grid) != tile_grid(shape, tile):
             expected = "x".join(map(str, tile_grid(shape, tile)))
-            parser.raise_error(f"grid {'x'.join(map(str, grid))} does not match the shape and tile size (expected {expected})")
+            parser.raise_error(
+                f"grid {fmt_dims(grid)} does not match the shape and tile size (expected {expected})", start, end
+            )
         return [ArrayAttr([IntAttr(d) for d in shape]), ArrayAttr([IntAttr(d) for d in tile])]
+
+
+def fmt_dims(dims: Sequence[int]) -> str:
+    return "x".join("?" if d < 0 else str(d) for d in dims)
 
 
 def _tiles_type(value: SSAValue) -> TilesType:
