@@ -5,6 +5,9 @@ from __future__ import annotations
 NAMED_PIPELINES: dict[str, str] = {
     "none": "",
     "raise": "attn-raise",
+    "crossbar": "attn-raise,lower-to-xbar",
+    "clipformer": "attn-raise,kv-clip{alpha=2.0 beta=0.25},lower-to-xbar",
+    "cosine": "attn-raise,attn-cosine",
 }
 
 
