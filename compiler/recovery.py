@@ -32,7 +32,11 @@ Objective (one Adam step per calibration batch, cycling through the batches, cos
       reference rows all have unit L2 norm (a sentence-transformers embedding is L2-normalised, so only its
       direction carries meaning);
     * otherwise the normalised MSE ``mean((y − y_ref)²) / mean(y_ref²)`` (scale-free, so hidden states and
-      logits of any magnitude weigh alike).
+      logits of any magnitude weigh alike);
+    * for an output the caller marks ``logits`` (``output_kinds``; a language model's next-token scores), the
+      KL divergence ``KL(softmax(y_ref) ‖ softmax(y))`` along the last dimension, averaged over positions: the
+      distillation loss, which weighs the scores by the probability the original model gives them, so the fit
+      spends its capacity on what decides perplexity rather than on the scores of unlikely tokens.
     Token-level outputs of a model with an ``attention_mask`` input are compared on real tokens only: the
     positions of padding tokens are meaningless in both models (cosine attention zeroes them, softmax does
     not) and no consumer reads them. The reference outputs are computed once with torch, without gradients.
@@ -73,6 +77,8 @@ PROJECTION_PATTERN = re.compile(
 
 UNIT_NORM_TOLERANCE = 1e-3
 MASK_INPUT_NAMES = ("attention_mask",)
+OUTPUT_KINDS = ("embedding", "mse", "logits", "skip")
+"""Per-output objectives (see the module docstring); ``skip`` leaves an output out of the loss."""
 
 DEFAULT_STEPS = 1000
 DEFAULT_LR = 0.05
@@ -369,7 +375,7 @@ def _rows(tensor: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
 def recovery_loss(
     outputs: Sequence[torch.Tensor], reference: Sequence[torch.Tensor], mask: torch.Tensor | None, kinds: Sequence[str]
 ) -> torch.Tensor:
-    """The training objective (see the module docstring); ``kinds[i]`` is 'embedding', 'mse' or 'skip'."""
+    """The training objective (see the module docstring); ``kinds[i]`` is one of :data:`OUTPUT_KINDS`."""
     total = outputs[0].new_zeros(()) if outputs else torch.zeros(())
     for out, ref, kind in zip(outputs, reference, kinds):
         if kind == "skip":
@@ -378,6 +384,9 @@ def recovery_loss(
         o, r = _rows(out, keep), _rows(ref, keep)
         if kind == "embedding":
             total = total + (1 - F.cosine_similarity(o, r, dim=-1)).mean()
+        elif kind == "logits":
+            log_q, log_p = F.log_softmax(o, dim=-1), F.log_softmax(r, dim=-1)  # KL(p ‖ q), mean over rows
+            total = total + F.kl_div(log_q, log_p, reduction="batchmean", log_target=True)
         else:
             total = total + (o - r).pow(2).mean() / r.pow(2).mean().clamp_min(1e-12)
     return total
@@ -498,6 +507,24 @@ def _check_batches(compiled: CompiledModel, batches: Sequence[tuple[torch.Tensor
             )
 
 
+def _output_kinds(references: Sequence[torch.Tensor], given: Sequence[str] | None) -> list[str]:
+    """Each output's objective: the given ones (checked), or chosen from the reference outputs."""
+    if given is None:
+        return [
+            ("embedding" if is_embedding_output(r) else "mse") if r.is_floating_point() else "skip"
+            for r in references
+        ]
+    given = list(given)
+    if len(given) != len(references):
+        raise AttncError(f"output_kinds names {len(given)} outputs; the model has {len(references)}")
+    for index, (kind, ref) in enumerate(zip(given, references)):
+        if kind not in OUTPUT_KINDS:
+            raise AttncError(f"unknown output kind '{kind}': one of {', '.join(OUTPUT_KINDS)}")
+        if kind != "skip" and not ref.is_floating_point():
+            raise AttncError(f"output {index} is not floating-point ({ref.dtype}); mark it 'skip'")
+    return given
+
+
 def recover(
     reference: Callable[..., Any] | None,
     compiled: CompiledModel,
@@ -509,12 +536,15 @@ def recover(
     *,
     heldout_inputs: Sequence[tuple[torch.Tensor, ...]] | None = None,
     projection_lr: float = DEFAULT_PROJECTION_LR,
+    output_kinds: Sequence[str] | None = None,
 ) -> RecoveryReport:
     """Fits the cosine ``m`` (and optionally the attention projections) of ``compiled`` to ``reference``.
 
     ``reference`` is the original (softmax) model or any function returning its outputs for the same inputs
     (``None``: ``compiled.reference``). ``heldout_inputs`` are used only for the before/after quality; when
-    omitted, the last quarter of ``calibration_inputs`` (at least one batch) is held out instead. Updates
+    omitted, the last quarter of ``calibration_inputs`` (at least one batch) is held out instead.
+    ``output_kinds`` gives each output's objective (:data:`OUTPUT_KINDS`, e.g. ``("logits",)`` for a causal LM);
+    by default an embedding output gets ``embedding``, any other floating-point output ``mse``. Updates
     ``compiled.weights`` in place with the fitted (detached) tensors and returns a :class:`RecoveryReport`.
     """
     reference = reference if reference is not None else compiled.reference
@@ -548,10 +578,7 @@ def recover(
 
     calibration_ref = _reference_outputs(reference, calibration_inputs)
     heldout_ref = _reference_outputs(reference, heldout_inputs)
-    kinds = [
-        ("embedding" if is_embedding_output(r) else "mse") if r.is_floating_point() else "skip"
-        for r in calibration_ref[0]
-    ]
+    kinds = _output_kinds(calibration_ref[0], output_kinds)
     if all(kind == "skip" for kind in kinds):
         raise AttncError("the model has no floating-point output to match")
     mask_index = _token_mask_index(compiled)

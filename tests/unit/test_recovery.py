@@ -1,5 +1,6 @@
 """Recovery for cosine-rewritten models (compiler/recovery.py): fitting m against the original model lowers the
-held-out error, the fitted values land in ``compiled.weights``, gradients reach m, and bad input fails cleanly."""
+held-out error, the fitted values land in ``compiled.weights``, gradients reach m, a causal LM's logits can be
+fitted by KL divergence, and bad input fails cleanly."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from compiler.recovery import (
 from runtime.executor import Executor
 
 PIPELINE = "attn-raise,attn-cosine"
+CAUSAL_PIPELINE = "attn-raise,attn-cosine{causal=true}"
 ATTNC = str(Path(sys.executable).with_name("attnc"))
 
 
@@ -134,6 +136,37 @@ def test_embedding_outputs_use_cosine_and_padding_is_ignored():
     garbage[0, 2:] += 100.0
     assert recovery_loss([garbage], [hidden], mask, ["mse"]).item() == 0.0
     assert recovery_loss([garbage], [hidden], None, ["mse"]).item() > 1.0
+
+
+def test_logits_objective_is_kl_divergence_of_next_token_distributions():
+    reference = torch.randn(2, 5, 11)
+    assert recovery_loss([reference + 3.0], [reference], None, ["logits"]).item() == pytest.approx(0.0, abs=1e-6)
+    output = torch.randn(2, 5, 11)
+    p, q = reference.softmax(-1), output.softmax(-1)
+    expected = (p * (p.log() - q.log())).sum(-1).mean()
+    assert recovery_loss([output], [reference], None, ["logits"]).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_causal_lm_recovery_with_logits_objective():
+    compiled = compile_model("gpt2-tiny", CAUSAL_PIPELINE)
+    calibration, heldout = random_batches(compiled, 4, seed=1), random_batches(compiled, 2, seed=99)
+    report = recover(
+        None, compiled, calibration, steps=10, lr=0.2, heldout_inputs=heldout, progress=False, output_kinds=("logits",)
+    )
+    assert report.before[0].kind == "logits" and len(report.trained) == 2
+    assert report.heldout_loss_after < report.heldout_loss_before
+    with torch.no_grad():
+        outputs = [compiled.run(batch) for batch in heldout]
+        references = [[compiled.reference(*batch)] for batch in heldout]
+    kl = sum(recovery_loss(o, r, None, ["logits"]).item() for o, r in zip(outputs, references)) / len(heldout)
+    assert kl == pytest.approx(report.heldout_loss_after, rel=1e-4)
+
+    with pytest.raises(AttncError, match="unknown output kind"):
+        recover(None, compiled, calibration, steps=1, heldout_inputs=heldout, progress=False, output_kinds=("kl",))
+    with pytest.raises(AttncError, match="names 2 outputs"):
+        recover(
+            None, compiled, calibration, steps=1, heldout_inputs=heldout, progress=False, output_kinds=("logits", "mse")
+        )
 
 
 def test_built_in_sentences_are_disjoint():
