@@ -61,11 +61,11 @@ class Task:
     primary: str
 
 
-SIGMA = 0.1  # lower-to-xbar's default write-noise sigma; --sigma changes it for a whole run
+SIGMA = 0.1  # lower-to-xbar's default write-noise sigma
 
 
-def pipeline(gamma: float, clip: tuple[float, float] | None) -> str:
-    lowering = f"lower-to-xbar{{gamma={gamma} sigma={SIGMA}}}"
+def pipeline(gamma: float, clip: tuple[float, float] | None, sigma: float) -> str:
+    lowering = f"lower-to-xbar{{gamma={gamma} sigma={sigma}}}"
     if clip is None:
         return lowering
     return f"kv-clip{{alpha={clip[0]} beta={clip[1]}}},{lowering}"
@@ -158,17 +158,17 @@ def float_metrics(task: Task) -> dict[str, float]:
         return task.metrics(task.compiled.run())
 
 
-def run_task(task: Task, seeds: int, sweep_seeds: int, alphas, betas, progress) -> dict:
+def run_task(task: Task, gammas, sigma: float, seeds: int, sweep_seeds: int, alphas, betas, progress) -> dict:
     result = {"name": task.name, "primary": task.primary, "float": float_metrics(task), "grid": [], "sweep": []}
-    for gamma in GAMMAS:
+    for gamma in gammas:
         for clip in (None, OPERATING_POINT):
-            summary = evaluate(task, pipeline(gamma, clip), seeds)
+            summary = evaluate(task, pipeline(gamma, clip, sigma), seeds)
             result["grid"].append({"gamma": gamma, "clip": clip, "metrics": summary})
             progress(f"{task.name}: gamma={gamma} clip={clip} {task.primary}={summary[task.primary]['mean']:.4f}")
     for alpha in alphas:
         for beta in betas:
             clip = None if (alpha, beta) == (0.0, 1.0) else (alpha, beta)
-            summary = evaluate(task, pipeline(5.0, clip), sweep_seeds)
+            summary = evaluate(task, pipeline(5.0, clip, sigma), sweep_seeds)
             result["sweep"].append({"alpha": alpha, "beta": beta, "metrics": summary})
             progress(f"{task.name}: gamma=5 alpha={alpha} beta={beta} {task.primary}={summary[task.primary]['mean']:.4f}")
     return result
@@ -183,7 +183,7 @@ def fmt(metric: dict[str, float]) -> str:
     return f"{metric['mean']:.4f} ± {metric['std']:.4f}"
 
 
-def markdown(results: list[dict], seeds: int, sweep_seeds: int, command: str, seconds: float) -> str:
+def markdown(results: list[dict], sigma: float, seeds: int, sweep_seeds: int, command: str, seconds: float) -> str:
     lines = [
         "# ClipFormer on the crossbar target: quality vs write noise",
         "",
@@ -193,7 +193,7 @@ def markdown(results: list[dict], seeds: int, sweep_seeds: int, command: str, se
         "write noise).",
         "",
         "Crossbar: lower-to-xbar defaults (64x64 tiles, 2-bit cells, 8-bit weights by bit slicing, 8-bit inputs, "
-        f"6-bit dynamic ADC, g 0.1-10 uS, differential pairs, write-noise sigma = {SIGMA:g}). gamma = 0 still has "
+        f"6-bit dynamic ADC, g 0.1-10 uS, differential pairs, write-noise sigma = {sigma:g}). gamma = 0 still has "
         "weight/input/ADC quantisation; the float column is the reference executor without a crossbar.",
         "",
     ]
@@ -263,7 +263,6 @@ def plot(results: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global SIGMA, GAMMAS
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5, help="noise seeds per gamma/clip configuration (5)")
     parser.add_argument("--sweep-seeds", type=int, default=3, help="noise seeds per alpha/beta point (3)")
@@ -273,8 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="vit-digits,minilm", help="comma-separated: minilm, vit-digits")
     parser.add_argument("--out", default=str(RESULTS / "xbar_clipformer"), help="output path without suffix")
     args = parser.parse_args(argv)
-    SIGMA = args.sigma
-    GAMMAS = tuple(float(g) for g in args.gammas.split(","))
+    gammas = tuple(float(g) for g in args.gammas.split(","))
     seeds = 2 if args.quick else args.seeds
     sweep_seeds = 2 if args.quick else args.sweep_seeds
     alphas, betas = ((0.0, 2.0), (0.25, 1.0)) if args.quick else (SWEEP_ALPHAS, SWEEP_BETAS)
@@ -289,11 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models.split(","):
         console.log(f"compiling {name}")
         task = builders[name.strip()]()
-        results.append(run_task(task, seeds, sweep_seeds, alphas, betas, console.log))
+        results.append(run_task(task, gammas, args.sigma, seeds, sweep_seeds, alphas, betas, console.log))
     seconds = time.perf_counter() - start
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    report = markdown(results, seeds, sweep_seeds, command.strip(), seconds)
+    report = markdown(results, args.sigma, seeds, sweep_seeds, command.strip(), seconds)
     out.with_suffix(".md").write_text(report)
     out.with_suffix(".json").write_text(json.dumps({"command": command.strip(), "seeds": seeds, "results": results}, indent=1))
     plot(results, out.with_suffix(".png"))

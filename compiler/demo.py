@@ -109,9 +109,7 @@ def crossbar_report(compiled: CompiledModel, reference: list[torch.Tensor], seco
         start = time.perf_counter()
         outputs = lowered.run(seed=0)
         seconds[f"run crossbar ({label})"] = time.perf_counter() - start
-        tiles = sum(
-            op.result.type.grid()[0] * op.result.type.grid()[1] for op in module.walk() if op.name == "xbar.program"
-        )
+        tiles = sum(op.result.type.tile_count() for op in module.walk() if op.name == "xbar.program")
         out, ref = outputs[-1].double(), reference[-1].double()
         cosine = torch.nn.functional.cosine_similarity(out.flatten(), ref.flatten(), dim=0)
         table.add_row(passes, label, str(tiles), f"{cosine:.4f}")

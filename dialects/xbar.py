@@ -75,6 +75,11 @@ class TilesType(ParametrizedAttribute, TypeAttribute):
     def grid(self) -> tuple[int, int]:
         return tile_grid(self.get_shape(), self.get_tile())
 
+    def tile_count(self) -> int:
+        """Physical tile positions of one stored matrix (row tiles x column tiles)."""
+        rows, cols = self.grid()
+        return rows * cols
+
     def batch_shape(self) -> tuple[int, ...]:
         return self.get_shape()[:-2]
 

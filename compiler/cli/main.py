@@ -128,7 +128,7 @@ def target_summary(module) -> str:
         return ""
     static = [op for op in module.walk() if isinstance(op, xbar.ProgramOp)]
     dynamic = [op for op in module.walk() if isinstance(op, xbar.WriteOp)]
-    tiles = sum(op.result.type.grid()[0] * op.result.type.grid()[1] for op in static)
+    tiles = sum(op.result.type.tile_count() for op in static)
     settings = ", ".join(f"{key}={_plain(value)}" for key, value in device.data.items())
     return (
         f"memristive crossbar: {len(static)} static matrices in {tiles} tiles, {len(dynamic)} dynamic writes per "

@@ -84,7 +84,7 @@ from typing import NamedTuple
 
 import torch
 
-from runtime.clip_kernels import clip_normalised_magnitude
+from runtime.clip_kernels import clip_normalised_magnitude, matrix_max
 
 SIGNED_MAPPINGS = ("differential", "offset")
 ADC_RANGES = ("dynamic", "calibrated", "max")
@@ -267,7 +267,7 @@ def clipformer_values(
     if cfg.signed_mapping != "differential":
         raise ValueError("ClipFormer is defined for the differential mapping (value 0 at g_min); got 'offset'")
     if scale is None:
-        scale = matrix_scale(x)
+        scale = matrix_max(x)
     magnitude = x.abs() / scale
     if clip.at == "full_precision":
         return torch.sign(x) * scale * clipformer_normalised(magnitude, clip.alpha, clip.beta, cfg)
@@ -281,12 +281,6 @@ def clipformer_values(
 # --------------------------------------------------------------------------------------------------------
 # Value <-> conductance mapping
 # --------------------------------------------------------------------------------------------------------
-
-
-def matrix_scale(w: torch.Tensor) -> torch.Tensor:
-    """One mapping scale per matrix: max|w| over the last two dims (kept as size-1 dims; 1 for all-zero)."""
-    scale = w.abs().amax(dim=(-2, -1), keepdim=True)
-    return torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
 def slice_levels(levels: torch.Tensor, cfg: CrossbarConfig) -> torch.Tensor:
@@ -318,7 +312,7 @@ def map_to_conductances(w: torch.Tensor, cfg: CrossbarConfig, clip: ClipFormer |
     if clip is not None and cfg.signed_mapping != "differential":
         raise ValueError("ClipFormer needs signed_mapping='differential' (value 0 must sit at g_min)")
     wt = w.transpose(-1, -2)
-    scale = matrix_scale(w)
+    scale = matrix_max(w)
     if cfg.signed_mapping == "differential":
         magnitude = wt.abs() / scale
         if clip is not None and clip.at == "full_precision":
