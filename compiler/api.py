@@ -22,15 +22,14 @@ from safetensors.torch import load_file, save_file
 from xdsl.context import Context
 from xdsl.dialects import builtin, func
 from xdsl.dialects.builtin import ModuleOp, StringAttr
-from xdsl.parser import Parser
 from xdsl.passes import ModulePass, PassPipeline
-from xdsl.printer import Printer
 from xdsl.utils.exceptions import ArgSpecParseError
 
 from compiler.errors import AttncError
 from compiler.frontend.fx_importer import import_exported_program
 from compiler.pipelines import resolve_pipeline
 from compiler.registry import DIALECTS, PASSES
+from compiler.textual_ir import RoundTripParser, RoundTripPrinter
 from runtime.executor import Executor, initial_parameters
 
 WEIGHTS_ATTRIBUTE = "attnc.weights"
@@ -200,16 +199,18 @@ def target_functions(module: ModuleOp, seed: int = 0) -> list[Any]:
 
 
 def print_module(module: ModuleOp, debuginfo: bool = False) -> str:
+    """The module as text that ``parse_module`` reads back to the same module."""
     import io
 
     stream = io.StringIO()
-    Printer(stream=stream, print_debuginfo=debuginfo).print_op(module)
+    RoundTripPrinter(stream=stream, print_debuginfo=debuginfo).print_op(module)
     return stream.getvalue() + "\n"
 
 
 def parse_module(text: str, name: str = "<input>") -> ModuleOp:
+    """Parses and verifies a module; MLIR's hexadecimal float literals read as bit patterns."""
     try:
-        module = Parser(make_context(), text, name).parse_module()
+        module = RoundTripParser(make_context(), text, name).parse_module()
         module.verify()
         return module
     except Exception as error:
@@ -271,3 +272,13 @@ def max_abs_error(outputs: Sequence[torch.Tensor], reference: Sequence[torch.Ten
             return float("inf")
         worst = max(worst, (out.double() - ref.double()).abs().max().item() if out.numel() else 0.0)
     return worst
+
+
+def same_outputs(outputs: Sequence[torch.Tensor], other: Sequence[torch.Tensor]) -> bool:
+    """Equal counts, dtypes, shapes and bits (NaN matches NaN, -0.0 does not match 0.0)."""
+    return len(outputs) == len(other) and all(
+        a.dtype == b.dtype
+        and a.shape == b.shape
+        and torch.equal(a.contiguous().reshape(-1).view(torch.uint8), b.contiguous().reshape(-1).view(torch.uint8))
+        for a, b in zip(outputs, other)
+    )
