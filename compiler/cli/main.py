@@ -137,15 +137,27 @@ def target_summary(module) -> str:
 
 
 def cmd_verify(args) -> int:
+    """Judges the saved artifact (what ``attnc run`` executes), and fails if it differs from the in-memory module."""
+    import tempfile
+
     import torch
 
-    from compiler.api import compile_model, flat_tensors, max_abs_error
+    from compiler.api import CompiledModel, compile_model, flat_tensors, max_abs_error, same_outputs
+    from compiler.errors import AttncError
 
     compiled = compile_model(args.spec, args.pipeline)
     with torch.no_grad():
         reference = flat_tensors(compiled.reference(*compiled.inputs))
-    error = max_abs_error(compiled.run(), reference)
+    in_memory = compiled.run()
+    with tempfile.TemporaryDirectory(prefix="attnc-verify-") as outdir:
+        saved = CompiledModel.load(compiled.save(outdir)).run()
+    error = max_abs_error(saved, reference)
     print(f"max_abs_err={error:.3e}")
+    if not same_outputs(saved, in_memory):
+        raise AttncError(
+            "the saved model does not reproduce the in-memory module (max_abs_err between them "
+            f"{max_abs_error(saved, in_memory):.3e}): model.mlir does not read back as it was written"
+        )
     return 0 if error <= args.tol else 1
 
 
