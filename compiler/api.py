@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from xdsl.context import Context
 from xdsl.dialects import builtin, func
-from xdsl.dialects.builtin import ModuleOp, StringAttr
+from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
 from xdsl.passes import ModulePass, PassPipeline
 from xdsl.utils.exceptions import ArgSpecParseError
 
@@ -33,6 +33,7 @@ from compiler.textual_ir import RoundTripParser, RoundTripPrinter
 from runtime.executor import Executor, initial_parameters
 
 WEIGHTS_ATTRIBUTE = "attnc.weights"
+INPUTS_ATTRIBUTE = "attnc.inputs"  # input names in order: SSA name hints lose a `_<digits>` suffix when parsed
 MODEL_FILE, WEIGHTS_FILE, INPUTS_FILE = "model.mlir", "weights.safetensors", "inputs.safetensors"
 REFERENCE_FILE = "reference.safetensors"
 
@@ -150,6 +151,7 @@ class CompiledModel:
         outdir = Path(outdir)
         outdir.mkdir(parents=True, exist_ok=True)
         self.module.attributes[WEIGHTS_ATTRIBUTE] = StringAttr(WEIGHTS_FILE)
+        self.module.attributes[INPUTS_ATTRIBUTE] = ArrayAttr([StringAttr(name) for name in self.input_names])
         save_file({k: v.detach().contiguous() for k, v in self.weights.items()}, str(outdir / WEIGHTS_FILE))
         save_file(
             {name: t.contiguous() for name, t in zip(self.input_names, self.inputs)}, str(outdir / INPUTS_FILE)
@@ -175,6 +177,8 @@ class CompiledModel:
         saved_inputs = load_file(str(inputs_file)) if inputs_file.is_file() else {}
         function = next(op for op in module.ops if isinstance(op, func.FuncOp))
         names = [arg.name_hint or f"input_{i}" for i, arg in enumerate(function.body.blocks.first.args)]
+        if isinstance(saved_names := module.attributes.get(INPUTS_ATTRIBUTE), ArrayAttr):
+            names = [name.data for name in saved_names.data]
         inputs = tuple(saved_inputs[n] for n in names if n in saved_inputs)
         reference_file = outdir / REFERENCE_FILE
         reference_outputs = None

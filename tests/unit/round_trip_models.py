@@ -26,3 +26,22 @@ def mha_key_padding_mask():
     padding[0, 7:] = True
     padding[1, 4:] = True
     return PaddedSelfAttention().eval(), (x, padding)
+
+
+class CrossAttention(nn.Module):
+    """Queries from ``x``, keys and values from ``x_1``: input names that differ only by a ``_<digits>`` suffix."""
+
+    def __init__(self, dim: int = 32, heads: int = 2):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(dim, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor, x_1: torch.Tensor) -> torch.Tensor:
+        return self.mha(x, x_1, x_1, need_weights=False)[0]
+
+
+def cross_attention_suffixed_inputs():
+    """Four queries attending over six keys; the inputs are named ``x`` and ``x_1``."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    queries, keys = torch.randn(2, 4, 32, generator=generator), torch.randn(2, 6, 32, generator=generator)
+    return CrossAttention().eval(), (queries, keys)

@@ -1,7 +1,8 @@
 """compile → save → load → run: a saved model runs exactly like the module it was saved from.
 
 Every bundled model × every named pipeline (so a new entry in either is covered without touching this file),
-plus ``nn.MultiheadAttention`` with a ``key_padding_mask`` (a -inf constant in the IR), is compiled in this
+plus ``nn.MultiheadAttention`` with a ``key_padding_mask`` (a -inf constant in the IR) and a cross-attention
+whose inputs are named ``x`` and ``x_1`` (one name hint once they are parsed), is compiled in this
 process, run in memory and saved; one fresh process then runs every saved directory through the
 ``attnc run`` command, with the same ``--seed`` (which fixes the crossbar target's noise). Outputs must be
 equal bit for bit, or both runs must fail with the same message. ``attnc verify`` must judge the saved
@@ -40,8 +41,13 @@ from compiler.pipelines import NAMED_PIPELINES
 from dialects import nn
 
 ROOT = Path(__file__).resolve().parents[2]
-PADDED_MHA = f"{Path(__file__).with_name('round_trip_models.py')}:mha_key_padding_mask"
-MODELS = {**{name: name for name in BUNDLED}, "mha-key-padding-mask": PADDED_MHA}
+EXTRA_MODELS = Path(__file__).with_name("round_trip_models.py")
+PADDED_MHA = f"{EXTRA_MODELS}:mha_key_padding_mask"
+MODELS = {
+    **{name: name for name in BUNDLED},
+    "mha-key-padding-mask": PADDED_MHA,
+    "cross-attention-x-x_1": f"{EXTRA_MODELS}:cross_attention_suffixed_inputs",
+}
 CASES = [f"{model}--{pipeline}" for model in MODELS for pipeline in NAMED_PIPELINES]
 SEED = 7
 

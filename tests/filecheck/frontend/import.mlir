@@ -7,7 +7,7 @@
 // RUN: attnc compile %S/tiny_model.py:tiny_attention -o %t && filecheck %s < %t/model.mlir
 // RUN: attnc-opt %t/model.mlir -p attn-raise --print-debuginfo | filecheck %s --check-prefix=RAISE
 
-// CHECK:       builtin.module attributes {attnc.weights = "weights.safetensors"}
+// CHECK:       builtin.module attributes {attnc.weights = "weights.safetensors", attnc.inputs = ["x"]}
 // CHECK:       func.func @main(%x: tensor<2x5x16xf32>
 // CHECK:       %layers_0_attn_query_weight = nn.param @layers.0.attn.query.weight : tensor<16x16xf32> loc("layers.0.attn.query")
 // CHECK-NEXT:  %layers_0_attn_query_bias = nn.param @layers.0.attn.query.bias : tensor<16xf32> loc("layers.0.attn.query")
@@ -16,7 +16,7 @@
 // CHECK:       nn.param @layers.1.mlp.2.weight : tensor<16x32xf32> loc("layers.1.mlp.2")
 // CHECK-NOT:   attn.sdpa
 
-// RAISE:       builtin.module attributes {attnc.weights = "weights.safetensors"}
+// RAISE:       builtin.module attributes {attnc.weights = "weights.safetensors", attnc.inputs = ["x"]}
 // RAISE-NOT:   nn.softmax
 // RAISE:       attn.sdpa %{{.*}}, %{{.*}}, %{{.*}} {scale = 0.353553{{[0-9]*}} : f64, causal = false} : (tensor<2x2x5x8xf32>, tensor<2x2x5x8xf32>, tensor<2x2x5x8xf32>) -> tensor<2x2x5x8xf32> loc("layers.0.attn")
 // RAISE-NOT:   nn.softmax
