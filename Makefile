@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.attnc-installed
 
-.PHONY: demo test install clean
+.PHONY: demo test fuzz install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+fuzz: $(STAMP)  # the property tests of tests/unit/test_fuzz.py with many more examples (minutes)
+	HF_HUB_OFFLINE=1 HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/unit/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -25,7 +25,7 @@ from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
 from xdsl.passes import ModulePass, PassPipeline
 from xdsl.utils.exceptions import ArgSpecParseError
 
-from compiler.errors import AttncError
+from compiler.errors import AttncError, one_line
 from compiler.frontend.fx_importer import import_exported_program
 from compiler.pipelines import resolve_pipeline
 from compiler.registry import DIALECTS, PASSES
@@ -101,7 +101,7 @@ def parse_pipeline(pipeline: str | None) -> tuple[ModulePass, ...]:
     try:
         return PassPipeline.parse_spec(PASSES, text).passes
     except (Exception, ArgSpecParseError) as error:  # xDSL's option parse error is a BaseException
-        raise AttncError(f"bad pipeline '{text}': {error}") from None
+        raise AttncError(f"bad pipeline '{text}': {one_line(error)}") from None
 
 
 def apply_passes(module: ModuleOp, passes: Sequence[ModulePass], ctx: Context | None = None) -> dict[str, float]:
@@ -169,7 +169,7 @@ class CompiledModel:
         outdir = Path(outdir)
         if not (outdir / MODEL_FILE).is_file():
             raise AttncError(f"{outdir} holds no {MODEL_FILE}: compile a model into it first")
-        module = parse_module((outdir / MODEL_FILE).read_text(), str(outdir / MODEL_FILE))
+        module = parse_module(read_text_file(outdir / MODEL_FILE), str(outdir / MODEL_FILE))
         weights_name = module.attributes.get(WEIGHTS_ATTRIBUTE)
         weights_file = outdir / (weights_name.data if isinstance(weights_name, StringAttr) else WEIGHTS_FILE)
         weights = load_file(str(weights_file)) if weights_file.is_file() else {}
@@ -211,6 +211,17 @@ def print_module(module: ModuleOp, debuginfo: bool = False) -> str:
     return stream.getvalue() + "\n"
 
 
+def read_text_file(path: Path) -> str:
+    """A UTF-8 text file's contents; anything else is a clear error naming the file and the first bad byte."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise AttncError(
+            f"cannot read {path}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})"
+        ) from None
+
+
 def parse_module(text: str, name: str = "<input>") -> ModuleOp:
     """Parses and verifies a module; MLIR's hexadecimal float literals read as bit patterns."""
     try:
@@ -218,7 +229,7 @@ def parse_module(text: str, name: str = "<input>") -> ModuleOp:
         module.verify()
         return module
     except Exception as error:
-        raise AttncError(f"cannot read {name}: {error}") from None
+        raise AttncError(f"cannot read {name}: {one_line(error)}") from None
 
 
 def export_model(spec: ModelSpec) -> torch.export.ExportedProgram:

@@ -18,6 +18,7 @@ from xdsl.targets.mlir import MLIRTarget
 from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseError
 from xdsl.xdsl_opt_main import xDSLOptMain
 
+from compiler.errors import one_line
 from compiler.registry import DIALECTS, PASSES
 from compiler.textual_ir import RoundTripParser, RoundTripPrinter
 
@@ -91,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         AttncOptMain(description="attnc modular optimizer driver", args=argv).run()
     except (DiagnosticException, ParseError) as error:
-        print(f"attnc-opt: error: {error}", file=sys.stderr)
+        print(f"attnc-opt: error: {one_line(error)}", file=sys.stderr)
         return 1
     except (ValueError, ArgSpecParseError) as error:  # unknown pass, unreadable or wrong pass option
-        print(f"attnc-opt: error: {error}", file=sys.stderr)
+        print(f"attnc-opt: error: {one_line(error)}", file=sys.stderr)
         return 1
     return 0
 
