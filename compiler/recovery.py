@@ -1,7 +1,7 @@
 """Recovery for cosine-rewritten models: fit the new per-head ``m`` (and optionally the attention projections)
 so the rewritten program reproduces the ORIGINAL model's outputs on unlabeled calibration inputs.
 
-Why (METHODS.md §2, "Caveat"): Cottention is trained from scratch in the paper. ``attn-cosine`` rewrites a
+Why (docs/methods/cottention.md): Cottention is trained from scratch in the paper. ``attn-cosine`` rewrites a
 softmax-trained model without training, which changes its outputs; this module is the short recovery step and
 reports the gap that remains, measured on held-out inputs the fit never saw.
 

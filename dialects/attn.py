@@ -145,7 +145,7 @@ class CosineOp(IRDLOperation):
 
 @irdl_op_definition
 class KvClipOp(IRDLOperation):
-    """ClipFormer's transform of a K or V operand before it is written into crossbars (METHODS.md §1).
+    """ClipFormer's transform of a K or V operand before it is written into crossbars (docs/methods/clipformer.md).
 
     Defined on conductances: ``G1 = max(G - alpha·g_min, g_min)``, ``G2 = min(G1, beta·g_max)``. The op
     carries the mapping that gives it meaning: values map linearly to [g_min, g_max] (siemens) by magnitude,

@@ -1,6 +1,6 @@
 """``attn-cosine``: rewrite softmax attention (``attn.sdpa``) into cosine linear attention (``attn.cosine``).
 
-Cottention (METHODS.md §2): per head, N(x) = x/‖x‖₂ over the head dimension, no softmax and no 1/√d, and a
+Cottention (docs/methods/cottention.md): per head, N(x) = x/‖x‖₂ over the head dimension, no softmax and no 1/√d, and a
 learned per-head scalar m (a new parameter ``<module path>.cosine_m``, initialised to 0.5) used as
 s = sigmoid(m). Bidirectional attention divides by max(1, L^s) with L the number of non-padding tokens;
 causal attention divides the value at key position j by max(1, j^s).

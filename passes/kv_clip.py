@@ -1,4 +1,4 @@
-"""``kv-clip``: ClipFormer on the K and V operands of softmax attention (METHODS.md §1).
+"""``kv-clip``: ClipFormer on the K and V operands of softmax attention (docs/methods/clipformer.md).
 
 On a memristive crossbar, K and V are written into arrays at every inference and writes are noisy, with a
 noise that grows with the conductance. ClipFormer moves K and V low in the conductance range before they

@@ -12,7 +12,7 @@
 * The device parameters become the module's ``xbar.device`` dictionary, read by the crossbar simulator
   (targets/crossbar/simulator.py; see targets/crossbar/device.py for the model and its conventions).
 
-Options (kebab-case; defaults are ClipFormer's setup, METHODS.md §1): ``tile-rows``/``tile-cols`` (64),
+Options (kebab-case; defaults are ClipFormer's setup, docs/methods/clipformer.md): ``tile-rows``/``tile-cols`` (64),
 ``bits-per-cell`` (2), ``weight-bits`` (8, by bit slicing), ``input-bits`` (8; 0 = ideal DAC), ``adc-bits``
 (6, a default, not the paper's; 0 = ideal ADC), ``adc-range`` (``dynamic`` or ``max``), ``g-min``/``g-max``
 (0.1 µS / 10 µS), ``signed-mapping`` (``differential`` pair or ``offset``), ``gamma``/``sigma`` (write noise

@@ -1,6 +1,6 @@
 """ClipFormer's K/V transform in value units: the reference semantics of ``attn.kv_clip``.
 
-The transform is defined on conductances (METHODS.md §1): ``G1 = max(G - alpha*g_min, g_min)``, then
+The transform is defined on conductances (docs/methods/clipformer.md): ``G1 = max(G - alpha*g_min, g_min)``, then
 ``G2 = min(G1, beta*g_max)``. With the differential mapping a value x of a stored matrix sits at
 ``G = g_min + |x| / scale * (g_max - g_min)`` (``scale = max|x|`` of that matrix, the sign carried by the
 device pair), so on the normalised magnitude ``u = |x| / scale`` the transform is a soft threshold of

@@ -1,4 +1,4 @@
-"""Pure-torch kernels for cosine linear attention ("Cottention", METHODS.md section 2).
+"""Pure-torch kernels for cosine linear attention ("Cottention", docs/methods/cottention.md).
 
 Softmax attention is replaced by cosine similarity, ``N(x) = x / ||x||_2`` over the head dimension, with a
 per-head learned scalar ``m`` used as ``s = sigmoid(m)``. There is no softmax and no ``1/sqrt(d)``. Because

@@ -23,7 +23,7 @@ Conventions (the same everywhere in this module)
 * **Noise, in the conductance domain.**
   - programming noise (static tiles, once at ``program``): ``G + program_noise * (g_max - g_min) * N(0, 1)``,
     clamped at 0 from below only (a conductance cannot be negative; same convention as IBM aihwkit);
-  - write noise (dynamic operands, every ``write``, i.e. K and V on each inference; METHODS.md section 1):
+  - write noise (dynamic operands, every ``write``, i.e. K and V on each inference; docs/methods/clipformer.md):
     ``G + write_gamma * sqrt((G - g_min)(g_max - g_min)) * N(0, write_sigma**2)``, clamped to
     [g_min, g_max] (a write cannot leave the device's programmable window). Zero at g_min, grows with G;
   - stuck-at faults: each cell independently stuck with probability ``stuck_at_rate``, at g_max with
@@ -68,7 +68,7 @@ Conventions (the same everywhere in this module)
 * **Randomness.** Every random draw takes an explicit ``torch.Generator``; the same generator state gives
   bit-identical results. Functions that need randomness raise if none is given.
 
-ClipFormer (METHODS.md section 1) is :func:`clipformer_conductance` in the conductance domain and
+ClipFormer (docs/methods/clipformer.md) is :func:`clipformer_conductance` in the conductance domain and
 :func:`clipformer_values` in value units (the exact equivalent for the noise-free reference target).
 It is applied to the full-precision conductance of the mapped value, before quantisation and bit slicing
 (``ClipFormer.at="full_precision"``, the paper's reading, unconfirmed); ``at="per_slice"`` applies it to
@@ -102,7 +102,7 @@ _TINY = 1e-30
 
 @dataclass(frozen=True)
 class CrossbarConfig:
-    """Crossbar hardware and non-ideality parameters (defaults: ClipFormer's setup, METHODS.md section 1).
+    """Crossbar hardware and non-ideality parameters (defaults: ClipFormer's setup, docs/methods/clipformer.md).
 
     Fields marked "default, not the paper's" are choices of this simulator where the paper is silent.
     """
@@ -119,7 +119,7 @@ class CrossbarConfig:
     g_min: float = 0.1e-6  # siemens (R_max = 10 MOhm)
     g_max: float = 10e-6  # siemens (R_min = 100 kOhm, ON/OFF = 100)
     signed_mapping: str = "differential"
-    write_gamma: float = 0.0  # gamma of the write-noise model; METHODS uses 3, 4, 5
+    write_gamma: float = 0.0  # gamma of the write-noise model; the paper reports 3, 4, 5
     write_sigma: float = DEFAULT_WRITE_SIGMA  # default, not the paper's
     program_noise: float = 0.0  # std of static programming noise, fraction of (g_max - g_min)
     read_noise: float = 0.0  # std of per-read noise, fraction of (g_max - g_min)
@@ -369,7 +369,7 @@ def _normal_like(t: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def write_noise(g: torch.Tensor, cfg: CrossbarConfig, gen: torch.Generator | None) -> torch.Tensor:
-    """Write noise on every dynamic write (METHODS.md section 1), clamped to [g_min, g_max].
+    """Write noise on every dynamic write (docs/methods/clipformer.md), clamped to [g_min, g_max].
 
     G' = G + gamma * sqrt((G - g_min)(g_max - g_min)) * N(0, sigma^2).
     """
