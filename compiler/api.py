@@ -26,6 +26,7 @@ from xdsl.passes import ModulePass, PassPipeline
 from xdsl.utils.exceptions import ArgSpecParseError
 
 from compiler.errors import AttncError, one_line
+from dialects.diagnostics import Remark, collect_remarks
 from compiler.frontend.fx_importer import import_exported_program
 from compiler.pipelines import resolve_pipeline
 from compiler.registry import DIALECTS, PASSES
@@ -105,15 +106,16 @@ def parse_pipeline(pipeline: str | None) -> tuple[ModulePass, ...]:
 
 
 def apply_passes(module: ModuleOp, passes: Sequence[ModulePass], ctx: Context | None = None) -> dict[str, float]:
-    """Runs passes in order, verifying after each; returns seconds per pass."""
+    """Runs passes in order, verifying after each; returns seconds per pass.
+
+    A pass that cannot run raises ``PassFailedException``; its remarks go to the caller's
+    ``collect_remarks`` block (``compile_model`` keeps them in ``CompiledModel.remarks``).
+    """
     ctx = ctx or make_context()
     seconds: dict[str, float] = {}
     for index, module_pass in enumerate(passes):
         start = time.perf_counter()
-        try:
-            module_pass.apply(ctx, module)
-        except ValueError as error:  # a wrong pass option, reported as such
-            raise AttncError(str(error)) from None
+        module_pass.apply(ctx, module)
         module.verify()
         label = module_pass.name if module_pass.name not in seconds else f"{module_pass.name}#{index}"
         seconds[label] = time.perf_counter() - start
@@ -131,6 +133,7 @@ class CompiledModel:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     reference: Callable[..., Any] | None = None
     reference_outputs: list[torch.Tensor] | None = None
+    remarks: list[Remark] = field(default_factory=list)
 
     def executor(self, seed: int = 0, **kwargs) -> Executor:
         """An executor with the implementations of the module's target; ``seed`` fixes a noisy target's draws."""
@@ -263,10 +266,17 @@ def compile_model(
     seconds["import"] = time.perf_counter() - start
     if on_imported is not None:
         on_imported(imported.module)
-    seconds.update(apply_passes(imported.module, passes))
+    with collect_remarks() as remarks:
+        seconds.update(apply_passes(imported.module, passes))
     imported.weights.update(initial_parameters(imported.module, imported.weights))
     return CompiledModel(
-        imported.module, imported.weights, spec.inputs, imported.input_names, seconds, reference=spec.model
+        imported.module,
+        imported.weights,
+        spec.inputs,
+        imported.input_names,
+        seconds,
+        reference=spec.model,
+        remarks=remarks,
     )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from xdsl.utils.exceptions import ParseError
 
 
-class AttncError(Exception):
-    """A user-facing error: bad input, an unsupported model, a wrong option. Printed without a traceback."""
+from dialects.diagnostics import AttncError
+
+__all__ = ["AttncError", "one_line"]
 
 
 def one_line(error: BaseException) -> str:

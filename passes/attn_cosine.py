@@ -25,7 +25,6 @@ GPT-2/Llama); the runtime checks that such a mask really is causal plus padding.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -36,6 +35,7 @@ from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, Rewrite
 from xdsl.transforms.dead_code_elimination import dce
 
 from dialects import attn, nn
+from dialects.diagnostics import pass_failure, remark
 from dialects.locations import module_path_of, path_matches
 from dialects.nn import element_type, is_bool, tensor_shape
 from passes.matchers import defining_op, scalar_constant
@@ -44,10 +44,6 @@ COSINE_M_INIT = 0.5
 MASKED_OUT_BELOW = -1.0e4
 CAUSAL_FORMS = ("chunked", "recurrent")
 
-
-def remark(op, message: str) -> None:
-    """Tells the user why an attention was left alone (stderr, one line, with the module path)."""
-    print(f"remark: attn-cosine: {module_path_of(op) or '<unknown>'}: {message}", file=sys.stderr)
 
 
 def keep_mask_of(mask: SSAValue) -> SSAValue | None:
@@ -75,13 +71,13 @@ class SdpaToCosine(RewritePattern):
             return
         q = tensor_shape(op.query)
         if len(q) != 4:
-            remark(op, f"needs (batch, heads, length, dim) operands to give each head its m; got rank {len(q)}")
+            remark("attn-cosine", op, f"needs (batch, heads, length, dim) operands to give each head its m; got rank {len(q)}")
             return
         keep = None
         if op.mask is not None:
             keep = keep_mask_of(op.mask)
             if keep is None:
-                remark(op, "an additive bias mask cannot be expressed in cosine attention (only padding/causal masks)")
+                remark("attn-cosine", op, "an additive bias mask cannot be expressed in cosine attention (only padding/causal masks)")
                 return
         name = f"{module_path_of(op) or 'attention'}.cosine_m"
         suffix = 1
@@ -111,7 +107,7 @@ class AttnCosinePass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.causal_form not in CAUSAL_FORMS:
-            raise ValueError(f"attn-cosine: causal-form must be one of {', '.join(CAUSAL_FORMS)}, got '{self.causal_form}'")
+            raise pass_failure("attn-cosine", f"causal-form must be one of {', '.join(CAUSAL_FORMS)}, got '{self.causal_form}'")
         taken = {p.key for p in op.walk() if isinstance(p, nn.ParamOp)}
         pattern = SdpaToCosine(self.layers, self.causal_form, self.causal, taken)
         PatternRewriteWalker(pattern, apply_recursively=False).rewrite_module(op)

@@ -34,6 +34,7 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern, op_type_rewrite_pattern
 
 from dialects import attn
+from dialects.diagnostics import pass_failure
 from dialects.locations import path_matches
 from passes.matchers import defining_op
 
@@ -83,11 +84,11 @@ class KvClipPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.alpha < 0:
-            raise ValueError(f"kv-clip: alpha must be >= 0, got {self.alpha}")
+            raise pass_failure("kv-clip", f"alpha must be >= 0, got {self.alpha}")
         if not 0 < self.beta <= 1:
-            raise ValueError(f"kv-clip: beta must be in (0, 1], got {self.beta}")
+            raise pass_failure("kv-clip", f"beta must be in (0, 1], got {self.beta}")
         if not 0 <= self.g_min < self.g_max:
-            raise ValueError(f"kv-clip: need 0 <= g-min < g-max, got g-min={self.g_min}, g-max={self.g_max}")
+            raise pass_failure("kv-clip", f"need 0 <= g-min < g-max, got g-min={self.g_min}, g-max={self.g_max}")
         pattern = ClipKeyAndValue(float(self.alpha), float(self.beta), float(self.g_min), float(self.g_max), self.layers)
         PatternRewriteWalker(pattern, apply_recursively=False).rewrite_module(op)
 

@@ -32,7 +32,6 @@ high-noise point; γ = 0 is noise-free; σ = 0.1 is a default, not the paper's),
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 
 from xdsl.context import Context
@@ -44,7 +43,7 @@ from xdsl.rewriter import InsertPoint
 from xdsl.transforms.dead_code_elimination import dce
 
 from dialects import attn, nn, xbar
-from dialects.locations import module_path_of
+from dialects.diagnostics import pass_failure, remark
 from dialects.nn import fmt_shape, tensor_shape
 from passes.kv_clip import DEFAULT_G_MAX, DEFAULT_G_MIN, clipped_operand
 from passes.matchers import defining_op
@@ -53,10 +52,6 @@ ADC_RANGES = ("dynamic", "max")
 SIGNED_MAPPINGS = ("differential", "offset")
 MODES = ("fast", "exact")
 
-
-def remark(op: Operation, message: str) -> None:
-    """Tells the user why an op stays digital (stderr, one line, with the module path)."""
-    print(f"remark: lower-to-xbar: {module_path_of(op) or '<unknown>'}: {message}", file=sys.stderr)
 
 
 def _located(op: Operation, like: Operation, name: str | None = None) -> Operation:
@@ -77,7 +72,7 @@ class LinearToCrossbar(RewritePattern):
     def match_and_rewrite(self, op: nn.LinearOp, rewriter: PatternRewriter) -> None:
         param = defining_op(op.weight)
         if not isinstance(param, nn.ParamOp):
-            remark(op, "the weight is computed, not a parameter: a static crossbar cannot hold it; stays digital")
+            remark("lower-to-xbar", op, "the weight is computed, not a parameter: a static crossbar cannot hold it; stays digital")
             return
         tiles = self.programmed.get(op.weight)
         if tiles is None:
@@ -102,10 +97,11 @@ class SdpaToCrossbar(RewritePattern):
     def match_and_rewrite(self, op: attn.SdpaOp, rewriter: PatternRewriter) -> None:
         q, k, v = tensor_shape(op.query), tensor_shape(op.key), tensor_shape(op.value)
         if len(q) < 3:
-            remark(op, f"needs (batch..., length, dim) operands with a batch dim per stored matrix; got rank {len(q)}")
+            remark("lower-to-xbar", op, f"needs (batch..., length, dim) operands with a batch dim per stored matrix; got rank {len(q)}")
             return
         if k[:-2] != q[:-2] or v[:-2] != q[:-2]:
             remark(
+                "lower-to-xbar",
                 op,
                 f"K {fmt_shape(k)} and V {fmt_shape(v)} must have Q's leading dims {fmt_shape(q[:-2])} "
                 "(no broadcast heads); stays digital",
@@ -156,7 +152,7 @@ class LowerToXbarPass(ModulePass):
     def check_options(self) -> None:
         def need(ok: bool, message: str) -> None:
             if not ok:
-                raise ValueError(f"lower-to-xbar: {message}")
+                raise pass_failure("lower-to-xbar", message)
 
         need(self.tile_rows > 0 and self.tile_cols > 0, f"tile size must be positive, got {self.tile_rows}x{self.tile_cols}")
         need(1 <= self.bits_per_cell <= 8, f"bits-per-cell must be in 1..8, got {self.bits_per_cell}")
@@ -189,14 +185,15 @@ class LowerToXbarPass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         self.check_options()
         if any(isinstance(o, (xbar.ProgramOp, xbar.WriteOp)) for o in op.walk()):
-            raise ValueError("lower-to-xbar: the module is already lowered to crossbars")
+            raise pass_failure("lower-to-xbar", "the module is already lowered to crossbars")
         clipped = [o for o in op.walk() if isinstance(o, attn.KvClipOp)]
         if clipped and self.signed_mapping != "differential":
-            raise ValueError("lower-to-xbar: kv-clip (ClipFormer) needs signed-mapping=differential (value 0 at g_min)")
+            raise pass_failure("lower-to-xbar", "kv-clip (ClipFormer) needs signed-mapping=differential (value 0 at g_min)")
         for clip in clipped:
             if (clip.g_min.value.data, clip.g_max.value.data) != (self.g_min, self.g_max):
-                raise ValueError(
-                    f"lower-to-xbar: kv-clip was defined for g-min={clip.g_min.value.data}, g-max={clip.g_max.value.data} "
+                raise pass_failure(
+                    "lower-to-xbar",
+                    f"kv-clip was defined for g-min={clip.g_min.value.data}, g-max={clip.g_max.value.data} "
                     f"but the crossbar has g-min={self.g_min}, g-max={self.g_max}; give both passes the same range"
                 )
         tile = (self.tile_rows, self.tile_cols)

@@ -15,13 +15,14 @@ from xdsl.interpreter import Interpreter, InterpreterFunctions
 from xdsl.interpreters.func import FuncFunctions
 
 from dialects import nn
+from dialects.diagnostics import AttncError
 from dialects.locations import module_path_of
 from runtime.dtypes import torch_dtype
 from runtime.attn_impl import AttnFunctions
 from runtime.nn_impl import NnFunctions
 
 
-class ExecutionError(RuntimeError):
+class ExecutionError(AttncError):
     """A compiled program could not be run on the given inputs."""
 
 

@@ -243,8 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     from compiler.errors import AttncError
     from runtime.executor import ExecutionError
 
+    from dialects.diagnostics import collect_remarks
+
     try:
-        return COMMANDS[args.command](args)
+        with collect_remarks() as remarks:
+            try:
+                return COMMANDS[args.command](args)
+            finally:
+                for note in remarks:
+                    print(note, file=sys.stderr)
     except (AttncError, ExecutionError, DiagnosticException) as error:
         print(f"attnc: error: {error}", file=sys.stderr)
         return 1

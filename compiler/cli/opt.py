@@ -19,6 +19,7 @@ from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseE
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from compiler.errors import one_line
+from dialects.diagnostics import collect_remarks
 from compiler.registry import DIALECTS, PASSES
 from compiler.textual_ir import RoundTripParser, RoundTripPrinter
 
@@ -90,7 +91,12 @@ class AttncOptMain(xDSLOptMain):
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        AttncOptMain(description="attnc modular optimizer driver", args=argv).run()
+        with collect_remarks() as remarks:
+            try:
+                AttncOptMain(description="attnc modular optimizer driver", args=argv).run()
+            finally:
+                for note in remarks:
+                    print(note, file=sys.stderr)
     except (DiagnosticException, ParseError) as error:
         print(f"attnc-opt: error: {one_line(error)}", file=sys.stderr)
         return 1

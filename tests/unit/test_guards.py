@@ -47,7 +47,7 @@ def test_layering():
     assert not violations, "\n".join(violations)
 
 
-STDLIB_OK = {"__future__", "collections", "typing", "math", "re", "dataclasses"}
+STDLIB_OK = {"__future__", "collections", "typing", "math", "re", "dataclasses", "contextlib", "contextvars", "logging"}
 
 
 def pass_classes_in(module_name: str) -> list[type]:
@@ -79,3 +79,29 @@ def test_dialects_and_passes_do_not_import_torch():
     for package in ("dialects", "passes"):
         for path in (ROOT / package).rglob("*.py"):
             assert not any(n.split(".")[0] == "torch" for n in imported_modules(path)), path
+
+
+def test_passes_report_through_the_diagnostic_channel():
+    """Passes fail with ``pass_failure`` (a PassFailedException) and explain with ``remark``: never
+    ``ValueError``, never ``print``."""
+    offences = []
+    for path in (ROOT / "passes").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                if getattr(node.exc.func, "id", None) == "ValueError":
+                    offences.append(f"{path.relative_to(ROOT)}:{node.lineno} raises ValueError")
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                offences.append(f"{path.relative_to(ROOT)}:{node.lineno} prints")
+    assert not offences, "\n".join(offences)
+
+
+def test_one_error_root():
+    """Every user-facing error type derives from AttncError, an xDSL DiagnosticException."""
+    from xdsl.utils.exceptions import DiagnosticException
+
+    from compiler.errors import AttncError
+    from compiler.frontend.fx_importer import UnsupportedOpError
+    from runtime.executor import ExecutionError
+
+    assert issubclass(AttncError, DiagnosticException)
+    assert issubclass(ExecutionError, AttncError) and issubclass(UnsupportedOpError, AttncError)
