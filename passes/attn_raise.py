@@ -45,6 +45,7 @@ from xdsl.pattern_rewriter import (
 from xdsl.transforms.dead_code_elimination import dce
 
 from dialects import attn, nn
+from dialects.locations import module_path_of
 from dialects.nn import broadcast_shapes, element_type, is_bool, tensor_shape
 from passes.matchers import defining_op, has_single_use, scalar_constant, untransposed_last_two
 
@@ -198,3 +199,42 @@ class AttnRaisePass(ModulePass):
             GreedyRewritePatternApplier([RaiseFusedSdpa(), RaiseEagerAttention()]), apply_recursively=False
         ).rewrite_module(op)
         dce(op)
+
+
+@dataclass(frozen=True)
+class UnraisedSoftmax:
+    """A softmax attn-raise left in place: where it came from and why it was not raised."""
+
+    module_path: str
+    reason: str
+
+
+def unraised_softmaxes(module: ModuleOp) -> list[UnraisedSoftmax]:
+    """Every ``nn.softmax`` in ``module`` with the first check of ``RaiseEagerAttention`` it fails.
+
+    Run it after attn-raise: the checks are the pattern's own, in its order, so the reason is the one that
+    stopped the rewrite.
+    """
+    return [UnraisedSoftmax(module_path_of(op), _why_not_raised(op)) for op in module.walk() if isinstance(op, nn.SoftmaxOp)]
+
+
+def _why_not_raised(softmax: nn.SoftmaxOp) -> str:
+    rank = len(tensor_shape(softmax.input))
+    if softmax.dim.value.data % rank != rank - 1:
+        return f"softmax over dim {softmax.dim.value.data}, not the last (key) dimension"
+    probs = softmax.result
+    users = [use.operation for use in probs.uses]
+    if len(users) == 1 and isinstance(users[0], nn.DropoutOp):
+        probs = users[0].result
+        users = [use.operation for use in probs.uses]
+    if len(users) != 1:
+        return f"probabilities have {len(users)} uses (returned or reused attention weights)"
+    consumer = users[0]
+    if not isinstance(consumer, nn.MatmulOp) or consumer.lhs != probs:
+        return f"probabilities feed {consumer.name}, not the left operand of a matmul with v"
+    scores = RaiseEagerAttention()._peel_scores(softmax.input)
+    if scores is None:
+        producer = defining_op(softmax.input)
+        name = producer.name if producer is not None else "a block argument"
+        return f"scores are not [mask] <- [scale] <- matmul(q, k^T) (the chain stops at {name})"
+    return "q, k and v shapes do not form attention (head dims or the result shape disagree)"
