@@ -234,7 +234,23 @@ def _why_not_raised(softmax: nn.SoftmaxOp) -> str:
         return f"probabilities feed {consumer.name}, not the left operand of a matmul with v"
     scores = RaiseEagerAttention()._peel_scores(softmax.input)
     if scores is None:
-        producer = defining_op(softmax.input)
-        name = producer.name if producer is not None else "a block argument"
-        return f"scores are not [mask] <- [scale] <- matmul(q, k^T) (the chain stops at {name})"
+        chain = _scores_chain(softmax.input)
+        hint = " (soft-capped scores)" if "nn.tanh" in chain else ""
+        return f"scores {' <- '.join(chain)} are not [mask] <- [scale] <- matmul(q, k^T){hint}"
     return "q, k and v shapes do not form attention (head dims or the result shape disagree)"
+
+
+def _scores_chain(scores: SSAValue, limit: int = 8) -> list[str]:
+    """Op names from the softmax input back towards q·kᵀ, following the operand shaped like the scores."""
+    chain: list[str] = []
+    while len(chain) < limit:
+        op = defining_op(scores)
+        if op is None:
+            chain.append("<argument>")
+            break
+        chain.append(op.name)
+        same_shape = [o for o in op.operands if isinstance(o.type, TensorType) and o.type == scores.type]
+        if isinstance(op, nn.MatmulOp) or not same_shape:
+            break
+        scores = same_shape[-1] if isinstance(op, nn.WhereOp) and len(same_shape) > 1 else same_shape[0]
+    return chain
