@@ -237,7 +237,12 @@ def _why_not_raised(softmax: nn.SoftmaxOp) -> str:
         chain = _scores_chain(softmax.input)
         hint = " (soft-capped scores)" if "nn.tanh" in chain else ""
         return f"scores {' <- '.join(chain)} are not [mask] <- [scale] <- matmul(q, k^T){hint}"
-    return "q, k and v shapes do not form attention (head dims or the result shape disagree)"
+    q, k, v = tensor_shape(scores.query), tensor_shape(scores.key), tensor_shape(consumer.rhs)
+    batch = broadcast_shapes(q[:-2], k[:-2])
+    batch = None if batch is None else broadcast_shapes(batch, v[:-2])
+    if batch is None or q[-1] != k[-1] or k[-2] != v[-2] or tensor_shape(consumer.result) != (*batch, q[-2], v[-1]):
+        return "q, k and v shapes do not form attention (head dims or the result shape disagree)"
+    return "raisable: attn-raise has not run on this module"
 
 
 def _scores_chain(scores: SSAValue, limit: int = 8) -> list[str]:

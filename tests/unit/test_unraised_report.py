@@ -38,10 +38,10 @@ class PlainAttention(torch.nn.Module):
         return torch.matmul(torch.softmax(torch.matmul(q, k.transpose(-1, -2)) * 0.25, dim=-1), v)
 
 
-def _raised(inner: torch.nn.Module):
+def _raised(inner: torch.nn.Module, pipeline: str = "attn-raise"):
     q, k, v = (torch.randn(1, 2, 5, 8) for _ in range(3))
     imported = import_exported_program(torch.export.export(Outer(inner), (q, k, v)))
-    apply_passes(imported.module, parse_pipeline("attn-raise"))
+    apply_passes(imported.module, parse_pipeline(pipeline))
     return unraised_softmaxes(imported.module)
 
 
@@ -60,6 +60,11 @@ def test_returned_attention_weights_are_reported_as_extra_uses():
 
 def test_raised_attention_leaves_nothing_to_report():
     assert _raised(PlainAttention()) == []
+
+
+def test_attention_not_yet_raised_is_reported_as_raisable():
+    (entry,) = _raised(PlainAttention(), pipeline="")
+    assert entry.reason == "raisable: attn-raise has not run on this module"
 
 
 def test_compile_report_lists_the_soft_capped_softmax(tmp_path):
