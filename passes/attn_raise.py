@@ -45,6 +45,7 @@ from xdsl.pattern_rewriter import (
 from xdsl.transforms.dead_code_elimination import dce
 
 from dialects import attn, nn
+from dialects.locations import module_path_of
 from dialects.nn import broadcast_shapes, element_type, is_bool, tensor_shape
 from passes.matchers import defining_op, has_single_use, scalar_constant, untransposed_last_two
 
@@ -198,3 +199,63 @@ class AttnRaisePass(ModulePass):
             GreedyRewritePatternApplier([RaiseFusedSdpa(), RaiseEagerAttention()]), apply_recursively=False
         ).rewrite_module(op)
         dce(op)
+
+
+@dataclass(frozen=True)
+class UnraisedSoftmax:
+    """A softmax attn-raise left in place: where it came from and why it was not raised."""
+
+    module_path: str
+    reason: str
+
+
+def unraised_softmaxes(module: ModuleOp) -> list[UnraisedSoftmax]:
+    """Every ``nn.softmax`` in ``module`` with the first check of ``RaiseEagerAttention`` it fails.
+
+    Run it after attn-raise: the checks are the pattern's own, in its order, so the reason is the one that
+    stopped the rewrite.
+    """
+    return [UnraisedSoftmax(module_path_of(op), _why_not_raised(op)) for op in module.walk() if isinstance(op, nn.SoftmaxOp)]
+
+
+def _why_not_raised(softmax: nn.SoftmaxOp) -> str:
+    rank = len(tensor_shape(softmax.input))
+    if softmax.dim.value.data % rank != rank - 1:
+        return f"softmax over dim {softmax.dim.value.data}, not the last (key) dimension"
+    probs = softmax.result
+    users = [use.operation for use in probs.uses]
+    if len(users) == 1 and isinstance(users[0], nn.DropoutOp):
+        probs = users[0].result
+        users = [use.operation for use in probs.uses]
+    if len(users) != 1:
+        return f"probabilities have {len(users)} uses (returned or reused attention weights)"
+    consumer = users[0]
+    if not isinstance(consumer, nn.MatmulOp) or consumer.lhs != probs:
+        return f"probabilities feed {consumer.name}, not the left operand of a matmul with v"
+    scores = RaiseEagerAttention()._peel_scores(softmax.input)
+    if scores is None:
+        chain = _scores_chain(softmax.input)
+        hint = " (soft-capped scores)" if "nn.tanh" in chain else ""
+        return f"scores {' <- '.join(chain)} are not [mask] <- [scale] <- matmul(q, k^T){hint}"
+    q, k, v = tensor_shape(scores.query), tensor_shape(scores.key), tensor_shape(consumer.rhs)
+    batch = broadcast_shapes(q[:-2], k[:-2])
+    batch = None if batch is None else broadcast_shapes(batch, v[:-2])
+    if batch is None or q[-1] != k[-1] or k[-2] != v[-2] or tensor_shape(consumer.result) != (*batch, q[-2], v[-1]):
+        return "q, k and v shapes do not form attention (head dims or the result shape disagree)"
+    return "raisable: attn-raise has not run on this module"
+
+
+def _scores_chain(scores: SSAValue, limit: int = 8) -> list[str]:
+    """Op names from the softmax input back towards q·kᵀ, following the operand shaped like the scores."""
+    chain: list[str] = []
+    while len(chain) < limit:
+        op = defining_op(scores)
+        if op is None:
+            chain.append("<argument>")
+            break
+        chain.append(op.name)
+        same_shape = [o for o in op.operands if isinstance(o.type, TensorType) and o.type == scores.type]
+        if isinstance(op, nn.MatmulOp) or not same_shape:
+            break
+        scores = same_shape[-1] if isinstance(op, nn.WhereOp) and len(same_shape) > 1 else same_shape[0]
+    return chain

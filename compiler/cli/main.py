@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     compile_cmd.add_argument("spec", help="model.pt2 | path/to/file.py:factory | bundled name (e.g. minilm)")
     _add_pipeline(compile_cmd)
     compile_cmd.add_argument("-o", "--output", required=True, help="output directory")
+    compile_cmd.add_argument(
+        "--report", action="store_true", help="list every softmax left unraised, with its module path and why"
+    )
 
     run_cmd = commands.add_parser("run", help="execute a compiled model")
     run_cmd.add_argument("outdir", help="directory written by `attnc compile`")
@@ -71,6 +74,13 @@ def cmd_compile(args) -> int:
     outdir = compiled.save(args.output, with_reference=True)
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in compiled.stage_seconds.items())
     print(f"wrote {outdir / 'model.mlir'} and {outdir / 'weights.safetensors'} ({stages})")
+    if args.report:
+        from passes.attn_raise import unraised_softmaxes
+
+        unraised = unraised_softmaxes(compiled.module)
+        print(f"{len(unraised)} softmax(es) not raised")
+        for entry in unraised:
+            print(f"  {entry.module_path or '<top>'}: {entry.reason}")
     return 0
 
 
