@@ -18,19 +18,29 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from xdsl.context import Context
 from xdsl.dialects import builtin, func
 from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
 from xdsl.passes import ModulePass, PassPipeline
 from xdsl.utils.exceptions import ArgSpecParseError
 
+from compiler.artifacts import (
+    check_output_directory,
+    check_pt2,
+    check_tensors,
+    file_inside,
+    read_tensors,
+    verify_manifest,
+    write_directory,
+)
 from compiler.errors import AttncError, one_line
 from dialects.diagnostics import Remark, collect_remarks
 from compiler.frontend.fx_importer import import_exported_program
 from compiler.pipelines import resolve_pipeline
 from compiler.registry import DIALECTS, PASSES
 from compiler.textual_ir import RoundTripParser, RoundTripPrinter
+from runtime.dtypes import torch_dtype
 from runtime.executor import Executor, initial_parameters
 
 WEIGHTS_ATTRIBUTE = "attnc.weights"
@@ -59,13 +69,21 @@ class ModelSpec:
     program: torch.export.ExportedProgram | None = None
 
 
-def load_spec(spec: str) -> ModelSpec:
-    """Resolves SPEC: a ``.pt2`` file, ``path/to/file.py:factory``, or a bundled model name."""
+def load_spec(spec: str, trust_pickle: bool = False) -> ModelSpec:
+    """Resolves SPEC: a ``.pt2`` file, ``path/to/file.py:factory``, or a bundled model name.
+
+    A ``.pt2`` is inspected first and refused if loading it would unpickle anything (pickles can run
+    code), unless ``trust_pickle``. A ``file.py:factory`` is executed, like an import.
+    """
     if spec.endswith(".pt2"):
         path = Path(spec)
         if not path.is_file():
             raise AttncError(f"no such file: {spec}")
-        program = torch.export.load(str(path))
+        check_pt2(path, trust_pickle)
+        try:
+            program = torch.export.load(str(path))
+        except Exception as error:  # torch raises many types for a damaged archive
+            raise AttncError(f"cannot read {spec}: {type(error).__name__}: {one_line(error)}") from None
         if program.example_inputs is None:
             raise AttncError(f"{spec} carries no example inputs; save it from torch.export.export(model, args)")
         args, kwargs = program.example_inputs
@@ -140,10 +158,13 @@ class CompiledModel:
         extra = [*target_functions(self.module, seed), *kwargs.pop("extra_functions", ())]
         return Executor(self.module, self.weights, extra_functions=extra, **kwargs)
 
-    def run(self, inputs: Sequence[torch.Tensor] | None = None, seed: int = 0) -> tuple[torch.Tensor, ...]:
-        """Runs the compiled program (on the example inputs by default)."""
+    def run(
+        self, inputs: Sequence[torch.Tensor] | None = None, seed: int = 0, check_finite: bool = False
+    ) -> tuple[torch.Tensor, ...]:
+        """Runs the compiled program (on the example inputs by default); ``check_finite`` names the first op
+        that produces NaN or Inf."""
         with torch.no_grad():
-            return self.executor(seed)(*(self.inputs if inputs is None else inputs))
+            return self.executor(seed, check_finite=check_finite)(*(self.inputs if inputs is None else inputs))
 
     def save(self, outdir: str | Path, with_reference: bool = False) -> Path:
         """Writes ``model.mlir`` (with module-path locations), the weights and the example inputs.
@@ -151,20 +172,24 @@ class CompiledModel:
         ``with_reference``: also the PyTorch model's outputs on the example inputs (``reference.safetensors``),
         so ``attnc run`` can say how far a (noisy) target is from the float model.
         """
-        outdir = Path(outdir)
-        outdir.mkdir(parents=True, exist_ok=True)
+        check_output_directory(Path(outdir))
         self.module.attributes[WEIGHTS_ATTRIBUTE] = StringAttr(WEIGHTS_FILE)
         self.module.attributes[INPUTS_ATTRIBUTE] = ArrayAttr([StringAttr(name) for name in self.input_names])
-        save_file({k: v.detach().contiguous() for k, v in self.weights.items()}, str(outdir / WEIGHTS_FILE))
-        save_file(
-            {name: t.contiguous() for name, t in zip(self.input_names, self.inputs)}, str(outdir / INPUTS_FILE)
-        )
-        (outdir / MODEL_FILE).write_text(print_module(self.module, debuginfo=True))
+        reference_outputs = None
         if with_reference and self.reference is not None:
             with torch.no_grad():
-                outputs = flat_tensors(self.reference(*self.inputs))
-            save_file({f"output_{i}": t.detach().contiguous() for i, t in enumerate(outputs)}, str(outdir / REFERENCE_FILE))
-        return outdir
+                reference_outputs = flat_tensors(self.reference(*self.inputs))
+
+        def write_files(directory: Path) -> None:
+            save_file({k: v.detach().contiguous() for k, v in self.weights.items()}, str(directory / WEIGHTS_FILE))
+            inputs = {name: t.contiguous() for name, t in zip(self.input_names, self.inputs)}
+            save_file(inputs, str(directory / INPUTS_FILE))
+            (directory / MODEL_FILE).write_text(print_module(self.module, debuginfo=True))
+            if reference_outputs is not None:
+                outputs = {f"output_{i}": t.detach().contiguous() for i, t in enumerate(reference_outputs)}
+                save_file(outputs, str(directory / REFERENCE_FILE))
+
+        return write_directory(outdir, write_files)
 
     @classmethod
     def load(cls, outdir: str | Path) -> "CompiledModel":
@@ -172,23 +197,71 @@ class CompiledModel:
         outdir = Path(outdir)
         if not (outdir / MODEL_FILE).is_file():
             raise AttncError(f"{outdir} holds no {MODEL_FILE}: compile a model into it first")
+        verify_manifest(outdir)
         module = parse_module(read_text_file(outdir / MODEL_FILE), str(outdir / MODEL_FILE))
-        weights_name = module.attributes.get(WEIGHTS_ATTRIBUTE)
-        weights_file = outdir / (weights_name.data if isinstance(weights_name, StringAttr) else WEIGHTS_FILE)
-        weights = load_file(str(weights_file)) if weights_file.is_file() else {}
-        inputs_file = outdir / INPUTS_FILE
-        saved_inputs = load_file(str(inputs_file)) if inputs_file.is_file() else {}
-        function = next(op for op in module.ops if isinstance(op, func.FuncOp))
+        function = entry_function_of(module, str(outdir / MODEL_FILE))
         names = [arg.name_hint or f"input_{i}" for i, arg in enumerate(function.body.blocks.first.args)]
         if isinstance(saved_names := module.attributes.get(INPUTS_ATTRIBUTE), ArrayAttr):
             names = [name.data for name in saved_names.data]
-        inputs = tuple(saved_inputs[n] for n in names if n in saved_inputs)
-        reference_file = outdir / REFERENCE_FILE
+        if len(names) != len(function.body.blocks.first.args):
+            raise AttncError(f"{outdir / MODEL_FILE}: {INPUTS_ATTRIBUTE} names {len(names)} inputs, @main takes "
+                             f"{len(function.body.blocks.first.args)}")
+        weights_name = module.attributes.get(WEIGHTS_ATTRIBUTE)
+        weights_file = file_inside(
+            outdir, weights_name.data if isinstance(weights_name, StringAttr) else WEIGHTS_FILE, WEIGHTS_ATTRIBUTE
+        )
+        weights = read_tensors(weights_file, "weights") if weights_file.is_file() or parameter_types(module) else {}
+        expected, optional = parameter_types(module), created_parameters(module)
+        check_tensors(weights, expected, str(weights_file), optional=optional, extra_ok=True)
+        inputs: tuple[torch.Tensor, ...] = ()
+        if (outdir / INPUTS_FILE).is_file():
+            saved_inputs = read_tensors(outdir / INPUTS_FILE, "example inputs")
+            check_tensors(saved_inputs, input_types(module, names), str(outdir / INPUTS_FILE))
+            inputs = tuple(saved_inputs[n] for n in names)
         reference_outputs = None
-        if reference_file.is_file():
-            saved = load_file(str(reference_file))
-            reference_outputs = [saved[f"output_{i}"] for i in range(len(saved))]
+        if (outdir / REFERENCE_FILE).is_file():
+            saved = read_tensors(outdir / REFERENCE_FILE, "reference outputs")
+            try:
+                reference_outputs = [saved[f"output_{i}"] for i in range(len(saved))]
+            except KeyError:
+                raise AttncError(f"{outdir / REFERENCE_FILE} must hold output_0 ... output_N") from None
         return cls(module, weights, inputs, names, reference_outputs=reference_outputs)
+
+
+def entry_function_of(module: ModuleOp, name: str) -> func.FuncOp:
+    """The module's ``@main`` (or its only function), or a clear error naming the file."""
+    functions = [op for op in module.ops if isinstance(op, func.FuncOp)]
+    for function in functions:
+        if function.sym_name.data == "main":
+            return function
+    raise AttncError(f"{name} holds no function @main")
+
+
+def parameter_types(module: ModuleOp) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """The shape and dtype every ``nn.param`` of the module declares, by parameter name."""
+    from dialects import nn
+
+    return {
+        op.key: (tuple(op.result.type.get_shape()), torch_dtype(op.result.type))
+        for op in module.walk()
+        if isinstance(op, nn.ParamOp)
+    }
+
+
+def created_parameters(module: ModuleOp) -> frozenset[str]:
+    """Parameters a pass created with an ``init`` value: the weights file may omit them."""
+    from dialects import nn
+
+    return frozenset(op.key for op in module.walk() if isinstance(op, nn.ParamOp) and op.init is not None)
+
+
+def input_types(module: ModuleOp, names: Sequence[str]) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """Shape and dtype of each ``@main`` argument, by input name."""
+    function = entry_function_of(module, "the module")
+    return {
+        name: (tuple(typ.get_shape()), torch_dtype(typ))
+        for name, typ in zip(names, function.function_type.inputs.data)
+    }
 
 
 def target_functions(module: ModuleOp, seed: int = 0) -> list[Any]:
@@ -250,12 +323,16 @@ def compile_model(
     spec: str | ModelSpec,
     pipeline: str | None = None,
     on_imported: Callable[[ModuleOp], None] | None = None,
+    trust_pickle: bool = False,
 ) -> CompiledModel:
-    """Load → export → import → passes, timing each stage; ``on_imported`` sees the module before the passes."""
+    """Load → export → import → passes, timing each stage; ``on_imported`` sees the module before the passes.
+
+    ``trust_pickle`` lets a ``.pt2`` spec hold pickled entries (they can run code when loaded).
+    """
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     if isinstance(spec, str):
-        spec = load_spec(spec)
+        spec = load_spec(spec, trust_pickle)
     seconds["load"] = time.perf_counter() - start
     passes = parse_pipeline(pipeline)
     start = time.perf_counter()

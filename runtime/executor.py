@@ -54,6 +54,20 @@ class _CurrentOp(Interpreter.Listener):
         self.op = op
 
 
+class FiniteCheck(Interpreter.Listener):
+    """Stops a run at the first op whose result holds NaN or Inf, naming the op and its module path."""
+
+    def did_interpret_op(self, op, results) -> None:
+        for index, value in enumerate(results):
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                where = f" at '{module_path_of(op)}'" if module_path_of(op) else ""
+                raise NonFiniteError(f"{op.name}{where} produced NaN or Inf (result {index})")
+
+
+class NonFiniteError(ExecutionError):
+    """A run with ``check_finite`` met a non-finite value."""
+
+
 class Executor:
     """Runs ``@main`` of a module; ``weights`` maps every ``nn.param`` name to its tensor."""
 
@@ -63,13 +77,16 @@ class Executor:
         weights: Mapping[str, torch.Tensor],
         extra_functions: Iterable[InterpreterFunctions] = (),
         listeners: Sequence[Interpreter.Listener] = (),
+        check_finite: bool = False,
     ):
+        """``check_finite``: stop at the first op producing NaN or Inf (costs one check per op result)."""
         self.module = module
         self.weights = dict(weights)
         self.weights.update(initial_parameters(module, self.weights))
         self.function = entry_function(module)
         self._current = _CurrentOp()
-        self.interpreter = Interpreter(module, listeners=(self._current, *listeners))
+        checks = (FiniteCheck(),) if check_finite else ()
+        self.interpreter = Interpreter(module, listeners=(self._current, *checks, *listeners))
         self.interpreter.register_implementations(FuncFunctions())
         self.interpreter.register_implementations(NnFunctions(self.weights))
         self.interpreter.register_implementations(AttnFunctions())
@@ -88,6 +105,8 @@ class Executor:
                 )
         try:
             return tuple(self.interpreter.call_op(self.function, tuple(inputs)))
+        except NonFiniteError:
+            raise
         except Exception as error:
             op = self._current.op
             where = f" at '{module_path_of(op)}'" if op is not None and module_path_of(op) else ""

@@ -21,14 +21,26 @@ def _add_pipeline(parser: argparse.ArgumentParser, default: str | None = None) -
     )
 
 
+def _add_trust_pickle(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="let a .pt2 SPEC hold pickled entries (refused by default: unpickling can run code)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attnc", description="Compile Transformer attention graphs.")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the Python traceback of an error (also ATTNC_DEBUG=1)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     compile_cmd = commands.add_parser("compile", help="compile SPEC into OUTDIR (model.mlir + weights)")
     compile_cmd.add_argument("spec", help="model.pt2 | path/to/file.py:factory | bundled name (e.g. minilm)")
     _add_pipeline(compile_cmd)
     compile_cmd.add_argument("-o", "--output", required=True, help="output directory")
+    _add_trust_pickle(compile_cmd)
     compile_cmd.add_argument(
         "--report", action="store_true", help="list every softmax left unraised, with its module path and why"
     )
@@ -38,11 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--inputs", help="safetensors file with the inputs by name (default: the example inputs)")
     run_cmd.add_argument("-o", "--output", help="write the outputs to this safetensors file")
     run_cmd.add_argument("--seed", type=int, default=0, help="noise seed of a simulated target, e.g. a crossbar (0)")
+    run_cmd.add_argument("--strict", action="store_true", help="NaN or Inf in the inputs or weights is an error")
+    run_cmd.add_argument(
+        "--check-finite", action="store_true", help="stop at the first op whose result holds NaN or Inf, naming it"
+    )
 
     verify_cmd = commands.add_parser("verify", help="compile, run both, print max_abs_err vs PyTorch")
     verify_cmd.add_argument("spec")
     _add_pipeline(verify_cmd)
     verify_cmd.add_argument("--tol", type=float, default=1e-4, help="fail above this max abs error (default 1e-4)")
+    _add_trust_pickle(verify_cmd)
 
     demo_cmd = commands.add_parser("demo", help="compile the bundled MiniLM and print a report")
     demo_cmd.add_argument("spec", nargs="?", default="minilm")
@@ -69,8 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_compile(args) -> int:
     from compiler.api import compile_model
+    from compiler.artifacts import check_output_directory
 
-    compiled = compile_model(args.spec, args.pipeline)
+    check_output_directory(Path(args.output))  # before minutes of compiling, not after
+    compiled = compile_model(args.spec, args.pipeline, trust_pickle=args.trust_pickle)
     outdir = compiled.save(args.output, with_reference=True)
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in compiled.stage_seconds.items())
     print(f"wrote {outdir / 'model.mlir'} and {outdir / 'weights.safetensors'} ({stages})")
@@ -86,28 +105,32 @@ def cmd_compile(args) -> int:
 
 def cmd_run(args) -> int:
     import torch
-    from safetensors.torch import load_file, save_file
 
-    from compiler.api import CompiledModel
+    from compiler.api import CompiledModel, input_types
+    from compiler.artifacts import atomic_write_tensors, check_finite, check_tensors, read_tensors
     from compiler.errors import AttncError
 
+    if args.output:
+        output = Path(args.output)
+        if output.is_dir():
+            raise AttncError(f"cannot write {output}: it is a directory")
+        if not output.absolute().parent.is_dir():
+            raise AttncError(f"cannot write {output}: directory {output.absolute().parent} does not exist")
     compiled = CompiledModel.load(args.outdir)
     inputs = compiled.inputs
     if args.inputs:
-        if not Path(args.inputs).is_file():
-            raise AttncError(f"no such file: {args.inputs}")
-        given = load_file(args.inputs)
-        missing = [n for n in compiled.input_names if n not in given]
-        if missing:
-            raise AttncError(f"{args.inputs} lacks inputs {missing} (it has {sorted(given)})")
+        given = read_tensors(args.inputs, "inputs")
+        check_tensors(given, input_types(compiled.module, compiled.input_names), args.inputs)
         inputs = tuple(given[n] for n in compiled.input_names)
     if len(inputs) != len(compiled.input_names):
         raise AttncError("no inputs: pass --inputs FILE.safetensors")
+    check_finite(dict(zip(compiled.input_names, inputs)), "inputs", strict=args.strict)
+    check_finite(compiled.weights, "weights", strict=args.strict)
     target = target_summary(compiled.module)
     if target:
         print(f"target: {target} (seed {args.seed})")
     start = time.perf_counter()
-    outputs = compiled.run(inputs, seed=args.seed)
+    outputs = compiled.run(inputs, seed=args.seed, check_finite=args.check_finite)
     seconds = time.perf_counter() - start
     for index, out in enumerate(outputs):
         stats = f"mean={out.float().mean():.5g} std={out.float().std():.5g}" if out.is_floating_point() else ""
@@ -120,7 +143,7 @@ def cmd_run(args) -> int:
                 error = (out.double() - ref.double()).abs().max()
                 print(f"output {index} vs PyTorch: cosine={cosine:.6f} max_abs_err={error:.3e}")
     if args.output:
-        save_file({f"output_{i}": o.contiguous() for i, o in enumerate(outputs)}, args.output)
+        atomic_write_tensors({f"output_{i}": o for i, o in enumerate(outputs)}, args.output)
         print(f"wrote {args.output}")
     return 0
 
@@ -155,7 +178,7 @@ def cmd_verify(args) -> int:
     from compiler.api import CompiledModel, compile_model, flat_tensors, max_abs_error, same_outputs
     from compiler.errors import AttncError
 
-    compiled = compile_model(args.spec, args.pipeline)
+    compiled = compile_model(args.spec, args.pipeline, trust_pickle=args.trust_pickle)
     with torch.no_grad():
         reference = flat_tensors(compiled.reference(*compiled.inputs))
     in_memory = compiled.run()
@@ -245,16 +268,22 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one command; every failure is one ``attnc: error:`` line (``--debug`` shows the traceback)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("ATTNC_DEBUG", "") not in ("", "0")
+    import warnings
+
     from xdsl.utils.exceptions import DiagnosticException
 
-    from compiler.errors import AttncError
-    from runtime.executor import ExecutionError
-
+    from compiler.errors import one_line
     from dialects.diagnostics import collect_remarks
 
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"attnc: warning: {message}", file=sys.stderr)
+
+    previous_showwarning, warnings.showwarning = warnings.showwarning, show_warning
     try:
         with collect_remarks() as remarks:
             try:
@@ -262,12 +291,24 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 for note in remarks:
                     print(note, file=sys.stderr)
-    except (AttncError, ExecutionError, DiagnosticException) as error:
-        print(f"attnc: error: {error}", file=sys.stderr)
+    except DiagnosticException as error:  # AttncError, ExecutionError, pass failures, verifier errors
+        if debug:
+            raise
+        print(f"attnc: error: {one_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("attnc: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # a defect of attnc, not of the input: still one line
+        if debug:
+            raise
+        print(
+            f"attnc: internal error: {type(error).__name__}: {one_line(error)} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 70
+    finally:
+        warnings.showwarning = previous_showwarning
 
 
 if __name__ == "__main__":
