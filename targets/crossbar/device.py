@@ -79,6 +79,7 @@ level at 62 < 64, so the most significant slice is always zero (see the tests).
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -135,6 +136,12 @@ class CrossbarConfig:
             if not ok:
                 raise ValueError(f"CrossbarConfig: {message}")
 
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            check(
+                not isinstance(value, float) or math.isfinite(value),
+                f"{item.name} must be a finite number, got {value}",
+            )
         check(
             self.tile_rows > 0 and self.tile_cols > 0,
             f"tile size must be positive, got {self.tile_rows}x{self.tile_cols}",
