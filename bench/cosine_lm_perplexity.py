@@ -212,7 +212,7 @@ class Ticker:
             )
             self.task = self.bar.add_task(label, total=total, info="")
 
-    def __enter__(self) -> "Ticker":
+    def __enter__(self) -> Ticker:
         if self.bar is not None:
             self.bar.__enter__()
         return self

@@ -191,7 +191,7 @@ def torch_mlir_worker(repeats: dict[str, int]) -> dict:
             exp.append(t_export)
             dec.append(t_decomp)
             hooks = WeightsAsArguments()
-            seconds, module = timed(lambda: fx.export_and_import(program, hooks=hooks, **kwargs))
+            seconds, module = timed(lambda program=program: fx.export_and_import(program, hooks=hooks, **kwargs))
             imp.append(seconds)
             del module, program
         out["models"][name] = {
@@ -240,8 +240,8 @@ def attnc_side(repeats: dict[str, int]) -> dict:
             exp.append(t_export)
             dec.append(t_decomp)
         for _ in range(repeats[name] + 1):
-            t_import, imported = timed(lambda: import_exported_program(program))
-            t_raise, _ = timed(lambda: AttnRaisePass().apply(ctx, imported.module))
+            t_import, imported = timed(lambda program=program: import_exported_program(program))
+            t_raise, _ = timed(lambda imported=imported: AttnRaisePass().apply(ctx, imported.module))
             imp.append(t_import)
             rai.append(t_raise)
             both.append(t_import + t_raise)
@@ -414,9 +414,9 @@ def main() -> int:
         print(json.dumps(torch_mlir_worker(repeats)), flush=True)
         return 0
 
-    import transformers
-
     from importlib.metadata import version
+
+    import transformers
 
     start = time.perf_counter()
     results = {

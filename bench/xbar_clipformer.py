@@ -199,7 +199,7 @@ def markdown(results: list[dict], sigma: float, seeds: int, sweep_seeds: int, co
     ]
     for result in results:
         keys = list(result["float"])
-        lines += [f"## {result['name']}", "", f"Float model: " + ", ".join(f"{k} {v:.4f}" for k, v in result["float"].items()), ""]
+        lines += [f"## {result['name']}", "", "Float model: " + ", ".join(f"{k} {v:.4f}" for k, v in result["float"].items()), ""]
         lines += ["| gamma | kv-clip | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
         for row in result["grid"]:
             clip = "none" if row["clip"] is None else f"alpha={row['clip'][0]:g} beta={row['clip'][1]:g}"
@@ -208,7 +208,8 @@ def markdown(results: list[dict], sigma: float, seeds: int, sweep_seeds: int, co
         alphas = sorted({row["alpha"] for row in result["sweep"]})
         betas = sorted({row["beta"] for row in result["sweep"]})
         if result["sweep"]:
-            lines += ["", f"alpha/beta sweep at gamma = 5 ({primary}; alpha = 0, beta = 1 is no clipping; {sweep_seeds} seeds):", ""]
+            title = f"alpha/beta sweep at gamma = 5 ({primary}; alpha = 0, beta = 1 is no clipping; {sweep_seeds} seeds):"
+            lines += ["", title, ""]
             lines += ["| alpha \\ beta | " + " | ".join(f"{b:g}" for b in betas) + " |", "|---|" + "---|" * len(betas)]
             table = {(row["alpha"], row["beta"]): row["metrics"][primary] for row in result["sweep"]}
             for alpha in alphas:

@@ -34,11 +34,11 @@ from compiler.artifacts import (
     write_directory,
 )
 from compiler.errors import AttncError, one_line
-from dialects.diagnostics import Remark, collect_remarks
 from compiler.frontend.fx_importer import import_exported_program
 from compiler.pipelines import parse_passes, resolve_pipeline
 from compiler.registry import DIALECTS, PASSES
 from compiler.textual_ir import RoundTripParser, RoundTripPrinter
+from dialects.diagnostics import Remark, collect_remarks
 from runtime.dtypes import torch_dtype
 from runtime.executor import Executor, initial_parameters
 
@@ -212,7 +212,7 @@ class CompiledModel:
         return write_directory(outdir, write_files)
 
     @classmethod
-    def load(cls, outdir: str | Path) -> "CompiledModel":
+    def load(cls, outdir: str | Path) -> CompiledModel:
         """Reads a directory written by ``save``."""
         outdir = Path(outdir)
         if not (outdir / MODEL_FILE).is_file():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from xdsl.utils.exceptions import ParseError
 
-
 from dialects.diagnostics import AttncError
 
 __all__ = ["AttncError", "one_line"]

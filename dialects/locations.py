@@ -29,7 +29,9 @@ def check_layers_pattern(pass_name: str, pattern: str) -> None:
     try:
         re.compile(pattern)
     except re.error as error:
-        raise PassFailedException(f"{pass_name}: option 'layers' is not a valid regular expression '{pattern}': {error}") from None
+        raise PassFailedException(
+            f"{pass_name}: option 'layers' is not a valid regular expression '{pattern}': {error}"
+        ) from None
 
 
 def path_matches(op: Operation, pattern: str) -> bool:

@@ -31,7 +31,7 @@ from xdsl.dialects.builtin import (
     TensorType,
     i64,
 )
-from xdsl.ir import Attribute, Dialect, SSAValue
+from xdsl.ir import Attribute, Dialect, Operation, SSAValue
 from xdsl.irdl import (
     AnyAttr,
     IRDLOperation,
@@ -108,7 +108,7 @@ def is_integer(typ: Attribute) -> bool:
     return isinstance(typ, IntegerType) and typ.width.data > 1
 
 
-def int_list(attr: DenseArrayBase) -> tuple[int, ...]:
+def int_list(attr: DenseArrayBase[IntegerType]) -> tuple[int, ...]:
     return tuple(int(v) for v in attr.get_values())
 
 
@@ -757,7 +757,7 @@ class LayerNormOp(IRDLOperation):
         if (weight is None) != (bias is None):
             raise ValueError("layer_norm takes both weight and bias or neither")
         super().__init__(
-            operands=[input, [weight, bias] if weight is not None else []],
+            operands=[input, [weight, bias] if weight is not None and bias is not None else []],
             result_types=[input.type],
             attributes={
                 "normalized_shape": DenseArrayBase.from_list(i64, list(normalized_shape)),
@@ -859,7 +859,8 @@ def verify_attention_operands(
     if mask is not None:
         m = tensor_shape(mask)
         if broadcast_shapes(m, (*batch, q[-2], k[-2])) != (*batch, q[-2], k[-2]):
-            raise VerifyException(f"mask shape {fmt_shape(m)} does not broadcast to the scores {fmt_shape((*batch, q[-2], k[-2]))}")
+            scores = fmt_shape((*batch, q[-2], k[-2]))
+            raise VerifyException(f"mask shape {fmt_shape(m)} does not broadcast to the scores {scores}")
         mask_type = element_type(mask)
         if not (is_bool(mask_type) or mask_type == element_type(query)):
             raise VerifyException(f"mask must be i1 (keep) or {element_type(query)} (additive), got {mask_type}")
@@ -1084,7 +1085,9 @@ class ConcatOp(IRDLOperation):
         total = 0
         for shape in shapes:
             if len(shape) != len(shapes[0]) or shape[:dim] + shape[dim + 1 :] != shapes[0][:dim] + shapes[0][dim + 1 :]:
-                raise VerifyException(f"concat inputs differ outside dimension {dim}: {fmt_shape(shape)} vs {fmt_shape(shapes[0])}")
+                raise VerifyException(
+                    f"concat inputs differ outside dimension {dim}: {fmt_shape(shape)} vs {fmt_shape(shapes[0])}"
+                )
             total += shape[dim]
         expected = list(shapes[0])
         expected[dim] = total
@@ -1120,7 +1123,8 @@ class GatherOp(IRDLOperation):
 class IndexOp(IRDLOperation):
     """Advanced indexing ``x[..., i0, ..., i1, ...]`` with integer index tensors on the dims listed in ``dims``.
 
-    ``%y = nn.index %m[%b, %j] {dims = array<i64: 0, 1>} : (tensor<2x9xi1>, tensor<2x1x1x1xi64>, tensor<1x1x1x9xi64>) -> tensor<2x1x1x9xi1>``
+    ``%y = nn.index %m[%b, %j] {dims = array<i64: 0, 1>}
+    : (tensor<2x9xi1>, tensor<2x1x1x1xi64>, tensor<1x1x1x9xi64>) -> tensor<2x1x1x9xi1>``
     """
 
     name = "nn.index"
@@ -1203,7 +1207,10 @@ class ReduceMeanOp(ReductionOp):
 
 @irdl_op_definition
 class VectorNormOp(ReductionOp):
-    """p-norm over ``dims``. ``%n = nn.vector_norm %x {ord = 2.0 : f64, dims = array<i64: 1>, keepdim = true} : (tensor<4x384xf32>) -> tensor<4x1xf32>``"""
+    """p-norm over ``dims``.
+
+    ``%n = nn.vector_norm %x {ord = 2.0 : f64, dims = array<i64: 1>, keepdim = true} : (tensor<4x384xf32>) -> tensor<4x1xf32>``
+    """
 
     name = "nn.vector_norm"
     ord = attr_def(FloatAttr)
@@ -1231,7 +1238,7 @@ class CumsumOp(IRDLOperation):
         expect_result_shape(self, tensor_shape(self.input))
 
 
-NN_OPS = [
+NN_OPS: list[type[Operation]] = [
     ParamOp,
     ConstantOp,
     FullOp,

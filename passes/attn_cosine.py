@@ -77,7 +77,9 @@ class SdpaToCosine(RewritePattern):
         if op.mask is not None:
             keep = keep_mask_of(op.mask)
             if keep is None:
-                remark("attn-cosine", op, "an additive bias mask cannot be expressed in cosine attention (only padding/causal masks)")
+                remark(
+                    "attn-cosine", op, "an additive bias mask cannot be expressed in cosine attention (only padding/causal masks)"
+                )
                 return
         name = f"{module_path_of(op) or 'attention'}.cosine_m"
         suffix = 1
@@ -87,7 +89,14 @@ class SdpaToCosine(RewritePattern):
         param = nn.ParamOp(name, TensorType(element_type(op.query), [q[1]]), init=COSINE_M_INIT)
         param.location = op.location
         cosine = attn.CosineOp(
-            op.query, op.key, op.value, param.result, keep, bool(op.causal.value.data) or self.force_causal, self.causal_form, op.result.type
+            op.query,
+            op.key,
+            op.value,
+            param.result,
+            keep,
+            bool(op.causal.value.data) or self.force_causal,
+            self.causal_form,
+            op.result.type,
         )
         cosine.location = op.location
         param.result.name_hint = "cosine_m"

@@ -155,7 +155,10 @@ class RaiseEagerAttention(RewritePattern):
                     query, scale = tensor, scale * c
                     break
         if mask is not None:
-            target = (*broadcast_shapes(tensor_shape(query)[:-2], tensor_shape(key)[:-2]), tensor_shape(query)[-2], tensor_shape(key)[-2])
+            batch = broadcast_shapes(tensor_shape(query)[:-2], tensor_shape(key)[:-2])
+            if batch is None:  # q and k batch dims do not broadcast: not attention
+                return None
+            target = (*batch, tensor_shape(query)[-2], tensor_shape(key)[-2])
             if broadcast_shapes(tensor_shape(mask), target) != target:
                 return None
         return _Scores(query, key, scale, mask, needs_not)

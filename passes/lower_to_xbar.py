@@ -17,7 +17,8 @@ Options (kebab-case; defaults are ClipFormer's setup, docs/methods/clipformer.md
 (6, a default, not the paper's; 0 = ideal ADC), ``adc-range`` (``dynamic`` or ``max``), ``g-min``/``g-max``
 (0.1 µS / 10 µS), ``signed-mapping`` (``differential`` pair or ``offset``), ``gamma``/``sigma`` (write noise
 ``G + γ·sqrt((G-g_min)(g_max-g_min))·N(0, σ²)`` on every write of K and V; default γ = 5, the paper's
-high-noise point; γ = 0 is noise-free; σ = 0.1 is a default, not the paper's), ``program-noise``/``read-noise`` (std as a fraction of g_max - g_min), ``stuck-at-rate``,
+high-noise point; γ = 0 is noise-free; σ = 0.1 is a default, not the paper's), ``program-noise``/``read-noise``
+(std as a fraction of g_max - g_min), ``stuck-at-rate``,
 ``mode`` (``fast``: one matmul per MVM with variance-matched ADC; ``exact``: per tile and slice).
 
 ```mlir
@@ -33,6 +34,7 @@ high-noise point; γ = 0 is noise-free; σ = 0.1 is a default, not the paper's),
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import DictionaryAttr, FloatAttr, IntegerAttr, ModuleOp, StringAttr, i64
@@ -48,13 +50,14 @@ from dialects.nn import fmt_shape, tensor_shape
 from passes.kv_clip import DEFAULT_G_MAX, DEFAULT_G_MIN, clipped_operand
 from passes.matchers import defining_op
 
+OpT = TypeVar("OpT", bound=Operation)
 ADC_RANGES = ("dynamic", "max")
 SIGNED_MAPPINGS = ("differential", "offset")
 MODES = ("fast", "exact")
 
 
 
-def _located(op: Operation, like: Operation, name: str | None = None) -> Operation:
+def _located(op: OpT, like: Operation, name: str | None = None) -> OpT:
     op.location = like.location
     if name is not None and op.results:
         op.results[0].name_hint = name
@@ -72,7 +75,9 @@ class LinearToCrossbar(RewritePattern):
     def match_and_rewrite(self, op: nn.LinearOp, rewriter: PatternRewriter) -> None:
         param = defining_op(op.weight)
         if not isinstance(param, nn.ParamOp):
-            remark("lower-to-xbar", op, "the weight is computed, not a parameter: a static crossbar cannot hold it; stays digital")
+            remark(
+                "lower-to-xbar", op, "the weight is computed, not a parameter: a static crossbar cannot hold it; stays digital"
+            )
             return
         tiles = self.programmed.get(op.weight)
         if tiles is None:
@@ -97,7 +102,8 @@ class SdpaToCrossbar(RewritePattern):
     def match_and_rewrite(self, op: attn.SdpaOp, rewriter: PatternRewriter) -> None:
         q, k, v = tensor_shape(op.query), tensor_shape(op.key), tensor_shape(op.value)
         if len(q) < 3:
-            remark("lower-to-xbar", op, f"needs (batch..., length, dim) operands with a batch dim per stored matrix; got rank {len(q)}")
+            why = f"needs (batch..., length, dim) operands with a batch dim per stored matrix; got rank {len(q)}"
+            remark("lower-to-xbar", op, why)
             return
         if k[:-2] != q[:-2] or v[:-2] != q[:-2]:
             remark(
@@ -162,10 +168,15 @@ class LowerToXbarPass(ModulePass):
         need(
             self.adc_range in ADC_RANGES,
             f"adc-range must be one of {', '.join(ADC_RANGES)}, got '{self.adc_range}'"
-            + (" (a calibrated range needs sample inputs at program time; not supported by the lowering)" if self.adc_range == "calibrated" else ""),
+            + (
+                " (a calibrated range needs sample inputs at program time; not supported by the lowering)"
+                if self.adc_range == "calibrated"
+                else ""
+            ),
         )
         need(0 <= self.g_min < self.g_max, f"need 0 <= g-min < g-max, got g-min={self.g_min}, g-max={self.g_max}")
-        need(self.signed_mapping in SIGNED_MAPPINGS, f"signed-mapping must be one of {', '.join(SIGNED_MAPPINGS)}, got '{self.signed_mapping}'")
+        mappings = ", ".join(SIGNED_MAPPINGS)
+        need(self.signed_mapping in SIGNED_MAPPINGS, f"signed-mapping must be one of {mappings}, got '{self.signed_mapping}'")
         for option in ("gamma", "sigma", "program_noise", "read_noise"):
             need(getattr(self, option) >= 0, f"{option.replace('_', '-')} must be >= 0, got {getattr(self, option)}")
         need(0 <= self.stuck_at_rate <= 1, f"stuck-at-rate must be in [0, 1], got {self.stuck_at_rate}")

@@ -7,18 +7,19 @@ kernels. Gradients flow through a run when the weights or inputs require grad.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import cast
 
 import torch
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.interpreter import Interpreter, InterpreterFunctions
 from xdsl.interpreters.func import FuncFunctions
 
 from dialects import nn
 from dialects.diagnostics import AttncError
 from dialects.locations import module_path_of
-from runtime.dtypes import torch_dtype
 from runtime.attn_impl import AttnFunctions
+from runtime.dtypes import torch_dtype
 from runtime.nn_impl import NnFunctions
 
 
@@ -98,7 +99,7 @@ class Executor:
         if len(inputs) != len(expected):
             raise ExecutionError(f"@main takes {len(expected)} inputs, got {len(inputs)}")
         for index, (value, typ) in enumerate(zip(inputs, expected)):
-            shape = tuple(typ.get_shape())
+            shape = tuple(cast(TensorType, typ).get_shape())
             if tuple(value.shape) != shape:
                 raise ExecutionError(
                     f"input {index} has shape {tuple(value.shape)}, the program was compiled for {shape}"

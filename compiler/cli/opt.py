@@ -21,9 +21,9 @@ from xdsl.xdsl_opt_main import xDSLOptMain
 
 from compiler.errors import one_line
 from compiler.pipelines import parse_passes
-from dialects.diagnostics import collect_remarks
 from compiler.registry import DIALECTS, PASSES
 from compiler.textual_ir import RoundTripParser, RoundTripPrinter
+from dialects.diagnostics import collect_remarks
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,7 @@ from xdsl.transforms.dead_code_elimination import dce
 from compiler.errors import AttncError
 from dialects import nn
 from dialects.locations import module_location
-from runtime.dtypes import tensor_type, torch_dtype
+from runtime.dtypes import tensor_type
 
 
 class UnsupportedOpError(AttncError):

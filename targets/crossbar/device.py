@@ -78,8 +78,8 @@ level at 62 < 64, so the most significant slice is always zero (see the tests).
 
 from __future__ import annotations
 
-import math
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 

@@ -75,7 +75,7 @@ class XbarFunctions(InterpreterFunctions):
         self._configs: dict[tuple[int, int], CrossbarConfig] = {}
 
     @classmethod
-    def for_module(cls, module: ModuleOp, seed: int = 0) -> "XbarFunctions":
+    def for_module(cls, module: ModuleOp, seed: int = 0) -> XbarFunctions:
         device = module.attributes.get(xbar.DEVICE_ATTRIBUTE)
         if not isinstance(device, DictionaryAttr):
             raise ValueError(f"the module has no '{xbar.DEVICE_ATTRIBUTE}' dictionary: lower it with lower-to-xbar")

@@ -41,7 +41,8 @@ def test_run_uses_given_inputs_and_writes_outputs(compiled_dir, tmp_path):
     model, (x,) = multihead_attention()
     other = torch.randn_like(x)
     save_file({"x": other}, str(tmp_path / "in.safetensors"))
-    result = attnc("run", str(compiled_dir), "--inputs", str(tmp_path / "in.safetensors"), "-o", str(tmp_path / "out.safetensors"))
+    inputs, outputs = str(tmp_path / "in.safetensors"), str(tmp_path / "out.safetensors")
+    result = attnc("run", str(compiled_dir), "--inputs", inputs, "-o", outputs)
     assert result.returncode == 0, result.stderr
     out = load_file(str(tmp_path / "out.safetensors"))["output_0"]
     with torch.no_grad():
