@@ -216,9 +216,9 @@ def write_noise_table(seed: int) -> list[dict]:
     k = torch.randn(16, 128, 64, generator=gen)
     clip = ClipFormer(alpha=2.0, beta=0.25)
     rows = []
-    for sigma in (0.05, CrossbarConfig().write_sigma):
+    for sigma in (0.05, CrossbarConfig().sigma):
         for gamma in (3.0, 4.0, 5.0):
-            cfg = CrossbarConfig(write_gamma=gamma, write_sigma=sigma)
+            cfg = CrossbarConfig(gamma=gamma, sigma=sigma)
             plain = write(k, cfg, gen).effective_weight()
             clipped = write(k, cfg, gen, clip=clip).effective_weight()
             rows.append(
@@ -533,7 +533,7 @@ includes the 8-bit weight quantisation, ~0.0011 max|W|).
 
 ## Write noise (dynamic K/V writes): the default sigma
 
-`write_sigma` is not given by the paper; the default ({CrossbarConfig().write_sigma}) is chosen so that gamma = 5
+`sigma` is not given by the paper; the default ({CrossbarConfig().sigma}) is chosen so that gamma = 5
 visibly hurts. Relative Frobenius error of written Gaussian matrices (16 x 128 x 64), 8-bit values in 2-bit
 cells; "noise only" compares with the noise-free clipped matrix, "total" with the unclipped one (clipping at
 beta = 0.25 of max|K| is itself a large change on Gaussian data; real K/V are heavier-tailed).

@@ -41,6 +41,7 @@ from compiler.textual_ir import RoundTripParser, RoundTripPrinter
 from dialects.diagnostics import Remark, collect_remarks
 from runtime.dtypes import torch_dtype
 from runtime.executor import Executor, initial_parameters
+from targets.registry import target_of
 
 WEIGHTS_ATTRIBUTE = "attnc.weights"
 INPUTS_ATTRIBUTE = "attnc.inputs"  # input names in order: SSA name hints lose a `_<digits>` suffix when parsed
@@ -220,7 +221,7 @@ class CompiledModel:
         verify_manifest(outdir)
         module = parse_module(read_text_file(outdir / MODEL_FILE), str(outdir / MODEL_FILE))
         function = entry_function_of(module, str(outdir / MODEL_FILE))
-        target_functions(module)  # a target's configuration (e.g. crossbar device parameters) is checked now
+        target_functions(module)  # the target checks its configuration now, not at the first run
         names = [arg.name_hint or f"input_{i}" for i, arg in enumerate(function.body.blocks.first.args)]
         if isinstance(saved_names := module.attributes.get(INPUTS_ATTRIBUTE), ArrayAttr):
             names = [name.data for name in saved_names.data]
@@ -286,17 +287,9 @@ def input_types(module: ModuleOp, names: Sequence[str]) -> dict[str, tuple[tuple
 
 
 def target_functions(module: ModuleOp, seed: int = 0) -> list[Any]:
-    """The runtime implementations a lowered module needs beyond the reference ones (none for ``nn``/``attn``)."""
-    from dialects.xbar import DEVICE_ATTRIBUTE
-
-    if DEVICE_ATTRIBUTE in module.attributes:
-        from targets.crossbar.simulator import XbarFunctions
-
-        try:
-            return [XbarFunctions.for_module(module, seed)]
-        except ValueError as error:
-            raise AttncError(f"bad crossbar device parameters: {error}") from None
-    return []
+    """The runtime implementations of the target the module is lowered to (none for the reference target)."""
+    target = target_of(module)
+    return [] if target is None else target.runtime_functions(module, seed)
 
 
 def print_module(module: ModuleOp, debuginfo: bool = False) -> str:

@@ -2,8 +2,8 @@
 
 The report gives ops per dialect before and after the passes, the attention blocks found (by module
 path), the executor's error against PyTorch, and the time of each stage. When the pipeline stops at the
-``attn`` level, the report then lowers the result to the memristive crossbar target, with and without
-``kv-clip``, noise-free and at write-noise γ = 5, and gives each one's output cosine to PyTorch.
+``attn`` level, the report then lowers the result to every registered target through the pipelines that
+target proposes (``Target.demo_pipelines``), and gives each one's cost and output cosine to PyTorch.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from rich.table import Table
 from compiler.api import CompiledModel, apply_passes, compile_model, flat_tensors, max_abs_error, parse_pipeline
 from compiler.pipelines import resolve_pipeline
 from compiler.report import attention_blocks, ops_by_dialect
+from targets.base import Target
+from targets.registry import all_targets, target_of
 
 
 def run_demo(spec_name: str = "minilm", pipeline: str | None = "raise") -> int:
@@ -71,10 +73,11 @@ def run_demo(spec_name: str = "minilm", pipeline: str | None = "raise") -> int:
         cosine = torch.nn.functional.cosine_similarity(outputs[1], reference[1], dim=-1)
         console.print(f"sentence-embedding cosine to PyTorch: min {cosine.min():.7f}")
 
-    if not any(op.name.startswith("xbar.") for op in compiled.module.walk()):
-        with console.status("running on the simulated crossbar"):
-            crossbar_table = crossbar_report(compiled, reference, seconds)
-        console.print(crossbar_table)
+    if target_of(compiled.module) is None:
+        for target in all_targets().values():
+            if target.demo_pipelines:
+                with console.status(f"running on the {target.name} target"):
+                    console.print(target_report(target, compiled, reference, seconds))
 
     table = Table(title="time per stage")
     table.add_column("stage")
@@ -88,29 +91,22 @@ def run_demo(spec_name: str = "minilm", pipeline: str | None = "raise") -> int:
     return 0 if error <= 1e-4 else 1
 
 
-CROSSBAR_PIPELINES = (
-    ("lower-to-xbar{gamma=0.0}", "noise-free writes (quantisation only)"),
-    ("lower-to-xbar{gamma=5.0}", "write noise γ = 5"),
-    ("kv-clip{alpha=2.0 beta=0.25},lower-to-xbar{gamma=5.0}", "γ = 5 with ClipFormer α = 2, β = 0.25"),
-)
-
-
-def crossbar_report(compiled: CompiledModel, reference: list[torch.Tensor], seconds: dict[str, float]) -> Table:
-    """Lower clones of the compiled module onto the crossbar target and compare each with PyTorch (seed 0)."""
-    table = Table(title="on the memristive crossbar target (64x64 tiles, 2-bit cells, 8-bit weights, seed 0)")
+def target_report(target: Target, compiled: CompiledModel, reference: list[torch.Tensor], seconds: dict[str, float]) -> Table:
+    """Lower clones of the compiled module through the target's demo pipelines; compare each with PyTorch (seed 0)."""
+    table = Table(title=f"on the {target.name} target (default settings, seed 0)")
     table.add_column("pipeline after the one above")
     table.add_column("setting")
-    table.add_column("tiles", justify="right")
+    table.add_column("cost", justify="right")
     table.add_column("cosine to PyTorch (last output)", justify="right")
-    for passes, label in CROSSBAR_PIPELINES:
+    for passes, label in target.demo_pipelines:
         module = compiled.module.clone()
         apply_passes(module, parse_pipeline(passes))
         lowered = CompiledModel(module, compiled.weights, compiled.inputs, compiled.input_names)
         start = time.perf_counter()
         outputs = lowered.run(seed=0)
-        seconds[f"run crossbar ({label})"] = time.perf_counter() - start
-        tiles = sum(op.result.type.tile_count() for op in module.walk() if op.name == "xbar.program")
+        seconds[f"run {target.name} ({label})"] = time.perf_counter() - start
+        cost = ", ".join(f"{name} {value:g}" for name, value in target.cost_report(module).items())
         out, ref = outputs[-1].double(), reference[-1].double()
         cosine = torch.nn.functional.cosine_similarity(out.flatten(), ref.flatten(), dim=0)
-        table.add_row(passes, label, str(tiles), f"{cosine:.4f}")
+        table.add_row(passes, label, cost, f"{cosine:.4f}")
     return table

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("outdir", help="directory written by `attnc compile`")
     run_cmd.add_argument("--inputs", help="safetensors file with the inputs by name (default: the example inputs)")
     run_cmd.add_argument("-o", "--output", help="write the outputs to this safetensors file")
-    run_cmd.add_argument("--seed", type=int, default=0, help="noise seed of a simulated target, e.g. a crossbar (0)")
+    run_cmd.add_argument("--seed", type=int, default=0, help="seed of a simulated target (what it selects: `attnc list`) (0)")
     run_cmd.add_argument("--strict", action="store_true", help="NaN or Inf in the inputs or weights is an error")
     run_cmd.add_argument(
         "--check-finite", action="store_true", help="stop at the first op whose result holds NaN or Inf, naming it"
@@ -148,25 +148,12 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _plain(attr) -> object:
-    return attr.value.data if hasattr(attr, "value") else attr.data
-
-
 def target_summary(module) -> str:
     """One line on the module's target, or "" for the reference target."""
-    from dialects import xbar
+    from targets.registry import target_of
 
-    device = module.attributes.get(xbar.DEVICE_ATTRIBUTE)
-    if device is None:
-        return ""
-    static = [op for op in module.walk() if isinstance(op, xbar.ProgramOp)]
-    dynamic = [op for op in module.walk() if isinstance(op, xbar.WriteOp)]
-    tiles = sum(op.result.type.tile_count() for op in static)
-    settings = ", ".join(f"{key}={_plain(value)}" for key, value in device.data.items())
-    return (
-        f"memristive crossbar: {len(static)} static matrices in {tiles} tiles, {len(dynamic)} dynamic writes per "
-        f"inference; {settings}"
-    )
+    target = target_of(module)
+    return "" if target is None else target.summary(module)
 
 
 def cmd_verify(args) -> int:
@@ -202,6 +189,11 @@ def cmd_list(args) -> int:
     print("bundled models:  " + ", ".join(BUNDLED))
     print("named pipelines: " + ", ".join(f"{k} = '{v}'" for k, v in NAMED_PIPELINES.items()))
     print("passes:          " + ", ".join(PASSES))
+    from targets.registry import all_targets
+
+    for target in all_targets().values():
+        print(f"target {target.name}: {target.description}; lowered by {target.lowering_pass}")
+        print(f"  --seed selects {target.seed_meaning}")
     return 0
 
 

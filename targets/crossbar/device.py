@@ -24,7 +24,7 @@ Conventions (the same everywhere in this module)
   - programming noise (static tiles, once at ``program``): ``G + program_noise * (g_max - g_min) * N(0, 1)``,
     clamped at 0 from below only (a conductance cannot be negative; same convention as IBM aihwkit);
   - write noise (dynamic operands, every ``write``, i.e. K and V on each inference; docs/methods/clipformer.md):
-    ``G + write_gamma * sqrt((G - g_min)(g_max - g_min)) * N(0, write_sigma**2)``, clamped to
+    ``G + gamma * sqrt((G - g_min)(g_max - g_min)) * N(0, sigma**2)``, clamped to
     [g_min, g_max] (a write cannot leave the device's programmable window). Zero at g_min, grows with G;
   - stuck-at faults: each cell independently stuck with probability ``stuck_at_rate``, at g_max with
     probability ``stuck_at_high_fraction`` and at g_min otherwise;
@@ -120,8 +120,8 @@ class CrossbarConfig:
     g_min: float = 0.1e-6  # siemens (R_max = 10 MOhm)
     g_max: float = 10e-6  # siemens (R_min = 100 kOhm, ON/OFF = 100)
     signed_mapping: str = "differential"
-    write_gamma: float = 0.0  # gamma of the write-noise model; the paper reports 3, 4, 5
-    write_sigma: float = DEFAULT_WRITE_SIGMA  # default, not the paper's
+    gamma: float = 0.0  # gamma of the write-noise model; the paper reports 3, 4, 5
+    sigma: float = DEFAULT_WRITE_SIGMA  # default, not the paper's
     program_noise: float = 0.0  # std of static programming noise, fraction of (g_max - g_min)
     read_noise: float = 0.0  # std of per-read noise, fraction of (g_max - g_min)
     # >0: draw read noise from a pool of this many normals made at program time, at a random offset per
@@ -161,7 +161,7 @@ class CrossbarConfig:
             self.signed_mapping in SIGNED_MAPPINGS,
             f"signed_mapping must be one of {SIGNED_MAPPINGS}, got {self.signed_mapping!r}",
         )
-        for name in ("write_gamma", "write_sigma", "program_noise", "read_noise"):
+        for name in ("gamma", "sigma", "program_noise", "read_noise"):
             check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         check(self.read_noise_pool >= 0, f"read_noise_pool must be >= 0, got {self.read_noise_pool}")
         check(0 <= self.stuck_at_rate <= 1, f"stuck_at_rate must be in [0, 1], got {self.stuck_at_rate}")
@@ -380,10 +380,10 @@ def write_noise(g: torch.Tensor, cfg: CrossbarConfig, gen: torch.Generator | Non
 
     G' = G + gamma * sqrt((G - g_min)(g_max - g_min)) * N(0, sigma^2).
     """
-    if cfg.write_gamma == 0 or cfg.write_sigma == 0:
+    if cfg.gamma == 0 or cfg.sigma == 0:
         return g
     gen = _require_generator(gen, "write noise")
-    std = (cfg.write_gamma * cfg.write_sigma) * torch.sqrt(torch.clamp(g - cfg.g_min, min=0.0) * cfg.g_range)
+    std = (cfg.gamma * cfg.sigma) * torch.sqrt(torch.clamp(g - cfg.g_min, min=0.0) * cfg.g_range)
     return torch.clamp(g + std * _normal_like(g, gen), min=cfg.g_min, max=cfg.g_max)
 
 
@@ -450,7 +450,7 @@ def write_noise_weight_std(w: torch.Tensor, cfg: CrossbarConfig, clip: ClipForme
     mapped = map_to_conductances(w, cfg, clip)
     u = torch.clamp((mapped.g - cfg.g_min) / cfg.g_range, min=0.0)  # (*batch, devices, S, in, out)
     sig = torch.tensor(cfg.slice_significance(), dtype=w.dtype, device=w.device)
-    per_cell = (cfg.write_gamma * cfg.write_sigma * cfg.cell_levels) ** 2 * u * (sig**2).view(-1, 1, 1)
+    per_cell = (cfg.gamma * cfg.sigma * cfg.cell_levels) ** 2 * u * (sig**2).view(-1, 1, 1)
     var = per_cell.sum(dim=(-4, -3))
     return (torch.sqrt(var) / cfg.weight_levels).transpose(-1, -2)
 

@@ -47,14 +47,12 @@ def device_config(device: DictionaryAttr | Mapping[str, object]) -> CrossbarConf
             values[key] = attr.data
         else:
             values[key] = attr
-    renamed = {"gamma": "write_gamma", "sigma": "write_sigma"}
     fields = {f.name for f in dataclasses.fields(CrossbarConfig)}
     kwargs = {}
     for key, value in values.items():
-        name = renamed.get(key, key)
-        if name not in fields:
+        if key not in fields:
             raise ValueError(f"xbar.device has an unknown parameter '{key}'")
-        kwargs[name] = value
+        kwargs[key] = value
     for optional_bits in ("input_bits", "adc_bits"):  # 0 means ideal in the IR
         if kwargs.get(optional_bits) == 0:
             kwargs[optional_bits] = None

@@ -185,12 +185,12 @@ def test_mvm_rejects_a_wrong_input_width(layer) -> None:
 
 
 def test_write_noise_std_grows_with_conductance_as_the_formula_says() -> None:
-    cfg = CrossbarConfig(write_gamma=1.0, write_sigma=0.05)
+    cfg = CrossbarConfig(gamma=1.0, sigma=0.05)
     fractions = [0.0, 0.1, 0.25, 0.5, 0.75]
     g = torch.tensor([cfg.g_min + f * cfg.g_range for f in fractions]).repeat(40_000, 1)
     noisy = write_noise(g, cfg, gen(8))
     measured = (noisy - g).std(dim=0)
-    expected = [cfg.write_gamma * cfg.write_sigma * math.sqrt(f * cfg.g_range * cfg.g_range) for f in fractions]
+    expected = [cfg.gamma * cfg.sigma * math.sqrt(f * cfg.g_range * cfg.g_range) for f in fractions]
     assert measured[0] == 0  # no noise at g_min
     for m, e in zip(measured[1:].tolist(), expected[1:], strict=True):
         assert m == pytest.approx(e, rel=0.03)
@@ -199,7 +199,7 @@ def test_write_noise_std_grows_with_conductance_as_the_formula_says() -> None:
 
 
 def test_write_noise_is_clamped_to_the_device_window() -> None:
-    cfg = CrossbarConfig(write_gamma=5.0, write_sigma=1.0)
+    cfg = CrossbarConfig(gamma=5.0, sigma=1.0)
     g = torch.full((10_000,), cfg.g_max)
     noisy = write_noise(g, cfg, gen(9))
     assert noisy.max() == cfg.g_max and noisy.min() >= cfg.g_min and noisy.min() < cfg.g_max
@@ -216,7 +216,7 @@ def test_programming_noise_in_weight_units_matches_the_nominal_helper() -> None:
 
 
 def test_write_noise_in_weight_units_matches_the_nominal_helper() -> None:
-    cfg = CrossbarConfig(write_gamma=1.0, write_sigma=0.01)
+    cfg = CrossbarConfig(gamma=1.0, sigma=0.01)
     w = torch.randn(128, 128, generator=gen(12))
     ideal = write(w, CrossbarConfig()).effective_weight()
     copies = w.expand(20, 128, 128)  # 20 independent writes of the same matrix, in one call
@@ -294,7 +294,7 @@ def test_same_seed_same_result_different_seed_different_result(layer, mode: str)
     assert torch.equal(run(0), run(0))
     assert not torch.equal(run(0), run(1))
 
-    kv = CrossbarConfig(mode=mode, write_gamma=3.0)
+    kv = CrossbarConfig(mode=mode, gamma=3.0)
     assert torch.equal(write(w, kv, gen(5)).w_eff_t, write(w, kv, gen(5)).w_eff_t)
     assert not torch.equal(write(w, kv, gen(5)).w_eff_t, write(w, kv, gen(6)).w_eff_t)
 
@@ -353,7 +353,7 @@ def test_clipformer_value_domain_equals_the_noise_free_crossbar() -> None:
 
 
 def test_clipformer_reduces_write_noise_in_weight_units() -> None:
-    cfg = CrossbarConfig(write_gamma=5.0)
+    cfg = CrossbarConfig(gamma=5.0)
     x = torch.randn(64, 64, generator=gen(26))
     plain = write_noise_weight_std(x, cfg).pow(2).mean().sqrt()
     clipped = write_noise_weight_std(x, cfg, ClipFormer(2.0, 0.25)).pow(2).mean().sqrt()

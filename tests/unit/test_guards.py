@@ -13,7 +13,7 @@ ALLOWED = {
     "dialects": {"dialects"},
     "passes": {"dialects", "passes"},
     "runtime": {"dialects", "runtime"},
-    "targets": {"dialects", "runtime", "targets"},
+    "targets": {"dialects", "passes", "runtime", "targets"},  # a target owns its lowering pass
     "compiler": PROJECT_PACKAGES,
 }
 

@@ -1,0 +1,57 @@
+"""The memristive crossbar as a plug-in target: ``lower-to-xbar`` lowers to it, the simulator runs it."""
+
+from __future__ import annotations
+
+from xdsl.dialects.builtin import DictionaryAttr, ModuleOp
+from xdsl.interpreter import InterpreterFunctions
+
+from dialects import xbar
+from dialects.diagnostics import AttncError
+from targets.base import Target
+from targets.crossbar.simulator import XbarFunctions
+
+
+def _plain(attr) -> object:
+    return attr.value.data if hasattr(attr, "value") else attr.data
+
+
+class CrossbarTarget(Target):
+    name = "crossbar"
+    description = "tiled, bit-sliced memristive crossbars with write/programming/read noise, DAC and ADC"
+    lowering_pass = "lower-to-xbar"
+    seed_meaning = "one chip: its programming noise and stuck cells, and the per-inference write and read noise"
+    demo_pipelines = (
+        ("lower-to-xbar{gamma=0.0}", "noise-free writes (quantisation only)"),
+        ("lower-to-xbar{gamma=5.0}", "write noise γ = 5"),
+        ("kv-clip{alpha=2.0 beta=0.25},lower-to-xbar{gamma=5.0}", "γ = 5 with ClipFormer α = 2, β = 0.25"),
+    )
+
+    def owns(self, module: ModuleOp) -> bool:
+        return xbar.DEVICE_ATTRIBUTE in module.attributes
+
+    def runtime_functions(self, module: ModuleOp, seed: int = 0) -> list[InterpreterFunctions]:
+        try:
+            return [XbarFunctions.for_module(module, seed)]
+        except ValueError as error:
+            raise AttncError(f"bad crossbar device parameters: {error}") from None
+
+    def cost_report(self, module: ModuleOp) -> dict[str, float]:
+        static = [op for op in module.walk() if isinstance(op, xbar.ProgramOp)]
+        dynamic = [op for op in module.walk() if isinstance(op, xbar.WriteOp)]
+        return {
+            "static matrices": len(static),
+            "tiles": sum(op.result.type.tile_count() for op in static),
+            "dynamic writes per inference": len(dynamic),
+        }
+
+    def summary(self, module: ModuleOp) -> str:
+        cost = self.cost_report(module)
+        device = module.attributes[xbar.DEVICE_ATTRIBUTE]
+        settings = ", ".join(f"{k}={_plain(v)}" for k, v in device.data.items()) if isinstance(device, DictionaryAttr) else ""
+        return (
+            f"memristive crossbar: {cost['static matrices']} static matrices in {cost['tiles']} tiles, "
+            f"{cost['dynamic writes per inference']} dynamic writes per inference; {settings}"
+        )
+
+
+CROSSBAR = CrossbarTarget()
