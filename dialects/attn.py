@@ -27,7 +27,8 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from dialects.nn import broadcast_shapes, element_type, fmt_shape, is_bool, is_float, tensor_shape, verify_attention_operands
+from dialects.nn import verify_attention_operands
+from dialects.shapes import broadcast_shapes, element_type, fmt_shape, is_bool, is_float, tensor_shape
 
 COSINE_FORMS = ("chunked", "recurrent")
 

@@ -43,7 +43,7 @@ from xdsl.printer import Printer
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from dialects.nn import element_type, fmt_shape, is_float, tensor_shape
+from dialects.shapes import element_type, fmt_shape, is_float, tensor_shape
 
 DEVICE_ATTRIBUTE = "xbar.device"
 

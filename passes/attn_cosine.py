@@ -37,7 +37,7 @@ from xdsl.transforms.dead_code_elimination import dce
 from dialects import attn, nn
 from dialects.diagnostics import pass_failure, remark
 from dialects.locations import check_layers_pattern, module_path_of, path_matches
-from dialects.nn import element_type, is_bool, tensor_shape
+from dialects.shapes import element_type, is_bool, tensor_shape
 from passes.matchers import defining_op, scalar_constant
 
 COSINE_M_INIT = 0.5

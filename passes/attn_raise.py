@@ -46,7 +46,7 @@ from xdsl.transforms.dead_code_elimination import dce
 
 from dialects import attn, nn
 from dialects.locations import module_path_of
-from dialects.nn import broadcast_shapes, element_type, is_bool, tensor_shape
+from dialects.shapes import broadcast_shapes, element_type, is_bool, tensor_shape
 from passes.matchers import defining_op, has_single_use, scalar_constant, untransposed_last_two
 
 # A fill value at or below this counts as "masked out" when a masked_fill/where is folded into a mask.

@@ -46,7 +46,7 @@ from xdsl.transforms.dead_code_elimination import dce
 
 from dialects import attn, nn, xbar
 from dialects.diagnostics import pass_failure, remark
-from dialects.nn import fmt_shape, tensor_shape
+from dialects.shapes import fmt_shape, tensor_shape
 from passes.kv_clip import DEFAULT_G_MAX, DEFAULT_G_MIN, clipped_operand
 from passes.matchers import defining_op
 

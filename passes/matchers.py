@@ -5,7 +5,7 @@ from __future__ import annotations
 from xdsl.ir import Operation, SSAValue
 
 from dialects import nn
-from dialects.nn import tensor_shape
+from dialects.shapes import tensor_shape
 
 
 def defining_op(value: SSAValue) -> Operation | None:

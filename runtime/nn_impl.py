@@ -6,15 +6,17 @@ Dropout runs as the identity: the executor models inference.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
 
 from dialects import nn
-from dialects.nn import int_list, tensor_shape
+from dialects.shapes import int_list, tensor_shape
 from runtime.dtypes import torch_dtype
 
-_UNARY = {
+_UNARY: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
     nn.NegOp: torch.neg,
     nn.ExpOp: torch.exp,
     nn.SqrtOp: torch.sqrt,
@@ -28,7 +30,7 @@ _UNARY = {
     nn.LogicalNotOp: torch.logical_not,
 }
 
-_BINARY = {
+_BINARY: dict[type, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     nn.AddOp: torch.add,
     nn.SubOp: torch.sub,
     nn.MulOp: torch.mul,
@@ -83,10 +85,105 @@ class NnFunctions(InterpreterFunctions):
             start, end, step = int(start), int(end), int(step)
         return (torch.arange(start, end, step, dtype=dtype),)
 
-    def _unary(self, interpreter, op, args):
+    # Element-wise ops: one method each (so an op's implementation can be found by its name).
+    @impl(nn.NegOp)
+    def run_neg(self, interpreter: Interpreter, op: nn.NegOp, args):
         return (_UNARY[type(op)](args[0]),)
 
-    def _binary(self, interpreter, op, args):
+    @impl(nn.ExpOp)
+    def run_exp(self, interpreter: Interpreter, op: nn.ExpOp, args):
+        return (_UNARY[type(op)](args[0]),)
+
+    @impl(nn.SqrtOp)
+    def run_sqrt(self, interpreter: Interpreter, op: nn.SqrtOp, args):
+        return (_UNARY[type(op)](args[0]),)
+
+    @impl(nn.RsqrtOp)
+    def run_rsqrt(self, interpreter: Interpreter, op: nn.RsqrtOp, args):
+        return (_UNARY[type(op)](args[0]),)
+
+    @impl(nn.TanhOp)
+    def run_tanh(self, interpreter: Interpreter, op: nn.TanhOp, args):
+        return (_UNARY[type(op)](args[0]),)
+
+    @impl(nn.SigmoidOp)
+    def run_sigmoid(self, interpreter: Interpreter, op: nn.SigmoidOp, args):
+        return (_UNARY[type(op)](args[0]),)
+
+    @impl(nn.ReluOp)
+    def run_relu(self, interpreter: Interpreter, op: nn.ReluOp, args):
+        return (_UNARY[type(op)](args[0]),)
+
+    @impl(nn.SiluOp)
+    def run_silu(self, interpreter: Interpreter, op: nn.SiluOp, args):
+        return (_UNARY[type(op)](args[0]),)
+
+    @impl(nn.CosOp)
+    def run_cos(self, interpreter: Interpreter, op: nn.CosOp, args):
+        return (_UNARY[type(op)](args[0]),)
+
+    @impl(nn.SinOp)
+    def run_sin(self, interpreter: Interpreter, op: nn.SinOp, args):
+        return (_UNARY[type(op)](args[0]),)
+
+    @impl(nn.LogicalNotOp)
+    def run_logical_not(self, interpreter: Interpreter, op: nn.LogicalNotOp, args):
+        return (_UNARY[type(op)](args[0]),)
+
+    @impl(nn.AddOp)
+    def run_add(self, interpreter: Interpreter, op: nn.AddOp, args):
+        return (_as_result(op, _BINARY[type(op)](args[0], args[1])),)
+
+    @impl(nn.SubOp)
+    def run_sub(self, interpreter: Interpreter, op: nn.SubOp, args):
+        return (_as_result(op, _BINARY[type(op)](args[0], args[1])),)
+
+    @impl(nn.MulOp)
+    def run_mul(self, interpreter: Interpreter, op: nn.MulOp, args):
+        return (_as_result(op, _BINARY[type(op)](args[0], args[1])),)
+
+    @impl(nn.DivOp)
+    def run_div(self, interpreter: Interpreter, op: nn.DivOp, args):
+        return (_as_result(op, _BINARY[type(op)](args[0], args[1])),)
+
+    @impl(nn.PowOp)
+    def run_pow(self, interpreter: Interpreter, op: nn.PowOp, args):
+        return (_as_result(op, _BINARY[type(op)](args[0], args[1])),)
+
+    @impl(nn.MaximumOp)
+    def run_maximum(self, interpreter: Interpreter, op: nn.MaximumOp, args):
+        return (_as_result(op, _BINARY[type(op)](args[0], args[1])),)
+
+    @impl(nn.MinimumOp)
+    def run_minimum(self, interpreter: Interpreter, op: nn.MinimumOp, args):
+        return (_as_result(op, _BINARY[type(op)](args[0], args[1])),)
+
+    @impl(nn.LogicalAndOp)
+    def run_logical_and(self, interpreter: Interpreter, op: nn.LogicalAndOp, args):
+        return (_as_result(op, _BINARY[type(op)](args[0], args[1])),)
+
+    @impl(nn.EqOp)
+    def run_eq(self, interpreter: Interpreter, op: nn.EqOp, args):
+        return (_as_result(op, _BINARY[type(op)](args[0], args[1])),)
+
+    @impl(nn.NeOp)
+    def run_ne(self, interpreter: Interpreter, op: nn.NeOp, args):
+        return (_as_result(op, _BINARY[type(op)](args[0], args[1])),)
+
+    @impl(nn.GeOp)
+    def run_ge(self, interpreter: Interpreter, op: nn.GeOp, args):
+        return (_as_result(op, _BINARY[type(op)](args[0], args[1])),)
+
+    @impl(nn.GtOp)
+    def run_gt(self, interpreter: Interpreter, op: nn.GtOp, args):
+        return (_as_result(op, _BINARY[type(op)](args[0], args[1])),)
+
+    @impl(nn.LeOp)
+    def run_le(self, interpreter: Interpreter, op: nn.LeOp, args):
+        return (_as_result(op, _BINARY[type(op)](args[0], args[1])),)
+
+    @impl(nn.LtOp)
+    def run_lt(self, interpreter: Interpreter, op: nn.LtOp, args):
         return (_as_result(op, _BINARY[type(op)](args[0], args[1])),)
 
     @impl(nn.GeluOp)
@@ -201,13 +298,3 @@ class NnFunctions(InterpreterFunctions):
     def run_cumsum(self, interpreter: Interpreter, op: nn.CumsumOp, args):
         return (_as_result(op, torch.cumsum(args[0], dim=op.dim.value.data)),)
 
-
-def _register_table_ops() -> None:
-    """Adds one ``@impl`` method per table-driven unary/binary op, then re-registers the class."""
-    for table, method in ((_UNARY, NnFunctions._unary), (_BINARY, NnFunctions._binary)):
-        for op_type in table:
-            setattr(NnFunctions, "run_" + op_type.name.replace(".", "_"), impl(op_type)(method))
-    register_impls(NnFunctions)
-
-
-_register_table_ops()
