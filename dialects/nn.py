@@ -79,25 +79,32 @@ class ParamOp(IRDLOperation):
     """A named parameter or buffer, read from the module's weights file.
 
     A pass that creates a parameter gives it an ``init`` value: until the weights file holds the name, the
-    parameter is that value everywhere (and saving writes it out).
+    parameter is that value everywhere (and saving writes it out). A pass that creates a parameter meant to
+    be fitted marks it ``trainable`` with a group name; the fitting layer finds what to fit by that mark.
 
     ```mlir
     %w = nn.param @encoder.layer.0.attention.self.query.weight : tensor<384x384xf32>
-    %m = nn.param @encoder.layer.0.attention.self.cosine_m {init = 5.000000e-01 : f64} : tensor<12xf32>
+    %m = nn.param @encoder.layer.0.attention.self.cosine_m {init = 5.000000e-01 : f64, trainable = "cosine"}
+           : tensor<12xf32>
     ```
     """
 
     name = "nn.param"
     param_name = attr_def(SymbolRefAttr)
     init = opt_attr_def(FloatAttr)
+    trainable = opt_attr_def(StringAttr)
     result = result_def(TensorType)
     assembly_format = "$param_name attr-dict `:` type($result)"
     traits = traits_def(Pure())
 
-    def __init__(self, param_name: str, result_type: TensorType, init: float | None = None):
+    def __init__(
+        self, param_name: str, result_type: TensorType, init: float | None = None, trainable: str | None = None
+    ):
         attributes: dict[str, Attribute] = {"param_name": SymbolRefAttr(param_name)}
         if init is not None:
             attributes["init"] = FloatAttr(float(init), 64)
+        if trainable is not None:
+            attributes["trainable"] = StringAttr(trainable)
         super().__init__(result_types=[result_type], attributes=attributes)
 
     @property
@@ -108,6 +115,8 @@ class ParamOp(IRDLOperation):
     def verify_(self) -> None:
         if not self.key:
             raise VerifyException("parameter name must not be empty")
+        if self.trainable is not None and not self.trainable.data:
+            raise VerifyException(f"parameter '{self.key}': trainable needs a non-empty group name")
 
 
 @irdl_op_definition

@@ -40,6 +40,7 @@ from dialects.locations import check_layers_pattern, module_path_of, path_matche
 from dialects.shapes import element_type, is_bool, tensor_shape
 from passes.matchers import defining_op, scalar_constant
 
+TRAINABLE_GROUP = "cosine"  # the fitting layer's name for the per-head m (attnc recover fits it)
 COSINE_M_INIT = 0.5
 MASKED_OUT_BELOW = -1.0e4
 CAUSAL_FORMS = ("chunked", "recurrent")
@@ -86,7 +87,8 @@ class SdpaToCosine(RewritePattern):
         while name in self.taken_names:  # two attentions without a module path must not share one m
             name, suffix = f"{module_path_of(op) or 'attention'}_{suffix}.cosine_m", suffix + 1
         self.taken_names.add(name)
-        param = nn.ParamOp(name, TensorType(element_type(op.query), [q[1]]), init=COSINE_M_INIT)
+        m_type = TensorType(element_type(op.query), [q[1]])
+        param = nn.ParamOp(name, m_type, init=COSINE_M_INIT, trainable=TRAINABLE_GROUP)
         param.location = op.location
         cosine = attn.CosineOp(
             op.query,

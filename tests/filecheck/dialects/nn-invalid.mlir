@@ -16,6 +16,17 @@ func.func @param_empty_name() {
 // CHECK-NEXT: | Operation does not verify: parameter name must not be empty
 
 // -----
+// nn.param: "trainable needs a non-empty group name"
+func.func @param_empty_trainable_group() {
+  %m = nn.param @attn.cosine_m {trainable = ""} : tensor<4xf32>
+  func.return
+}
+// CHECK:      parameter 'attn.cosine_m': trainable needs a non-empty group name
+// CHECK:      %m = "nn.param"() {param_name = @attn.cosine_m, trainable = ""} : () -> tensor<4xf32>
+// CHECK-NEXT: ^^^
+// CHECK-NEXT: | Operation does not verify: parameter 'attn.cosine_m': trainable needs a non-empty group name
+
+// -----
 // nn.arange: "arange step must be non-zero"
 func.func @arange_zero_step() {
   %r = nn.arange {start = 0.0 : f64, end = 9.0 : f64, step = 0.0 : f64} : tensor<9xi64>

@@ -14,6 +14,8 @@
 func.func @sources() {
   %w = nn.param @encoder.layer.0.attention.self.query.weight : tensor<384x384xf32>
   // CHECK-NEXT: %w = nn.param @encoder.layer.0.attention.self.query.weight : tensor<384x384xf32>
+  %m = nn.param @encoder.layer.0.attention.self.cosine_m {init = 5.000000e-01 : f64, trainable = "cosine"} : tensor<12xf32>
+  // CHECK-NEXT: %m = nn.param @encoder.layer.0.attention.self.cosine_m {init = 5.000000e-01 : f64, trainable = "cosine"} : tensor<12xf32>
   %c = nn.constant dense<0.125> : tensor<f32>
   // CHECK-NEXT: %c = nn.constant dense<1.250000e-01> : tensor<f32>
   %ci = nn.constant dense<[0, 1, 2]> : tensor<3xi64>

@@ -31,7 +31,7 @@ func.func @no_mask(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xf32>, %v: tenso
 
 // CHECK-LABEL: func.func @no_mask
 // CHECK-NOT:     attn.sdpa
-// CHECK:         [[M:%[0-9a-z_]+]] = nn.param @layer.0.attn.cosine_m {init = 5.000000e-01 : f64} : tensor<4xf32> loc("layer.0.attn")
+// CHECK:         [[M:%[0-9a-z_]+]] = nn.param @layer.0.attn.cosine_m {init = 5.000000e-01 : f64, trainable = "cosine"} : tensor<4xf32> loc("layer.0.attn")
 // CHECK-NEXT:    %o = attn.cosine %q, %k, %v, [[M]] {causal = false, form = "chunked"} : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<4xf32>) -> tensor<2x4x8x16xf32> loc("layer.0.attn")
 // CHECK-NEXT:    func.return %o
 // CHECK-NOT:     attn.sdpa
@@ -61,7 +61,7 @@ func.func @causal(%q: tensor<1x2x8x16xf32>, %k: tensor<1x2x8x16xf32>, %v: tensor
 
 // CHECK-LABEL: func.func @causal
 // CHECK-NOT:     attn.sdpa
-// CHECK:         [[M:%[0-9a-z_]+]] = nn.param @h.1.attn.cosine_m {init = 5.000000e-01 : f64} : tensor<2xf32> loc("h.1.attn")
+// CHECK:         [[M:%[0-9a-z_]+]] = nn.param @h.1.attn.cosine_m {init = 5.000000e-01 : f64, trainable = "cosine"} : tensor<2xf32> loc("h.1.attn")
 // CHECK-NEXT:    %o = attn.cosine %q, %k, %v, [[M]] {causal = true, form = "chunked"} : (tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<2xf32>) -> tensor<1x2x8x16xf32> loc("h.1.attn")
 // CHECK-NOT:     attn.sdpa
 
@@ -79,7 +79,7 @@ func.func @bool_mask(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xf32>, %v: ten
 
 // CHECK-LABEL: func.func @bool_mask
 // CHECK-NOT:     attn.sdpa
-// CHECK:         [[M:%[0-9a-z_]+]] = nn.param @enc.2.attn.cosine_m {init = 5.000000e-01 : f64} : tensor<4xf32>
+// CHECK:         [[M:%[0-9a-z_]+]] = nn.param @enc.2.attn.cosine_m {init = 5.000000e-01 : f64, trainable = "cosine"} : tensor<4xf32>
 // CHECK-NEXT:    %o = attn.cosine %q, %k, %v, [[M]] mask %m {causal = false, form = "chunked"} : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<4xf32>, tensor<2x1x1x8xi1>) -> tensor<2x4x8x16xf32> loc("enc.2.attn")
 // CHECK-NOT:     attn.sdpa
 
@@ -101,7 +101,7 @@ func.func @additive_where_mask(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xf32
 
 // CHECK-LABEL: func.func @additive_where_mask
 // CHECK-NOT:     attn.sdpa
-// CHECK:         [[M:%[0-9a-z_]+]] = nn.param @enc.3.attn.cosine_m {init = 5.000000e-01 : f64} : tensor<4xf32>
+// CHECK:         [[M:%[0-9a-z_]+]] = nn.param @enc.3.attn.cosine_m {init = 5.000000e-01 : f64, trainable = "cosine"} : tensor<4xf32>
 // CHECK-NEXT:    %o = attn.cosine %q, %k, %v, [[M]] mask %keep {causal = false, form = "chunked"} : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<4xf32>, tensor<2x1x1x8xi1>) -> tensor<2x4x8x16xf32> loc("enc.3.attn")
 // CHECK-NOT:     attn.sdpa
 
@@ -118,16 +118,16 @@ func.func @two_layers(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xf32>, %v: te
 // Without layers, both are rewritten, each with its own m.
 // CHECK-LABEL: func.func @two_layers
 // CHECK-NOT:     attn.sdpa
-// CHECK:         [[M0:%[0-9a-z_]+]] = nn.param @layers.0.attn.cosine_m {init = 5.000000e-01 : f64} : tensor<4xf32>
+// CHECK:         [[M0:%[0-9a-z_]+]] = nn.param @layers.0.attn.cosine_m {init = 5.000000e-01 : f64, trainable = "cosine"} : tensor<4xf32>
 // CHECK-NEXT:    %a = attn.cosine %q, %k, %v, [[M0]] {causal = false, form = "chunked"}
-// CHECK-NEXT:    [[M1:%[0-9a-z_]+]] = nn.param @layers.1.attn.cosine_m {init = 5.000000e-01 : f64} : tensor<4xf32>
+// CHECK-NEXT:    [[M1:%[0-9a-z_]+]] = nn.param @layers.1.attn.cosine_m {init = 5.000000e-01 : f64, trainable = "cosine"} : tensor<4xf32>
 // CHECK-NEXT:    %b = attn.cosine %a, %k, %v, [[M1]] {causal = false, form = "chunked"}
 // CHECK-NOT:     attn.sdpa
 
 // LAYERS-LABEL: func.func @two_layers
 // LAYERS-NOT:     layers.0.attn.cosine_m
 // LAYERS:         %a = attn.sdpa %q, %k, %v {scale = 2.500000e-01 : f64, causal = false}
-// LAYERS-NEXT:    [[M1:%[0-9a-z_]+]] = nn.param @layers.1.attn.cosine_m {init = 5.000000e-01 : f64} : tensor<4xf32>
+// LAYERS-NEXT:    [[M1:%[0-9a-z_]+]] = nn.param @layers.1.attn.cosine_m {init = 5.000000e-01 : f64, trainable = "cosine"} : tensor<4xf32>
 // LAYERS-NEXT:    %b = attn.cosine %a, %k, %v, [[M1]] {causal = false, form = "chunked"}
 // LAYERS-NOT:     layers.0.attn.cosine_m
 
