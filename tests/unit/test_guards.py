@@ -7,13 +7,14 @@ import importlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT_PACKAGES = {"compiler", "dialects", "passes", "runtime", "targets"}
+PROJECT_PACKAGES = {"compiler", "dialects", "fitting", "passes", "runtime", "targets"}
 # package -> project packages it may import
 ALLOWED = {
     "dialects": {"dialects"},
     "passes": {"dialects", "passes"},
     "runtime": {"dialects", "runtime"},
     "targets": {"dialects", "passes", "runtime", "targets"},  # a target owns its lowering pass
+    "fitting": {"dialects", "runtime", "targets", "fitting"},  # above runtime and targets, below the driver
     "compiler": PROJECT_PACKAGES,
 }
 

@@ -1,4 +1,4 @@
-"""Recovery for cosine-rewritten models (compiler/recovery.py): fitting m against the original model lowers the
+"""Recovery for cosine-rewritten models (fitting/recovery.py): fitting m against the original model lowers the
 held-out error, the fitted values land in ``compiled.weights``, gradients reach m, a causal LM's logits can be
 fitted by KL divergence, and bad input fails cleanly."""
 
@@ -14,14 +14,12 @@ from safetensors.torch import load_file
 
 from compiler.api import compile_model
 from compiler.errors import AttncError
-from compiler.recovery import (
-    CALIBRATION_SENTENCES,
-    HELDOUT_SENTENCES,
+from fitting.calibration import CALIBRATION_SENTENCES, HELDOUT_SENTENCES, random_batches
+from fitting.recovery import (
     attention_scopes,
     cosine_parameters,
     is_embedding_output,
     projection_parameters,
-    random_batches,
     recover,
     recovery_loss,
 )
@@ -47,7 +45,7 @@ def test_m_only_recovery_reduces_heldout_error_and_updates_weights(vit_batches, 
     compiled = fresh_vit()
     report = recover(None, compiled, calibration, steps=30, lr=0.1, heldout_inputs=heldout, progress=False)
 
-    assert report.trained == cosine_parameters(compiled.weights) and len(report.trained) == 4
+    assert report.trained == cosine_parameters(compiled.module) and len(report.trained) == 4
     (before,), (after,) = report.before, report.after
     assert after.rel_err < 0.9 * before.rel_err
     assert after.cos_mean > before.cos_mean
@@ -78,7 +76,7 @@ def test_projection_recovery_trains_attention_projections_only(vit_batches):
         None, compiled, calibration, steps=10, train_projections=True, projection_lr=1e-3,
         heldout_inputs=heldout, progress=False,
     )
-    projections = set(report.trained) - set(cosine_parameters(compiled.weights))
+    projections = set(report.trained) - set(cosine_parameters(compiled.module))
     assert projections == {
         f"blocks.{i}.attn.{p}.{kind}" for i in range(4) for p in ("query", "key", "value", "out")
         for kind in ("weight", "bias")
@@ -91,7 +89,7 @@ def test_projection_recovery_trains_attention_projections_only(vit_batches):
 def test_gradients_reach_m(vit_batches):
     calibration, _ = vit_batches
     compiled = fresh_vit()
-    names = cosine_parameters(compiled.weights)
+    names = cosine_parameters(compiled.module)
     weights = dict(compiled.weights)
     for name in names:
         weights[name] = weights[name].clone().requires_grad_(True)
@@ -104,26 +102,42 @@ def test_gradients_reach_m(vit_batches):
         assert grad is not None and grad.shape == (4,) and torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
+def marked_module(*paths: str):
+    """A module holding one per-head m marked trainable = "cosine" at each module path."""
+    from xdsl.dialects.builtin import ModuleOp, TensorType, f32
+
+    from dialects import nn
+    from dialects.locations import module_location
+
+    params = []
+    for path in paths:
+        param = nn.ParamOp(f"{path}.cosine_m", TensorType(f32, [4]), init=0.5, trainable="cosine")
+        param.location = module_location(path)
+        params.append(param)
+    return ModuleOp(params)
+
+
 def test_projection_selection_is_scoped_to_the_rewritten_attention():
     w = torch.zeros(1)
     gpt2 = {
         "h.0.attn.cosine_m": w, "h.0.attn.c_attn.weight": w, "h.0.attn.c_proj.bias": w,
         "h.0.mlp.c_proj.weight": w, "h.0.ln_1.weight": w,
     }
-    assert projection_parameters(gpt2) == ["h.0.attn.c_attn.weight", "h.0.attn.c_proj.bias"]
+    assert projection_parameters(marked_module("h.0.attn"), gpt2) == ["h.0.attn.c_attn.weight", "h.0.attn.c_proj.bias"]
     bert = {
         "l.0.attention.self.cosine_m": w, "l.0.attention.self.query.weight": w, "l.0.attention.self.value.bias": w,
         "l.0.attention.output.dense.weight": w, "l.0.attention.output.LayerNorm.weight": w,
         "l.0.output.dense.weight": w, "l.1.attention.self.query.weight": w,
     }
-    assert attention_scopes(bert) == ["l.0.attention"]
-    assert projection_parameters(bert) == [
+    bert_module = marked_module("l.0.attention.self")
+    assert attention_scopes(bert_module) == ["l.0.attention"]
+    assert projection_parameters(bert_module, bert) == [
         "l.0.attention.output.dense.weight", "l.0.attention.self.query.weight", "l.0.attention.self.value.bias",
     ]
     llama = {
         "m.layers.0.self_attn.cosine_m": w, "m.layers.0.self_attn.o_proj.weight": w, "m.layers.0.mlp.up_proj.weight": w,
     }
-    assert projection_parameters(llama) == ["m.layers.0.self_attn.o_proj.weight"]
+    assert projection_parameters(marked_module("m.layers.0.self_attn"), llama) == ["m.layers.0.self_attn.o_proj.weight"]
 
 
 def test_embedding_outputs_use_cosine_and_padding_is_ignored():
