@@ -30,6 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from compiler.errors import AttncError
+from dialects.diagnostics import AttncWarning
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "attnc-artifact/1"
@@ -136,7 +137,9 @@ def verify_manifest(directory: str | Path) -> None:
     directory = Path(directory)
     manifest_path = directory / MANIFEST_FILE
     if not manifest_path.is_file():
-        warnings.warn(f"{directory} has no {MANIFEST_FILE}: its files cannot be checked for consistency", stacklevel=2)
+        warnings.warn(
+            f"{directory} has no {MANIFEST_FILE}: its files cannot be checked for consistency", AttncWarning, stacklevel=2
+        )
         return
     try:
         manifest = json.loads(manifest_path.read_text())
@@ -209,7 +212,7 @@ def check_finite(tensors: Mapping[str, torch.Tensor], source: str, strict: bool 
             message = f"{source}: tensor '{name}' holds NaN or Inf"
             if strict:
                 raise AttncError(message)
-            warnings.warn(message, stacklevel=2)
+            warnings.warn(message, AttncWarning, stacklevel=2)
             return
 
 

@@ -29,6 +29,10 @@ class AttncError(DiagnosticException):
     """A user-facing error: bad input, an unsupported model, a wrong option. Printed without a traceback."""
 
 
+class AttncWarning(UserWarning):
+    """Something the user should know that does not stop the run (a non-finite input, an unchecked file)."""
+
+
 @dataclass(frozen=True)
 class Remark:
     """Why a pass left an op as it was (or what it decided), with the op's module path."""

@@ -271,10 +271,14 @@ def main(argv: list[str] | None = None) -> int:
     from xdsl.utils.exceptions import DiagnosticException
 
     from compiler.errors import one_line
-    from dialects.diagnostics import collect_remarks
+    from dialects.diagnostics import AttncWarning, collect_remarks
 
     def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-        print(f"attnc: warning: {message}", file=sys.stderr)
+        """attnc's own warnings as one line; other libraries' (deprecations inside torch) only with --debug."""
+        if issubclass(category, AttncWarning):
+            print(f"attnc: warning: {message}", file=sys.stderr)
+        elif debug:
+            previous_showwarning(message, category, filename, lineno, file, line)
 
     previous_showwarning, warnings.showwarning = warnings.showwarning, show_warning
     try:
