@@ -6,7 +6,15 @@ from xdsl.utils.exceptions import ParseError
 
 from dialects.diagnostics import AttncError
 
-__all__ = ["AttncError", "one_line"]
+__all__ = ["INTERNAL_ERROR_STATUS", "AttncError", "internal_error_line", "one_line"]
+
+
+INTERNAL_ERROR_STATUS = 70  # EX_SOFTWARE: a defect of attnc, not of the input
+
+
+def internal_error_line(tool: str, error: BaseException) -> str:
+    """The one line a CLI prints for an unexpected exception (``--debug`` shows the traceback instead)."""
+    return f"{tool}: internal error: {type(error).__name__}: {one_line(error)} (run with --debug for the traceback)"
 
 
 def one_line(error: BaseException) -> str:

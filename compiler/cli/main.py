@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from xdsl.utils.exceptions import DiagnosticException
 
-    from compiler.errors import one_line
+    from compiler.errors import INTERNAL_ERROR_STATUS, internal_error_line, one_line
     from dialects.diagnostics import AttncWarning, collect_remarks
 
     def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -299,11 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a defect of attnc, not of the input: still one line
         if debug:
             raise
-        print(
-            f"attnc: internal error: {type(error).__name__}: {one_line(error)} (run with --debug for the traceback)",
-            file=sys.stderr,
-        )
-        return 70
+        print(internal_error_line("attnc", error), file=sys.stderr)
+        return INTERNAL_ERROR_STATUS
     finally:
         warnings.showwarning = previous_showwarning
 

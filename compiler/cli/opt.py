@@ -19,7 +19,7 @@ from xdsl.targets.mlir import MLIRTarget
 from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseError
 from xdsl.xdsl_opt_main import xDSLOptMain
 
-from compiler.errors import one_line
+from compiler.errors import INTERNAL_ERROR_STATUS, internal_error_line, one_line
 from compiler.pipelines import parse_passes
 from compiler.registry import DIALECTS, PASSES
 from compiler.textual_ir import RoundTripParser, RoundTripPrinter
@@ -122,11 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a defect of attnc, not of the input: still one line
         if debug:
             raise
-        print(
-            f"attnc-opt: internal error: {type(error).__name__}: {one_line(error)} (run with --debug for the traceback)",
-            file=sys.stderr,
-        )
-        return 70
+        print(internal_error_line("attnc-opt", error), file=sys.stderr)
+        return INTERNAL_ERROR_STATUS
     return 0
 
 

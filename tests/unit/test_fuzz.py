@@ -32,22 +32,14 @@ from compiler.cli import main as attnc_cli
 from compiler.cli import opt as opt_cli
 from compiler.registry import PASSES
 
-settings.register_profile(
-    "ci",
-    max_examples=100,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile(
-    "fuzz",
-    max_examples=2000,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+for profile in ("ci", "fuzz"):  # example counts are set per test (``examples``); both reproducible
+    settings.register_profile(
+        profile,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 FUZZ = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"
