@@ -50,7 +50,7 @@ def _xbar() -> Dialect:
 
 
 def _lower_to_xbar() -> type[ModulePass]:
-    from passes.lower_to_xbar import LowerToXbarPass
+    from targets.crossbar.lowering import LowerToXbarPass
 
     return LowerToXbarPass
 

@@ -33,6 +33,7 @@ high-noise point; γ = 0 is noise-free; σ = 0.1 is a default, not the paper's),
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -49,8 +50,10 @@ from dialects.diagnostics import pass_failure, remark
 from dialects.shapes import fmt_shape, tensor_shape
 from passes.kv_clip import DEFAULT_G_MAX, DEFAULT_G_MIN, clipped_operand
 from passes.matchers import defining_op
+from targets.crossbar.device import CrossbarConfig
 
 OpT = TypeVar("OpT", bound=Operation)
+TILE_FIELDS = ("tile_rows", "tile_cols")  # in the !xbar.tiles types, not in xbar.device
 ADC_RANGES = ("dynamic", "max")
 SIGNED_MAPPINGS = ("differential", "offset")
 MODES = ("fast", "exact")
@@ -152,7 +155,9 @@ class LowerToXbarPass(ModulePass):
     sigma: float = 0.1
     program_noise: float = 0.0
     read_noise: float = 0.0
+    read_noise_pool: int = 0
     stuck_at_rate: float = 0.0
+    stuck_at_high_fraction: float = 0.5
     mode: str = "fast"
 
     def check_options(self) -> None:
@@ -183,14 +188,19 @@ class LowerToXbarPass(ModulePass):
         need(self.mode in MODES, f"mode must be one of {', '.join(MODES)}, got '{self.mode}'")
 
     def device_attribute(self) -> DictionaryAttr:
-        """The device parameters, as the simulator reads them (tile sizes live in the ``!xbar.tiles`` types)."""
+        """The device parameters, one entry per field of the device configuration (``CrossbarConfig``) under the
+        same name; the tile size is not repeated here: it lives in the ``!xbar.tiles`` types."""
         entries: dict[str, Attribute] = {}
-        for key in ("bits_per_cell", "weight_bits", "input_bits", "adc_bits"):
-            entries[key] = IntegerAttr(getattr(self, key), i64)
-        for key in ("g_min", "g_max", "gamma", "sigma", "program_noise", "read_noise", "stuck_at_rate"):
-            entries[key] = FloatAttr(float(getattr(self, key)), 64)
-        for key in ("adc_range", "signed_mapping", "mode"):
-            entries[key] = StringAttr(getattr(self, key))
+        for item in dataclasses.fields(CrossbarConfig):
+            if item.name in TILE_FIELDS:
+                continue
+            value = getattr(self, item.name)
+            if isinstance(value, str):
+                entries[item.name] = StringAttr(value)
+            elif isinstance(value, int):
+                entries[item.name] = IntegerAttr(value, i64)
+            else:
+                entries[item.name] = FloatAttr(float(value), 64)
         return DictionaryAttr(entries)
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
