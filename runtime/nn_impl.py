@@ -26,6 +26,12 @@ _UNARY = {
     nn.CosOp: torch.cos,
     nn.SinOp: torch.sin,
     nn.LogicalNotOp: torch.logical_not,
+    nn.AbsOp: torch.abs,
+    nn.SignOp: torch.sign,
+    nn.LogOp: torch.log,
+    nn.CeilOp: torch.ceil,
+    nn.FloorOp: torch.floor,
+    nn.ErfOp: torch.erf,
 }
 
 _BINARY = {
@@ -200,6 +206,32 @@ class NnFunctions(InterpreterFunctions):
     @impl(nn.CumsumOp)
     def run_cumsum(self, interpreter: Interpreter, op: nn.CumsumOp, args):
         return (_as_result(op, torch.cumsum(args[0], dim=op.dim.value.data)),)
+
+    # -- model-zoo ops ------------------------------------------------------------------------------------
+
+    @impl(nn.ConvOp)
+    def run_conv(self, interpreter: Interpreter, op: nn.ConvOp, args):
+        conv = (F.conv1d, F.conv2d, F.conv3d)[op.spatial_rank - 1]
+        bias = args[2] if len(args) > 2 else None
+        return (
+            conv(
+                args[0], args[1], bias,
+                stride=int_list(op.stride), padding=int_list(op.padding), dilation=int_list(op.dilation),
+                groups=op.groups.value.data,
+            ),
+        )
+
+    @impl(nn.PadOp)
+    def run_pad(self, interpreter: Interpreter, op: nn.PadOp, args):
+        return (F.pad(args[0], int_list(op.pads), value=op.value.value.data),)
+
+    @impl(nn.RepeatOp)
+    def run_repeat(self, interpreter: Interpreter, op: nn.RepeatOp, args):
+        return (args[0].repeat(int_list(op.repeats)),)
+
+    @impl(nn.RepeatInterleaveOp)
+    def run_repeat_interleave(self, interpreter: Interpreter, op: nn.RepeatInterleaveOp, args):
+        return (torch.repeat_interleave(args[0], op.repeats.value.data, dim=op.dim.value.data),)
 
 
 def _register_table_ops() -> None:
