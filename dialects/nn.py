@@ -55,6 +55,7 @@ from dialects.shapes import (
     fmt_shape,
     int_list,
     is_bool,
+    is_float,
     is_integer,
     matmul_shape,
     normalize_dim,
@@ -1172,6 +1173,255 @@ class CumsumOp(IRDLOperation):
         expect_result_shape(self, tensor_shape(self.input))
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Model-zoo ops: what mainstream architectures need beyond the ops above (relative-position buckets, ALiBi,
+# rotary interleaving, convolutional patch embeddings and audio front ends, window padding).
+# ---------------------------------------------------------------------------------------------------------
+
+
+@irdl_op_definition
+class AbsOp(UnaryOp):
+    """``|x|``. ``%y = nn.abs %x : (tensor<4xi64>) -> tensor<4xi64>``"""
+
+    name = "nn.abs"
+
+
+@irdl_op_definition
+class SignOp(UnaryOp):
+    """-1, 0 or 1 by the sign of ``x``, in ``x``'s element type. ``%y = nn.sign %x : (tensor<4xf32>) -> tensor<4xf32>``"""
+
+    name = "nn.sign"
+
+
+class FloatUnaryOp(UnaryOp):
+    """Base: a unary op defined on floating-point tensors only."""
+
+    def verify_(self) -> None:
+        super().verify_()
+        if not is_float(element_type(self.input)):
+            raise VerifyException(f"{self.name} expects a floating-point tensor, got {element_type(self.input)}")
+
+
+@irdl_op_definition
+class LogOp(FloatUnaryOp):
+    """Natural logarithm. ``%y = nn.log %x : (tensor<4xf32>) -> tensor<4xf32>``"""
+
+    name = "nn.log"
+
+
+@irdl_op_definition
+class CeilOp(FloatUnaryOp):
+    """Rounds up to an integral value, element type unchanged. ``%y = nn.ceil %x : (tensor<4xf32>) -> tensor<4xf32>``"""
+
+    name = "nn.ceil"
+
+
+@irdl_op_definition
+class FloorOp(FloatUnaryOp):
+    """Rounds down to an integral value, element type unchanged. ``%y = nn.floor %x : (tensor<4xf32>) -> tensor<4xf32>``"""
+
+    name = "nn.floor"
+
+
+@irdl_op_definition
+class ErfOp(FloatUnaryOp):
+    """The error function. ``%y = nn.erf %x : (tensor<4xf32>) -> tensor<4xf32>``"""
+
+    name = "nn.erf"
+
+
+def _int_array(values: Sequence[int]) -> DenseArrayBase:
+    return DenseArrayBase.from_list(i64, [int(v) for v in values])
+
+
+@irdl_op_definition
+class ConvOp(IRDLOperation):
+    """N-d convolution (``conv1d``, ``conv2d``, ``conv3d``) on a batched ``N x C x spatial...`` input.
+
+    ``stride``, ``padding`` (zeros, both sides) and ``dilation`` have one entry per spatial dimension; the
+    weight is ``C_out x C_in/groups x kernel...``; the optional bias has ``C_out`` entries.
+
+    ```mlir
+    %y = nn.conv %x, %w, %b {stride = array<i64: 4, 4>, padding = array<i64: 0, 0>, dilation = array<i64: 1, 1>, groups = 1 : i64}
+           : (tensor<2x3x16x16xf32>, tensor<32x3x4x4xf32>, tensor<32xf32>) -> tensor<2x32x4x4xf32>
+    ```
+    """
+
+    name = "nn.conv"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    stride = attr_def(DenseArrayBase.constr(i64))
+    padding = attr_def(DenseArrayBase.constr(i64))
+    dilation = attr_def(DenseArrayBase.constr(i64))
+    groups = attr_def(IntegerAttr[I64])
+    result = result_def(TensorType)
+    assembly_format = "$input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(
+        self,
+        input: SSAValue,
+        weight: SSAValue,
+        bias: SSAValue | None,
+        stride: Sequence[int],
+        padding: Sequence[int],
+        dilation: Sequence[int],
+        groups: int,
+        result_type: Attribute,
+    ):
+        super().__init__(
+            operands=[input, weight, [bias] if bias else []],
+            result_types=[result_type],
+            attributes={
+                "stride": _int_array(stride),
+                "padding": _int_array(padding),
+                "dilation": _int_array(dilation),
+                "groups": IntegerAttr(groups, i64),
+            },
+        )
+
+    @property
+    def spatial_rank(self) -> int:
+        return len(tensor_shape(self.weight)) - 2
+
+    def verify_(self) -> None:
+        x, w = tensor_shape(self.input), tensor_shape(self.weight)
+        n = len(w) - 2
+        if n < 1:
+            raise VerifyException(f"conv weight must be C_out x C_in/groups x kernel..., got {fmt_shape(w)}")
+        if len(x) != n + 2:
+            raise VerifyException(f"conv{n}d input must be {n + 2}-d (batch, channels, {n} spatial), got {fmt_shape(x)}")
+        stride, padding, dilation = (int_list(a) for a in (self.stride, self.padding, self.dilation))
+        for what, values, low in (("stride", stride, 1), ("padding", padding, 0), ("dilation", dilation, 1)):
+            if len(values) != n:
+                raise VerifyException(f"conv {what} needs {n} entries (one per spatial dimension), got {len(values)}")
+            if any(v < low for v in values):
+                raise VerifyException(f"conv {what} entries must be >= {low}, got {list(values)}")
+        groups = self.groups.value.data
+        if groups < 1 or w[0] % groups:
+            raise VerifyException(f"conv groups {groups} must be >= 1 and divide the {w[0]} output channels")
+        if x[1] != w[1] * groups:
+            raise VerifyException(
+                f"conv input has {x[1]} channels, weight {fmt_shape(w)} with groups={groups} expects {w[1] * groups}"
+            )
+        if self.bias is not None and tensor_shape(self.bias) != (w[0],):
+            raise VerifyException(f"conv bias must have shape {w[0]}, got {fmt_shape(tensor_shape(self.bias))}")
+        spatial = []
+        for size, kernel, s, p, d in zip(x[2:], w[2:], stride, padding, dilation):
+            extent = size + 2 * p - d * (kernel - 1)
+            if extent < 1:
+                raise VerifyException(
+                    f"conv kernel {fmt_shape(w[2:])} (dilation {list(dilation)}) does not fit input {fmt_shape(x[2:])}"
+                )
+            spatial.append((extent - 1) // s + 1)
+        expect_result_shape(self, (x[0], w[0], *spatial))
+        expect_same_element_type(self, self.input, self.weight)
+
+
+@irdl_op_definition
+class PadOp(IRDLOperation):
+    """Constant padding, ``torch.nn.functional.pad`` order: ``(before, after)`` pairs from the last dimension
+    backwards; a negative entry crops.
+
+    ``%y = nn.pad %x {pads = array<i64: 0, 0, 1, 2>, value = 0.0 : f64} : (tensor<1x5x5x8xf32>) -> tensor<1x8x5x8xf32>``
+    """
+
+    name = "nn.pad"
+    input = operand_def(TensorType)
+    pads = attr_def(DenseArrayBase.constr(i64))
+    value = attr_def(FloatAttr)
+    result = result_def(TensorType)
+    assembly_format = FUNCTIONAL_FORMAT
+    traits = traits_def(Pure())
+
+    def __init__(self, input: SSAValue, pads: Sequence[int], value: float, result_type: Attribute):
+        super().__init__(
+            operands=[input],
+            result_types=[result_type],
+            attributes={"pads": _int_array(pads), "value": FloatAttr(float(value), 64)},
+        )
+
+    def verify_(self) -> None:
+        shape = list(tensor_shape(self.input))
+        pads = int_list(self.pads)
+        if len(pads) % 2 or len(pads) // 2 > len(shape):
+            raise VerifyException(
+                f"pad needs (before, after) pairs for at most {len(shape)} dimensions, got {len(pads)} entries"
+            )
+        for pair in range(len(pads) // 2):
+            dim = len(shape) - 1 - pair
+            shape[dim] += pads[2 * pair] + pads[2 * pair + 1]
+            if shape[dim] < 0:
+                raise VerifyException(f"pad {list(pads)} crops dimension {dim} below zero")
+        expect_result_shape(self, shape)
+        expect_same_element_type(self, self.input)
+
+
+@irdl_op_definition
+class RepeatOp(IRDLOperation):
+    """``Tensor.repeat``: tiles the input ``repeats[i]`` times along dimension ``i`` (leading 1s added when
+    ``repeats`` is longer than the rank).
+
+    ``%y = nn.repeat %x {repeats = array<i64: 2, 1>} : (tensor<4x3xf32>) -> tensor<8x3xf32>``
+    """
+
+    name = "nn.repeat"
+    input = operand_def(TensorType)
+    repeats = attr_def(DenseArrayBase.constr(i64))
+    result = result_def(TensorType)
+    assembly_format = FUNCTIONAL_FORMAT
+    traits = traits_def(Pure())
+
+    def __init__(self, input: SSAValue, repeats: Sequence[int], result_type: Attribute):
+        super().__init__(operands=[input], result_types=[result_type], attributes={"repeats": _int_array(repeats)})
+
+    def verify_(self) -> None:
+        shape = tensor_shape(self.input)
+        repeats = int_list(self.repeats)
+        if len(repeats) < len(shape):
+            raise VerifyException(f"repeat needs at least one count per dimension ({len(shape)}), got {len(repeats)}")
+        if any(r < 0 for r in repeats):
+            raise VerifyException(f"repeat counts must be >= 0, got {list(repeats)}")
+        padded = (1,) * (len(repeats) - len(shape)) + shape
+        expect_result_shape(self, [s * r for s, r in zip(padded, repeats)])
+        expect_same_element_type(self, self.input)
+
+
+@irdl_op_definition
+class RepeatInterleaveOp(IRDLOperation):
+    """``repeat_interleave`` with one count: each slice along ``dim`` is repeated ``repeats`` times in place
+    (``[a, b]`` → ``[a, a, b, b]``).
+
+    ``%y = nn.repeat_interleave %x {repeats = 2 : i64, dim = 1 : i64} : (tensor<2x4xf32>) -> tensor<2x8xf32>``
+    """
+
+    name = "nn.repeat_interleave"
+    input = operand_def(TensorType)
+    repeats = attr_def(IntegerAttr[I64])
+    dim = attr_def(IntegerAttr[I64])
+    result = result_def(TensorType)
+    assembly_format = FUNCTIONAL_FORMAT
+    traits = traits_def(Pure())
+
+    def __init__(self, input: SSAValue, repeats: int, dim: int, result_type: Attribute):
+        super().__init__(
+            operands=[input],
+            result_types=[result_type],
+            attributes={"repeats": IntegerAttr(repeats, i64), "dim": IntegerAttr(dim, i64)},
+        )
+
+    def verify_(self) -> None:
+        shape = list(tensor_shape(self.input))
+        dim = normalize_dim(self.dim.value.data, len(shape), "repeat_interleave dim", scalar_ok=False)
+        repeats = self.repeats.value.data
+        if repeats < 0:
+            raise VerifyException(f"repeat_interleave count must be >= 0, got {repeats}")
+        shape[dim] *= repeats
+        expect_result_shape(self, shape)
+        expect_same_element_type(self, self.input)
+
+
 NN_OPS: list[type[Operation]] = [
     ParamOp,
     ConstantOp,
@@ -1226,6 +1476,16 @@ NN_OPS: list[type[Operation]] = [
     ReduceMeanOp,
     VectorNormOp,
     CumsumOp,
+    AbsOp,
+    SignOp,
+    LogOp,
+    CeilOp,
+    FloorOp,
+    ErfOp,
+    ConvOp,
+    PadOp,
+    RepeatOp,
+    RepeatInterleaveOp,
 ]
 
 NN = Dialect("nn", NN_OPS, [])

@@ -28,6 +28,12 @@ _UNARY: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
     nn.CosOp: torch.cos,
     nn.SinOp: torch.sin,
     nn.LogicalNotOp: torch.logical_not,
+    nn.AbsOp: torch.abs,
+    nn.SignOp: torch.sign,
+    nn.LogOp: torch.log,
+    nn.CeilOp: torch.ceil,
+    nn.FloorOp: torch.floor,
+    nn.ErfOp: torch.erf,
 }
 
 _BINARY: dict[type, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
@@ -198,6 +204,8 @@ class NnFunctions(InterpreterFunctions):
     def run_clamp(self, interpreter: Interpreter, op: nn.ClampOp, args):
         low = op.min.value.data if op.min is not None else None
         high = op.max.value.data if op.max is not None else None
+        if not args[0].is_floating_point():  # float bounds would promote an integer tensor to float
+            low, high = (None if b is None else int(b) for b in (low, high))
         return (torch.clamp(args[0], low, high),)
 
     @impl(nn.CastOp)
@@ -297,4 +305,54 @@ class NnFunctions(InterpreterFunctions):
     @impl(nn.CumsumOp)
     def run_cumsum(self, interpreter: Interpreter, op: nn.CumsumOp, args):
         return (_as_result(op, torch.cumsum(args[0], dim=op.dim.value.data)),)
+
+    # -- model-zoo ops ------------------------------------------------------------------------------------
+
+    @impl(nn.AbsOp)
+    def run_abs(self, interpreter: Interpreter, op: nn.AbsOp, args):
+        return (_UNARY[type(op)](args[0]),)
+
+    @impl(nn.SignOp)
+    def run_sign(self, interpreter: Interpreter, op: nn.SignOp, args):
+        return (_UNARY[type(op)](args[0]),)
+
+    @impl(nn.LogOp)
+    def run_log(self, interpreter: Interpreter, op: nn.LogOp, args):
+        return (_UNARY[type(op)](args[0]),)
+
+    @impl(nn.CeilOp)
+    def run_ceil(self, interpreter: Interpreter, op: nn.CeilOp, args):
+        return (_UNARY[type(op)](args[0]),)
+
+    @impl(nn.FloorOp)
+    def run_floor(self, interpreter: Interpreter, op: nn.FloorOp, args):
+        return (_UNARY[type(op)](args[0]),)
+
+    @impl(nn.ErfOp)
+    def run_erf(self, interpreter: Interpreter, op: nn.ErfOp, args):
+        return (_UNARY[type(op)](args[0]),)
+
+    @impl(nn.ConvOp)
+    def run_conv(self, interpreter: Interpreter, op: nn.ConvOp, args):
+        conv = (F.conv1d, F.conv2d, F.conv3d)[op.spatial_rank - 1]
+        bias = args[2] if len(args) > 2 else None
+        return (
+            conv(
+                args[0], args[1], bias,
+                stride=int_list(op.stride), padding=int_list(op.padding), dilation=int_list(op.dilation),
+                groups=op.groups.value.data,
+            ),
+        )
+
+    @impl(nn.PadOp)
+    def run_pad(self, interpreter: Interpreter, op: nn.PadOp, args):
+        return (F.pad(args[0], int_list(op.pads), value=op.value.value.data),)
+
+    @impl(nn.RepeatOp)
+    def run_repeat(self, interpreter: Interpreter, op: nn.RepeatOp, args):
+        return (args[0].repeat(int_list(op.repeats)),)
+
+    @impl(nn.RepeatInterleaveOp)
+    def run_repeat_interleave(self, interpreter: Interpreter, op: nn.RepeatInterleaveOp, args):
+        return (torch.repeat_interleave(args[0], op.repeats.value.data, dim=op.dim.value.data),)
 

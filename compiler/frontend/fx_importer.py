@@ -250,12 +250,18 @@ def _matmul(im: FxImporter, node, args, kwargs):
 @handles("aten.addmm.default", "aten.baddbmm.default")
 def _addmm(im: FxImporter, node, args, kwargs):
     beta, alpha = kwargs.get("beta", 1), kwargs.get("alpha", 1)
-    if beta != 1 or alpha != 1:
-        raise UnsupportedOpError(f"{node.target} with beta={beta}, alpha={alpha} is not supported")
     lhs, rhs = im.value(args[1]), im.value(args[2])
+    dtype = im.meta().dtype
     product_type = TensorType(im.result_type().get_element_type(), nn.matmul_shape(nn.tensor_shape(lhs), nn.tensor_shape(rhs)))
     product = im.emit(nn.MatmulOp(lhs, rhs, product_type), hint=f"{node.name}_mm")
-    return im.emit(nn.AddOp(product, im.value(args[0]), im.result_type()))
+    if alpha != 1:  # BLOOM's ALiBi scores: baddbmm(alibi, q, k, beta=1, alpha=1/sqrt(d))
+        product = im.emit(nn.MulOp(product, im.scalar(alpha, dtype), product_type), hint=f"{node.name}_alpha")
+    addend = im.value(args[0])
+    if beta == 0:
+        return product if product.type == im.result_type() else im.emit(nn.BroadcastToOp(product, im.result_type()))
+    if beta != 1:
+        addend = im.emit(nn.MulOp(addend, im.scalar(beta, dtype), addend.type), hint=f"{node.name}_beta")
+    return im.emit(nn.AddOp(product, addend, im.result_type()))
 
 
 _BINARY = {
@@ -490,8 +496,11 @@ def _select(im: FxImporter, node, args, kwargs):
 @handles("aten.cat.default")
 def _cat(im: FxImporter, node, args, kwargs):
     dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
-    inputs = [im.value(a) for a in args[0]]
     rank = len(im.result_type().get_shape())
+    # torch.cat skips 1-d empty tensors whatever their rank (an empty KV cache is one)
+    inputs = [im.value(a) for a in args[0] if not (rank != 1 and tuple(a.meta["val"].shape) == (0,))]
+    if len(inputs) == 1:
+        return inputs[0]
     return im.emit(nn.ConcatOp(inputs, dim % rank, im.result_type()))
 
 
@@ -646,6 +655,149 @@ def _full(im: FxImporter, node, args, kwargs):
     else:
         value = args[1]
     return im.emit(nn.FullOp(float(value), im.result_type()))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Model-zoo handlers: ops mainstream architectures emit beyond the core set (relative-position buckets in
+# T5/MPNet/DeBERTa-v2, ALiBi in BLOOM, interleaved rotary in GPT-J, convolutional patch embeddings in ViT,
+# DeiT, CLIP and Swin, Whisper's audio front end, Swin's window padding, q/k/v unpacking).
+# ---------------------------------------------------------------------------------------------------------
+
+_ZOO_UNARY = {
+    "abs": nn.AbsOp,
+    "sign": nn.SignOp,
+    "log": nn.LogOp,
+    "ceil": nn.CeilOp,
+    "floor": nn.FloorOp,
+    "erf": nn.ErfOp,
+}
+
+
+def _zoo_unary(im: FxImporter, node, args, kwargs):
+    family = str(node.target).split(".")[1]
+    source = im.value(args[0])
+    result = im.result_type()
+    if family in ("ceil", "floor") and not nn.is_float(nn.element_type(source)):
+        return source  # rounding an integer tensor is the identity
+    if source.type != result:  # log/erf of an integer tensor compute in the promoted float type
+        source = im.emit(nn.CastOp(source, result), hint=f"{node.name}_in")
+    return im.emit(_ZOO_UNARY[family](source, result))
+
+
+for _family in _ZOO_UNARY:
+    handles(f"aten.{_family}.default")(_zoo_unary)
+
+
+@handles("aten.min.other", "aten.max.other", "aten.fmin.default", "aten.fmax.default")
+def _min_max_other(im: FxImporter, node, args, kwargs):
+    family = str(node.target).split(".")[1]
+    op_type = nn.MinimumOp if family in ("min", "fmin") else nn.MaximumOp
+    return im.emit(op_type(im.value(args[0]), im.value(args[1]), im.result_type()))
+
+
+def _per_spatial(value, rank: int, what: str, node) -> list[int]:
+    values = [value] * rank if isinstance(value, int) else list(value)
+    if len(values) == 1 and rank > 1:
+        values = values * rank
+    if len(values) != rank or not all(isinstance(v, int) for v in values):
+        raise UnsupportedOpError(f"convolution {what}={value!r} ('{node.name}') is not supported")
+    return values
+
+
+@handles(
+    "aten.conv1d.default", "aten.conv2d.default", "aten.conv3d.default",
+    "aten.conv1d.padding", "aten.conv2d.padding", "aten.conv3d.padding",
+    "aten.convolution.default",
+)
+def _conv(im: FxImporter, node, args, kwargs):
+    if str(node.target) == "aten.convolution.default":
+        names = ["input", "weight", "bias", "stride", "padding", "dilation", "transposed", "output_padding", "groups"]
+    else:
+        names = ["input", "weight", "bias", "stride", "padding", "dilation", "groups"]
+    params = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1, **dict(zip(names, args)), **kwargs}
+    where = f"'{node.name}' at '{module_path(node) or '<top>'}'"
+    if params.get("transposed"):
+        raise UnsupportedOpError(f"transposed convolution ({where}) is not supported")
+    source, weight = im.value(params["input"]), im.value(params["weight"])
+    rank = len(nn.tensor_shape(weight)) - 2
+    if len(nn.tensor_shape(source)) != rank + 2:
+        raise UnsupportedOpError(f"unbatched conv{rank}d ({where}) is not supported: give the input a batch dimension")
+    stride = _per_spatial(params["stride"], rank, "stride", node)
+    dilation = _per_spatial(params["dilation"], rank, "dilation", node)
+    padding = params["padding"]
+    if padding == "valid":
+        padding = [0] * rank
+    elif padding == "same":
+        total = [d * (k - 1) for d, k in zip(dilation, nn.tensor_shape(weight)[2:])]
+        if any(t % 2 for t in total):
+            raise UnsupportedOpError(f"padding='same' with an even kernel ({where}) is not supported")
+        padding = [t // 2 for t in total]
+    padding = _per_spatial(padding, rank, "padding", node)
+    bias = im.value(params["bias"]) if params["bias"] is not None else None
+    return im.emit(nn.ConvOp(source, weight, bias, stride, padding, dilation, int(params["groups"]), im.result_type()))
+
+
+@handles("aten.pad.default", "aten.constant_pad_nd.default")
+def _pad(im: FxImporter, node, args, kwargs):
+    if str(node.target) == "aten.pad.default":
+        params = {"mode": "constant", "value": None, **dict(zip(["input", "pad", "mode", "value"], args)), **kwargs}
+        if params["mode"] != "constant":
+            raise UnsupportedOpError(f"pad mode '{params['mode']}' ('{node.name}') is not supported, only 'constant'")
+    else:
+        params = {"value": 0, **dict(zip(["input", "pad", "value"], args)), **kwargs}
+    value = 0.0 if params["value"] is None else float(params["value"])
+    return im.emit(nn.PadOp(im.value(params["input"]), list(params["pad"]), value, im.result_type()))
+
+
+@handles("aten.repeat.default")
+def _repeat(im: FxImporter, node, args, kwargs):
+    return im.emit(nn.RepeatOp(im.value(args[0]), list(args[1]), im.result_type()))
+
+
+@handles("aten.repeat_interleave.self_int")
+def _repeat_interleave(im: FxImporter, node, args, kwargs):
+    params = {"dim": None, **dict(zip(["input", "repeats", "dim", "output_size"], args)), **kwargs}
+    source = im.value(params["input"])
+    dim = params["dim"]
+    if dim is None:  # repeats the flattened tensor
+        shape = nn.tensor_shape(source)
+        count = 1
+        for size in shape:
+            count *= size
+        source = im.emit(nn.ReshapeOp(source, TensorType(source.type.get_element_type(), [count])), hint=f"{node.name}_flat")
+        dim = 0
+    dim %= len(nn.tensor_shape(source))
+    return im.emit(nn.RepeatInterleaveOp(source, int(params["repeats"]), dim, im.result_type()))
+
+
+@handles("aten.stack.default")
+def _stack(im: FxImporter, node, args, kwargs):
+    """``stack`` = unsqueeze each input at ``dim`` (a reshape), then concatenate."""
+    dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+    rank = len(im.result_type().get_shape())
+    dim %= rank
+    pieces = []
+    for index, arg in enumerate(args[0]):
+        piece = im.value(arg)
+        shape = list(nn.tensor_shape(piece))
+        shape.insert(dim, 1)
+        pieces.append(im.emit(nn.ReshapeOp(piece, TensorType(piece.type.get_element_type(), shape)), hint=f"{node.name}_{index}"))
+    return im.emit(nn.ConcatOp(pieces, dim, im.result_type()))
+
+
+@handles("aten.unbind.int")
+def _unbind(im: FxImporter, node, args, kwargs):
+    """``unbind`` (``q, k, v = qkv.unbind(0)``, iterating over a tensor) = one ``nn.select`` per index."""
+    source = im.value(args[0])
+    shape = nn.tensor_shape(source)
+    dim = (args[1] if len(args) > 1 else kwargs.get("dim", 0)) % len(shape)
+    return [
+        im.emit(
+            nn.SelectOp(source, dim, index, tensor_type(_static_shape(value, node), value.dtype)),
+            hint=f"{node.name}_{index}",
+        )
+        for index, value in enumerate(im.meta())
+    ]
 
 
 def supported_ops() -> list[str]:
