@@ -4,10 +4,17 @@ Every ATen op is translated by one handler; an op without a handler is an ``Unsu
 op and the module path, never a silent drop. Ops that only assert or copy (``clone``, ``alias``,
 ``_assert_tensor_metadata``) carry no computation and are elided. Each created op gets the FX node's module
 path as its location and the node's name as the SSA name hint.
+
+Input-independent boolean tensors and scalars are folded to ``nn.constant``: a mask computed only from positions
+(``arange`` comparisons, a causal buffer) does not depend on the model's inputs, and as a constant the passes
+can read it (``attn-raise`` turns a causal triangle into ``causal = true``, ``attn-cosine`` keeps the padding
+part), and a scale computed as ``sqrt(d * 3)`` is a number. Lifted 0-d constants
+(``torch.tensor(finfo.min)`` inside ``forward``) become ``nn.constant`` too.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +69,14 @@ def _static_shape(value: torch.Tensor, node: torch.fx.Node) -> list[int]:
     return shape
 
 
+FOLD_LIMIT = 1 << 22  # elements: a folded mask this large (a 2048² causal triangle) still prints compactly
+NEVER_FOLDED = {"aten.dropout.default", "aten.native_dropout.default", "aten.rand.default", "aten.randn.default"}
+
+def _foldable(value: torch.Tensor) -> bool:
+    """Input-independent values emitted as constants: boolean masks (up to FOLD_LIMIT) and 0-d scalars."""
+    return value.dim() == 0 or (value.dtype == torch.bool and value.numel() <= FOLD_LIMIT)
+
+
 Handler = Callable[["FxImporter", torch.fx.Node, tuple, dict], Any]
 HANDLERS: dict[str, Handler] = {}
 
@@ -86,14 +101,17 @@ class FxImporter:
     env: dict[torch.fx.Node, Any] = field(default_factory=dict)
     params: dict[str, SSAValue] = field(default_factory=dict)
     current: torch.fx.Node | None = None
+    # Concrete values of input-independent nodes (buffers, constants and what is computed from them alone).
+    static: dict[torch.fx.Node, Any] = field(default_factory=dict)
 
     def run(self) -> ImportedProgram:
         signature = self.program.graph_signature
         state = {**self.program.state_dict, **self.program.constants}
-        lifted = {}
+        lifted, static_kinds = {}, {}
         for spec in signature.input_specs:
             if spec.kind.name in ("PARAMETER", "BUFFER", "CONSTANT_TENSOR"):
                 lifted[spec.arg.name] = spec.target
+                static_kinds[spec.arg.name] = spec.kind.name
         user_inputs = [n for n in self.program.graph.nodes if n.op == "placeholder" and n.name not in lifted]
         input_types = [tensor_type(_static_shape(n.meta["val"], n), n.meta["val"].dtype) for n in user_inputs]
         block = Block(arg_types=input_types)
@@ -107,9 +125,20 @@ class FxImporter:
             self.current = node
             if node.op == "placeholder":
                 if node.name in lifted:
-                    self.env[node] = ("param", lifted[node.name], state[lifted[node.name]])
+                    tensor = state[lifted[node.name]]
+                    if static_kinds[node.name] != "PARAMETER":
+                        self.static[node] = tensor
+                    if static_kinds[node.name] == "CONSTANT_TENSOR" and tensor.dim() == 0:
+                        self.env[node] = self.constant(tensor)
+                    else:
+                        self.env[node] = ("param", lifted[node.name], tensor)
             elif node.op == "call_function":
-                self.env[node] = self.convert(node)
+                self.evaluate_static(node)
+                folded = self.static.get(node)
+                if isinstance(folded, torch.Tensor) and _foldable(folded):
+                    self.env[node] = self.constant(folded)
+                else:
+                    self.env[node] = self.convert(node)
             elif node.op == "output":
                 for value in torch.utils._pytree.tree_leaves(node.args[0]):
                     if isinstance(value, torch.fx.Node):
@@ -141,7 +170,7 @@ class FxImporter:
             if not isinstance(entry, SSAValue):
                 raise UnsupportedOpError(f"'{arg.name}' is used as a tensor but is not one")
             return entry
-        raise UnsupportedOpError(f"expected a tensor argument, got {arg!r} in '{self.current.name}'")
+        raise UnsupportedOpError(f"expected a tensor argument, got {arg!r} in '{self.node.name}'")
 
     def param(self, name: str, tensor: torch.Tensor) -> SSAValue:
         if name not in self.params:
@@ -154,21 +183,27 @@ class FxImporter:
             self.params[name] = op.result
         return self.params[name]
 
+    @property
+    def node(self) -> torch.fx.Node:
+        """The FX node being translated (set for the whole of each handler call)."""
+        assert self.current is not None, "no FX node is being translated"
+        return self.current
+
     def meta(self, node: torch.fx.Node | None = None) -> torch.Tensor:
-        return (node or self.current).meta["val"]
+        return (node or self.node).meta["val"]
 
     def result_type(self, node: torch.fx.Node | None = None) -> TensorType:
         value = self.meta(node)
-        return tensor_type(_static_shape(value, node or self.current), value.dtype)
+        return tensor_type(_static_shape(value, node or self.node), value.dtype)
 
     def emit(self, op: Operation, hint: str | None = None) -> SSAValue:
         """Inserts ``op`` located at the current node's module path; returns its (single) result."""
-        path = module_path(self.current)
+        path = module_path(self.node)
         if path:
             op.location = module_location(path)
         self.builder.insert(op)
         result = op.results[0]
-        name = hint or self.current.name
+        name = hint or self.node.name
         result.name_hint = name if name.isidentifier() else None
         return result
 
@@ -181,8 +216,28 @@ class FxImporter:
             value = int(value)
         else:
             value = float(value)
-        attr = DenseIntOrFPElementsAttr.from_list(typ, [value])
-        return self.emit(nn.ConstantOp(attr), hint="cst")
+        attr = DenseIntOrFPElementsAttr.from_list(typ, [value])  # type: ignore[type-var]
+        return self.emit(nn.ConstantOp(attr), hint="cst")  # type: ignore[arg-type]
+
+    def constant(self, tensor: torch.Tensor) -> SSAValue:
+        """An ``nn.constant`` holding a concrete tensor."""
+        typ = tensor_type(list(tensor.shape), tensor.dtype)
+        flat = tensor.detach().reshape(-1)
+        values = flat.to(torch.int64).tolist() if not tensor.dtype.is_floating_point else flat.to(torch.float64).tolist()
+        attr = DenseIntOrFPElementsAttr.from_list(typ, values)  # type: ignore[type-var]
+        return self.emit(nn.ConstantOp(attr), hint=self.node.name)  # type: ignore[arg-type]
+
+    def evaluate_static(self, node: torch.fx.Node) -> None:
+        """Records ``node``'s concrete value when every tensor it reads is input-independent."""
+        inputs = [a for a in node.all_input_nodes]
+        if not all(a in self.static for a in inputs) or str(node.target) in NEVER_FOLDED or not callable(node.target):
+            return
+        args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda a: self.static[a])
+        try:
+            with torch.no_grad():
+                self.static[node] = node.target(*args, **kwargs)
+        except Exception:  # an op torch cannot run eagerly here stays an op: folding is an optimisation
+            return
 
     def operand(self, arg: Any, like_dtype: torch.dtype) -> SSAValue:
         """A tensor operand, turning a Python scalar into a constant of dtype ``like_dtype``."""
@@ -190,7 +245,7 @@ class FxImporter:
             return self.value(arg)
         if isinstance(arg, (int, float, bool)):
             return self.scalar(arg, like_dtype)
-        raise UnsupportedOpError(f"unsupported argument {arg!r} in '{self.current.name}'")
+        raise UnsupportedOpError(f"unsupported argument {arg!r} in '{self.node.name}'")
 
     def convert(self, node: torch.fx.Node) -> Any:
         target = str(node.target)
@@ -553,7 +608,7 @@ def _reduction_dims(args, kwargs, rank: int) -> tuple[list[int], bool]:
 def _reduce(im: FxImporter, node, args, kwargs):
     source = im.value(args[0])
     result = im.result_type()
-    if kwargs.get("dtype") is not None and source.type.get_element_type() != result.get_element_type():
+    if kwargs.get("dtype") is not None and nn.element_type(source) != result.get_element_type():
         source = im.emit(
             nn.CastOp(source, TensorType(result.get_element_type(), nn.tensor_shape(source))), hint=f"{node.name}_in"
         )
@@ -575,7 +630,7 @@ def _vector_norm(im: FxImporter, node, args, kwargs):
 def _cumsum(im: FxImporter, node, args, kwargs):
     source = im.value(args[0])
     result = im.result_type()
-    if source.type.get_element_type() != result.get_element_type():
+    if nn.element_type(source) != result.get_element_type():
         source = im.emit(nn.CastOp(source, result), hint=f"{node.name}_in")
     return im.emit(nn.CumsumOp(source, args[1] % len(nn.tensor_shape(source)), result))
 
@@ -595,11 +650,11 @@ def _diff(im: FxImporter, node, args, kwargs):
         parts.append(im.value(params["append"]))
     if len(parts) > 1:
         shape[dim] = sum(nn.tensor_shape(p)[dim] for p in parts)
-        source = im.emit(nn.ConcatOp(parts, dim, TensorType(source.type.get_element_type(), shape)), hint=f"{node.name}_cat")
+        source = im.emit(nn.ConcatOp(parts, dim, TensorType(nn.element_type(source), shape)), hint=f"{node.name}_cat")
     length = shape[dim]
     piece_shape = list(shape)
     piece_shape[dim] = length - 1
-    piece_type = TensorType(source.type.get_element_type(), piece_shape)
+    piece_type = TensorType(nn.element_type(source), piece_shape)
     upper = im.emit(nn.SliceOp(source, dim, 1, length, 1, piece_type), hint=f"{node.name}_hi")
     lower = im.emit(nn.SliceOp(source, dim, 0, length - 1, 1, piece_type), hint=f"{node.name}_lo")
     return im.emit(nn.SubOp(upper, lower, im.result_type()))
@@ -764,7 +819,7 @@ def _repeat_interleave(im: FxImporter, node, args, kwargs):
         count = 1
         for size in shape:
             count *= size
-        source = im.emit(nn.ReshapeOp(source, TensorType(source.type.get_element_type(), [count])), hint=f"{node.name}_flat")
+        source = im.emit(nn.ReshapeOp(source, TensorType(nn.element_type(source), [count])), hint=f"{node.name}_flat")
         dim = 0
     dim %= len(nn.tensor_shape(source))
     return im.emit(nn.RepeatInterleaveOp(source, int(params["repeats"]), dim, im.result_type()))
@@ -781,7 +836,7 @@ def _stack(im: FxImporter, node, args, kwargs):
         piece = im.value(arg)
         shape = list(nn.tensor_shape(piece))
         shape.insert(dim, 1)
-        pieces.append(im.emit(nn.ReshapeOp(piece, TensorType(piece.type.get_element_type(), shape)), hint=f"{node.name}_{index}"))
+        pieces.append(im.emit(nn.ReshapeOp(piece, TensorType(nn.element_type(piece), shape)), hint=f"{node.name}_{index}"))
     return im.emit(nn.ConcatOp(pieces, dim, im.result_type()))
 
 
@@ -806,3 +861,62 @@ def supported_ops() -> list[str]:
 
 
 __all__: Sequence[str] = ["ImportedProgram", "UnsupportedOpError", "import_exported_program", "supported_ops"]
+
+
+@handles("aten.einsum.default")
+def _einsum(im: FxImporter, node, args, kwargs):
+    """Two-operand ``einsum`` as permute → reshape → ``nn.matmul`` → reshape → permute.
+
+    Letters in both operands and the output are batch dims, in both operands only are contracted, in one
+    operand and the output are its free dims. Attention's ``bhid,bhjd->bhij`` becomes ``matmul(q, kᵀ)`` (a
+    transpose of the last two dims, which attn-raise recognises) and ``bhij,bhjd->bhid`` a plain matmul.
+    """
+    equation, operands = args[0], args[1]
+    where = f"einsum '{equation}' ('{node.name}')"
+    if len(operands) != 2 or "->" not in equation or "." in equation:
+        raise UnsupportedOpError(f"{where}: only two operands with an explicit output and no '...' are supported")
+    inputs, output = equation.replace(" ", "").split("->")
+    lhs_letters, rhs_letters = inputs.split(",")
+    if any(len(set(s)) != len(s) for s in (lhs_letters, rhs_letters, output)):
+        raise UnsupportedOpError(f"{where}: repeated letters (diagonals) are not supported")
+    if not set(output) <= set(lhs_letters) | set(rhs_letters) or not (set(lhs_letters) ^ set(rhs_letters)) <= set(output):
+        raise UnsupportedOpError(f"{where}: a letter summed within one operand is not supported")
+    lhs, rhs = im.value(operands[0]), im.value(operands[1])
+    sizes = dict(zip(lhs_letters, nn.tensor_shape(lhs))) | dict(zip(rhs_letters, nn.tensor_shape(rhs)))
+    batch = [c for c in output if c in lhs_letters and c in rhs_letters]
+    contracted = [c for c in lhs_letters if c in rhs_letters and c not in output]
+    lhs_free = [c for c in lhs_letters if c not in rhs_letters]
+    rhs_free = [c for c in rhs_letters if c not in lhs_letters]
+    element = nn.element_type(lhs)
+
+    def arrange(value: SSAValue, letters: str, order: list[str], groups: list[list[str]], hint: str) -> SSAValue:
+        if list(letters) != order:
+            dims = [letters.index(c) for c in order]
+            shape = [sizes[c] for c in order]
+            swap_last = dims == [*range(len(dims) - 2), len(dims) - 1, len(dims) - 2]
+            op = (nn.TransposeOp(value, len(dims) - 2, len(dims) - 1) if swap_last
+                  else nn.PermuteOp(value, dims, TensorType(element, shape)))
+            value = im.emit(op, hint=f"{node.name}_{hint}")
+        merged = [math.prod(sizes[c] for c in group) for group in groups]
+        if merged != list(nn.tensor_shape(value)):
+            value = im.emit(nn.ReshapeOp(value, TensorType(element, merged)), hint=f"{node.name}_{hint}_flat")
+        return value
+
+    lhs = arrange(lhs, lhs_letters, [*batch, *lhs_free, *contracted], [[c] for c in batch] + [lhs_free, contracted], "lhs")
+    rhs_order = [c for c in rhs_letters if c not in batch]
+    if rhs_free and contracted and rhs_order.index(contracted[0]) > rhs_order.index(rhs_free[0]):
+        # k laid out (..., keys, head): arrange it so, then transpose the last two, as q·kᵀ is written
+        key = arrange(rhs, rhs_letters, [*batch, *rhs_free, *contracted], [[c] for c in batch] + [rhs_free, contracted], "key")
+        key_shape = nn.tensor_shape(key)
+        rank = len(key_shape)
+        rhs = im.emit(nn.TransposeOp(key, rank - 2, rank - 1), hint=f"{node.name}_rhs")
+    else:
+        rhs = arrange(rhs, rhs_letters, [*batch, *contracted, *rhs_free], [[c] for c in batch] + [contracted, rhs_free], "rhs")
+    product_shape = [sizes[c] for c in batch] + [math.prod(sizes[c] for c in lhs_free), math.prod(sizes[c] for c in rhs_free)]
+    product = im.emit(nn.MatmulOp(lhs, rhs, TensorType(element, product_shape)), hint=f"{node.name}_mm")
+    natural = [*batch, *lhs_free, *rhs_free]
+    if [sizes[c] for c in natural] != product_shape:
+        product = im.emit(nn.ReshapeOp(product, TensorType(element, [sizes[c] for c in natural])), hint=f"{node.name}_split")
+    if natural != list(output):
+        product = im.emit(nn.PermuteOp(product, [natural.index(c) for c in output], im.result_type()))
+    return product

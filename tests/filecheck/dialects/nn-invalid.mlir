@@ -949,3 +949,83 @@ func.func @cumsum_result_shape(%x: tensor<2x9xi64>) {
 // CHECK:      %y = "nn.cumsum"(%x) {dim = 1 : i64} : (tensor<2x9xi64>) -> tensor<2x8xi64>
 // CHECK-NEXT: ^^^
 // CHECK-NEXT: | Operation does not verify: result shape 2x8 does not match the expected 2x9
+
+// -----
+// nn.log: floating-point only
+func.func @log_of_integer(%n: tensor<4xi64>) {
+  %y = nn.log %n : (tensor<4xi64>) -> tensor<4xi64>
+  func.return
+}
+// CHECK:      nn.log expects a floating-point tensor, got i64
+
+// -----
+// nn.conv: weight rank
+func.func @conv_weight_rank(%x: tensor<2x3x16x16xf32>, %w: tensor<32x3xf32>) {
+  %y = nn.conv %x, %w {stride = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilation = array<i64: 1, 1>, groups = 1 : i64} : (tensor<2x3x16x16xf32>, tensor<32x3xf32>) -> tensor<2x32x16x16xf32>
+  func.return
+}
+// CHECK:      conv weight must be C_out x C_in/groups x kernel..., got 32x3
+
+// -----
+// nn.conv: input rank
+func.func @conv_input_rank(%x: tensor<3x16x16xf32>, %w: tensor<32x3x4x4xf32>) {
+  %y = nn.conv %x, %w {stride = array<i64: 4, 4>, padding = array<i64: 0, 0>, dilation = array<i64: 1, 1>, groups = 1 : i64} : (tensor<3x16x16xf32>, tensor<32x3x4x4xf32>) -> tensor<3x32x4x4xf32>
+  func.return
+}
+// CHECK:      conv2d input must be 4-d (batch, channels, 2 spatial), got 3x16x16
+
+// -----
+// nn.conv: one stride per spatial dim
+func.func @conv_stride_count(%x: tensor<2x3x16x16xf32>, %w: tensor<32x3x4x4xf32>) {
+  %y = nn.conv %x, %w {stride = array<i64: 4>, padding = array<i64: 0, 0>, dilation = array<i64: 1, 1>, groups = 1 : i64} : (tensor<2x3x16x16xf32>, tensor<32x3x4x4xf32>) -> tensor<2x32x4x4xf32>
+  func.return
+}
+// CHECK:      conv stride needs 2 entries (one per spatial dimension), got 1
+
+// -----
+// nn.conv: channels
+func.func @conv_channels(%x: tensor<2x4x16x16xf32>, %w: tensor<32x3x4x4xf32>) {
+  %y = nn.conv %x, %w {stride = array<i64: 4, 4>, padding = array<i64: 0, 0>, dilation = array<i64: 1, 1>, groups = 1 : i64} : (tensor<2x4x16x16xf32>, tensor<32x3x4x4xf32>) -> tensor<2x32x4x4xf32>
+  func.return
+}
+// CHECK:      conv input has 4 channels, weight 32x3x4x4 with groups=1 expects 3
+
+// -----
+// nn.conv: result shape
+func.func @conv_result_shape(%x: tensor<2x3x16x16xf32>, %w: tensor<32x3x4x4xf32>) {
+  %y = nn.conv %x, %w {stride = array<i64: 4, 4>, padding = array<i64: 0, 0>, dilation = array<i64: 1, 1>, groups = 1 : i64} : (tensor<2x3x16x16xf32>, tensor<32x3x4x4xf32>) -> tensor<2x32x8x8xf32>
+  func.return
+}
+// CHECK:      result shape 2x32x8x8
+
+// -----
+// nn.pad: pairs
+func.func @pad_odd_entries(%x: tensor<4x8xf32>) {
+  %y = nn.pad %x {pads = array<i64: 1, 2, 3>, value = 0.0 : f64} : (tensor<4x8xf32>) -> tensor<4x11xf32>
+  func.return
+}
+// CHECK:      pad needs (before, after) pairs for at most 2 dimensions, got 3 entries
+
+// -----
+// nn.pad: cropping below zero
+func.func @pad_crops_too_much(%x: tensor<4x8xf32>) {
+  %y = nn.pad %x {pads = array<i64: -5, -5>, value = 0.0 : f64} : (tensor<4x8xf32>) -> tensor<4x0xf32>
+  func.return
+}
+// CHECK:      crops dimension 1 below zero
+
+// -----
+// nn.repeat: one count per dim
+func.func @repeat_too_few(%x: tensor<4x3xf32>) {
+  %y = nn.repeat %x {repeats = array<i64: 2>} : (tensor<4x3xf32>) -> tensor<8x3xf32>
+  func.return
+}
+// CHECK:      repeat needs at least one count per dimension (2), got 1
+
+// -----
+// nn.repeat_interleave: negative count
+func.func @repeat_interleave_negative(%x: tensor<4x3xf32>) {
+  %y = nn.repeat_interleave %x {repeats = -1 : i64, dim = 1 : i64} : (tensor<4x3xf32>) -> tensor<4x3xf32>
+  func.return
+}
+// CHECK:      repeat_interleave count must be >= 0, got -1

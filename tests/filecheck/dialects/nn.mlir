@@ -198,6 +198,37 @@ func.func @scalar_transpose(%s: tensor<f32>) {
   // CHECK-NEXT: func.return
 }
 
+// The ops mainstream architectures need beyond the core set: relative-position buckets (abs, sign, log,
+// floor/ceil), GELU's erf, patch embeddings and audio front ends (nn.conv with and without bias), window
+// padding (nn.pad), ALiBi and rotary interleaving (nn.repeat, nn.repeat_interleave).
+// CHECK-LABEL: func.func @zoo(
+func.func @zoo(%x: tensor<4xf32>, %n: tensor<4xi64>, %img: tensor<2x3x16x16xf32>, %w: tensor<32x3x4x4xf32>, %b: tensor<32xf32>, %au: tensor<2x8x16xf32>, %w1: tensor<32x8x3xf32>, %win: tensor<1x5x5x8xf32>, %t: tensor<4x3xf32>) {
+  %abs = nn.abs %n : (tensor<4xi64>) -> tensor<4xi64>
+  // CHECK-NEXT: %abs = nn.abs %n : (tensor<4xi64>) -> tensor<4xi64>
+  %sign = nn.sign %x : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %sign = nn.sign %x : (tensor<4xf32>) -> tensor<4xf32>
+  %log = nn.log %x : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %log = nn.log %x : (tensor<4xf32>) -> tensor<4xf32>
+  %ceil = nn.ceil %x : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %ceil = nn.ceil %x : (tensor<4xf32>) -> tensor<4xf32>
+  %floor = nn.floor %x : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %floor = nn.floor %x : (tensor<4xf32>) -> tensor<4xf32>
+  %erf = nn.erf %x : (tensor<4xf32>) -> tensor<4xf32>
+  // CHECK-NEXT: %erf = nn.erf %x : (tensor<4xf32>) -> tensor<4xf32>
+  %patches = nn.conv %img, %w, %b {stride = array<i64: 4, 4>, padding = array<i64: 0, 0>, dilation = array<i64: 1, 1>, groups = 1 : i64} : (tensor<2x3x16x16xf32>, tensor<32x3x4x4xf32>, tensor<32xf32>) -> tensor<2x32x4x4xf32>
+  // CHECK-NEXT: %patches = nn.conv %img, %w, %b {stride = array<i64: 4, 4>, padding = array<i64: 0, 0>, dilation = array<i64: 1, 1>, groups = 1 : i64} : (tensor<2x3x16x16xf32>, tensor<32x3x4x4xf32>, tensor<32xf32>) -> tensor<2x32x4x4xf32>
+  %audio = nn.conv %au, %w1 {stride = array<i64: 2>, padding = array<i64: 1>, dilation = array<i64: 1>, groups = 1 : i64} : (tensor<2x8x16xf32>, tensor<32x8x3xf32>) -> tensor<2x32x8xf32>
+  // CHECK-NEXT: %audio = nn.conv %au, %w1 {stride = array<i64: 2>, padding = array<i64: 1>, dilation = array<i64: 1>, groups = 1 : i64} : (tensor<2x8x16xf32>, tensor<32x8x3xf32>) -> tensor<2x32x8xf32>
+  %padded = nn.pad %win {pads = array<i64: 0, 0, 1, 2>, value = 0.0 : f64} : (tensor<1x5x5x8xf32>) -> tensor<1x5x8x8xf32>
+  // CHECK-NEXT: %padded = nn.pad %win {pads = array<i64: 0, 0, 1, 2>, value = 0.000000e+00 : f64} : (tensor<1x5x5x8xf32>) -> tensor<1x5x8x8xf32>
+  %tiled = nn.repeat %t {repeats = array<i64: 2, 2, 1>} : (tensor<4x3xf32>) -> tensor<2x8x3xf32>
+  // CHECK-NEXT: %tiled = nn.repeat %t {repeats = array<i64: 2, 2, 1>} : (tensor<4x3xf32>) -> tensor<2x8x3xf32>
+  %inter = nn.repeat_interleave %t {repeats = 2 : i64, dim = 1 : i64} : (tensor<4x3xf32>) -> tensor<4x6xf32>
+  // CHECK-NEXT: %inter = nn.repeat_interleave %t {repeats = 2 : i64, dim = 1 : i64} : (tensor<4x3xf32>) -> tensor<4x6xf32>
+  func.return
+  // CHECK-NEXT: func.return
+}
+
 // Module paths as locations: printed only with --print-debuginfo, and kept per op through a round trip.
 // CHECK-LABEL: func.func @locations(
 // LOC-LABEL: func.func @locations(
