@@ -20,6 +20,7 @@ from xdsl.irdl import (
     attr_def,
     irdl_op_definition,
     operand_def,
+    opt_attr_def,
     opt_operand_def,
     result_def,
     traits_def,
@@ -33,13 +34,45 @@ from dialects.shapes import broadcast_shapes, element_type, fmt_shape, is_bool, 
 COSINE_FORMS = ("chunked", "recurrent")
 
 
+def clipformer_errors(alpha: float, beta: float, alpha_name: str = "alpha", beta_name: str = "beta") -> list[str]:
+    """The one check of ClipFormer's operating point, shared by attn.kv_clip, xbar.write, kv-clip and the device:
+    alpha ≥ 0 (a dead zone of alpha·g_min) and beta in (0, 1] (a ceiling of beta·g_max)."""
+    errors = []
+    if not alpha >= 0:
+        errors.append(f"{alpha_name} must be >= 0 (a dead zone of alpha·g_min), got {alpha}")
+    if not 0 < beta <= 1:
+        errors.append(f"{beta_name} must be in (0, 1] (a ceiling of beta·g_max), got {beta}")
+    return errors
+
+
+def attention_attributes(scale: float, causal: bool, softcap: float | None) -> dict[str, Attribute]:
+    """The attribute dict shared by ``attn.sdpa`` and ``attn.softmax`` (``softcap`` only when set)."""
+    attributes: dict[str, Attribute] = {"scale": FloatAttr(float(scale), 64), "causal": BoolAttr.from_bool(causal)}
+    if softcap is not None:
+        attributes["softcap"] = FloatAttr(float(softcap), 64)
+    return attributes
+
+
+def verify_softcap(softcap: FloatAttr | None) -> None:
+    if softcap is not None and not softcap.value.data > 0:
+        raise VerifyException(f"softcap must be positive, got {softcap.value.data}")
+
+
+def softcap_value(op: IRDLOperation) -> float | None:
+    """The soft-capping constant of an ``attn.sdpa``/``attn.softmax`` (None when the scores are not capped)."""
+    softcap = op.attributes.get("softcap")
+    return softcap.value.data if isinstance(softcap, FloatAttr) else None
+
+
 @irdl_op_definition
 class SdpaOp(IRDLOperation):
     """Scaled dot-product attention: ``softmax(scale · Q Kᵀ + mask) V`` over the last two dimensions.
 
     Operands are q (..., Lq, E), k (..., Lk, E), v (..., Lk, Ev) and an optional mask broadcastable to
     (..., Lq, Lk): i1 keeps the ``true`` positions, a float mask is added to the scores. ``causal``
-    additionally hides keys after the query position (top-left aligned, as PyTorch's ``is_causal``).
+    additionally hides keys after the query position (top-left aligned, as PyTorch's ``is_causal``). The
+    optional ``softcap`` c caps the scaled scores before the mask, ``c · tanh(scale · Q Kᵀ / c)`` (Gemma-2's
+    logit soft-capping).
 
     ```mlir
     %o = attn.sdpa %q, %k, %v {scale = 0.125 : f64, causal = true}
@@ -54,6 +87,7 @@ class SdpaOp(IRDLOperation):
     mask = opt_operand_def(TensorType)
     scale = attr_def(FloatAttr)
     causal = attr_def(BoolAttr)
+    softcap = opt_attr_def(FloatAttr)
     result = result_def(TensorType)
     assembly_format = (
         "$query `,` $key `,` $value (`mask` $mask^)? attr-dict `:` functional-type(operands, results)"
@@ -69,14 +103,16 @@ class SdpaOp(IRDLOperation):
         scale: float,
         causal: bool,
         result_type: Attribute,
+        softcap: float | None = None,
     ):
         super().__init__(
             operands=[query, key, value, [mask] if mask else []],
             result_types=[result_type],
-            attributes={"scale": FloatAttr(float(scale), 64), "causal": BoolAttr.from_bool(causal)},
+            attributes=attention_attributes(scale, causal, softcap),
         )
 
     def verify_(self) -> None:
+        verify_softcap(self.softcap)
         verify_attention_operands(self, self.query, self.key, self.value, self.mask)
         if self.causal.value.data and self.mask is not None:
             raise VerifyException("a causal attention takes no explicit mask: fold the mask or drop `causal`")
@@ -193,10 +229,8 @@ class KvClipOp(IRDLOperation):
             raise VerifyException(f"result type {self.result.type} must equal the operand type {self.input.type}")
         alpha, beta = self.alpha.value.data, self.beta.value.data
         g_min, g_max = self.g_min.value.data, self.g_max.value.data
-        if alpha < 0:
-            raise VerifyException(f"alpha must be >= 0 (a dead zone of alpha·g_min), got {alpha}")
-        if not 0 < beta <= 1:
-            raise VerifyException(f"beta must be in (0, 1] (a ceiling of beta·g_max), got {beta}")
+        for error in clipformer_errors(alpha, beta):
+            raise VerifyException(error)
         if not 0 <= g_min < g_max:
             raise VerifyException(f"need 0 <= g_min < g_max, got g_min = {g_min}, g_max = {g_max}")
 
@@ -206,8 +240,8 @@ class SoftmaxOp(IRDLOperation):
     """The digital middle of attention: ``softmax(scale · S + mask)`` over the last dimension of scores S.
 
     What remains of ``attn.sdpa`` when a target computes Q·Kᵀ and P·V itself (crossbar MVMs): the same
-    ``scale``, ``causal`` and mask semantics as ``attn.sdpa`` (i1 keeps ``true`` positions, a float mask is
-    added; ``causal`` hides keys after the query position).
+    ``scale``, ``causal``, ``softcap`` and mask semantics as ``attn.sdpa`` (i1 keeps ``true`` positions, a
+    float mask is added; ``causal`` hides keys after the query position).
 
     ```mlir
     %p = attn.softmax %s mask %m {scale = 0.125 : f64, causal = false}
@@ -220,18 +254,20 @@ class SoftmaxOp(IRDLOperation):
     mask = opt_operand_def(TensorType)
     scale = attr_def(FloatAttr)
     causal = attr_def(BoolAttr)
+    softcap = opt_attr_def(FloatAttr)
     result = result_def(TensorType)
     assembly_format = "$scores (`mask` $mask^)? attr-dict `:` functional-type(operands, results)"
     traits = traits_def(Pure())
 
-    def __init__(self, scores: SSAValue, mask: SSAValue | None, scale: float, causal: bool):
+    def __init__(self, scores: SSAValue, mask: SSAValue | None, scale: float, causal: bool, softcap: float | None = None):
         super().__init__(
             operands=[scores, [mask] if mask else []],
             result_types=[scores.type],
-            attributes={"scale": FloatAttr(float(scale), 64), "causal": BoolAttr.from_bool(causal)},
+            attributes=attention_attributes(scale, causal, softcap),
         )
 
     def verify_(self) -> None:
+        verify_softcap(self.softcap)
         shape = tensor_shape(self.scores)
         if len(shape) < 2:
             raise VerifyException(f"scores must be (..., queries, keys), got {fmt_shape(shape)}")

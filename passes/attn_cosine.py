@@ -5,9 +5,11 @@ learned per-head scalar m (a new parameter ``<module path>.cosine_m``, initialis
 s = sigmoid(m). Bidirectional attention divides by max(1, L^s) with L the number of non-padding tokens;
 causal attention divides the value at key position j by max(1, j^s).
 
-Masks: a boolean keep-mask, or an additive mask built as ``where(keep, 0, <very negative>)``, becomes the
-cosine op's keep-mask (padding is honoured exactly). An arbitrary additive bias (e.g. a relative position
-bias) cannot be expressed in the cosine form: that attention is left untouched and a remark says why.
+Masks: a boolean keep-mask, or an additive mask built as ``where(keep, 0, <very negative>)``, is split into
+its ``and`` terms at compile time: a constant causal triangle makes the cosine attention causal, terms that
+vary along keys only are key padding (honoured exactly), all-true constants drop out. Anything else (an
+additive bias such as a relative-position bias or ALiBi, a sliding window) cannot be expressed in the cosine
+form: that attention is left untouched and a remark says why. A soft-cap is dropped, with a remark.
 
 Options: ``layers`` — a regular expression on the module path (empty: every layer); ``causal_form`` —
 the runtime kernel for causal attention: ``chunked`` (default) or ``recurrent``; ``causal`` — treat every
@@ -37,26 +39,38 @@ from xdsl.transforms.dead_code_elimination import dce
 from dialects import attn, nn
 from dialects.diagnostics import pass_failure, remark
 from dialects.locations import check_layers_pattern, module_path_of, path_matches
-from dialects.shapes import element_type, is_bool, tensor_shape
-from passes.matchers import defining_op, scalar_constant
+from dialects.shapes import broadcast_shapes, element_type, fmt_shape, tensor_shape
+from passes.masks import and_terms, constant_bools, is_all_true, is_causal_triangle, is_key_padding, keep_mask_of
 
 TRAINABLE_GROUP = "cosine"  # the fitting layer's name for the per-head m (attnc recover fits it)
 COSINE_M_INIT = 0.5
-MASKED_OUT_BELOW = -1.0e4
 CAUSAL_FORMS = ("chunked", "recurrent")
 
 
 
-def keep_mask_of(mask: SSAValue) -> SSAValue | None:
-    """The boolean keep-mask an attention mask encodes, or None when it is an arbitrary additive bias."""
-    if is_bool(element_type(mask)):
-        return mask
-    producer = defining_op(mask)
-    if isinstance(producer, nn.WhereOp) and is_bool(element_type(producer.condition)):
-        keep_value, drop_value = scalar_constant(producer.lhs), scalar_constant(producer.rhs)
-        if keep_value == 0.0 and drop_value is not None and drop_value <= MASKED_OUT_BELOW:
-            return producer.condition
-    return None
+def split_mask(mask: SSAValue, square: bool) -> tuple[list[SSAValue], bool] | str:
+    """The key-padding terms of an attention mask and whether it holds the causal triangle, or why it cannot
+    be expressed in cosine attention (which honours key padding and causality, nothing else).
+
+    Constant terms are judged here; a term computed from the inputs that spans the query dimension cannot
+    be, so it is kept and the runtime checks that it is key padding (an error at run time if it is not).
+    """
+    keep = keep_mask_of(mask)
+    if keep is None:
+        return "an additive bias mask cannot be expressed in cosine attention (only padding/causal masks)"
+    padding, causal = [], False
+    for term in and_terms(keep):
+        if is_all_true(term):
+            continue
+        if square and is_causal_triangle(term):
+            causal = True
+        elif is_key_padding(term):
+            padding.append(term)
+        elif constant_bools(term) is not None:
+            return "a constant mask that is neither the causal triangle nor key padding (a sliding window?)"
+        else:
+            padding.append(term)
+    return padding, causal
 
 
 @dataclass
@@ -74,14 +88,30 @@ class SdpaToCosine(RewritePattern):
         if len(q) != 4:
             remark("attn-cosine", op, f"needs (batch, heads, length, dim) operands to give each head its m; got rank {len(q)}")
             return
-        keep = None
+        keep, causal, new_ops = None, bool(op.causal.value.data) or self.force_causal, []
+        if attn.softcap_value(op) is not None:
+            remark("attn-cosine", op, "soft-capped scores: cosine attention has no logits to cap; the cap is dropped")
         if op.mask is not None:
-            keep = keep_mask_of(op.mask)
-            if keep is None:
-                remark(
-                    "attn-cosine", op, "an additive bias mask cannot be expressed in cosine attention (only padding/causal masks)"
-                )
+            split = split_mask(op.mask, q[-2] == tensor_shape(op.key)[-2])
+            if isinstance(split, str):
+                remark("attn-cosine", op, split)
                 return
+            padding, mask_causal = split
+            causal = causal or mask_causal
+            for term in padding:
+                if not is_key_padding(term):
+                    spelled = fmt_shape(tensor_shape(term))
+                    why = f"the mask term of shape {spelled} spans queries: checked at run time to be key padding"
+                    remark("attn-cosine", op, why)
+            if padding:
+                keep = padding[0]
+                for other in padding[1:]:
+                    shape = broadcast_shapes(tensor_shape(keep), tensor_shape(other))
+                    assert shape is not None  # both terms broadcast onto the scores
+                    both = nn.LogicalAndOp(keep, other, TensorType(element_type(keep), shape))
+                    both.location = op.location
+                    new_ops.append(both)
+                    keep = both.result
         name = f"{module_path_of(op) or 'attention'}.cosine_m"
         suffix = 1
         while name in self.taken_names:  # two attentions without a module path must not share one m
@@ -96,14 +126,14 @@ class SdpaToCosine(RewritePattern):
             op.value,
             param.result,
             keep,
-            bool(op.causal.value.data) or self.force_causal,
+            causal,
             self.causal_form,
             op.result.type,
         )
         cosine.location = op.location
         param.result.name_hint = "cosine_m"
         cosine.result.name_hint = op.result.name_hint
-        rewriter.replace(op, [param, cosine])
+        rewriter.replace(op, [param, *new_ops, cosine])
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,11 @@ class AttnFunctions(InterpreterFunctions):
     def run_sdpa(self, interpreter: Interpreter, op: attn.SdpaOp, args):
         q, k, v = args[:3]
         mask = args[3] if len(args) > 3 else None
+        softcap = attn.softcap_value(op)
+        if softcap is not None:
+            scores = q @ k.transpose(-2, -1)
+            probs = masked_softmax(scores, mask, op.scale.value.data, bool(op.causal.value.data), softcap)
+            return (probs @ v,)
         return (
             F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, is_causal=bool(op.causal.value.data), scale=op.scale.value.data
@@ -44,12 +49,17 @@ class AttnFunctions(InterpreterFunctions):
 
     @impl(attn.SoftmaxOp)
     def run_softmax(self, interpreter: Interpreter, op: attn.SoftmaxOp, args):
-        return (masked_softmax(args[0], args[1] if len(args) > 1 else None, op.scale.value.data, bool(op.causal.value.data)),)
+        mask = args[1] if len(args) > 1 else None
+        return (masked_softmax(args[0], mask, op.scale.value.data, bool(op.causal.value.data), attn.softcap_value(op)),)
 
 
-def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None, scale: float, causal: bool) -> torch.Tensor:
-    """softmax(scale * scores + mask) over the last dim, with attn.sdpa's mask and causal conventions."""
+def masked_softmax(
+    scores: torch.Tensor, mask: torch.Tensor | None, scale: float, causal: bool, softcap: float | None = None
+) -> torch.Tensor:
+    """softmax(cap(scale * scores) + mask) over the last dim, with attn.sdpa's mask, causal and softcap conventions."""
     logits = scores * scale
+    if softcap is not None:
+        logits = torch.tanh(logits / softcap) * softcap
     if causal:
         queries, keys = scores.shape[-2:]
         keep = torch.ones(queries, keys, dtype=torch.bool, device=scores.device).tril()
@@ -68,10 +78,10 @@ def key_padding(keep: torch.Tensor, query_shape, key_length: int, causal: bool) 
     batch, _, length, _ = query_shape
     full = keep.expand(batch, keep.shape[1] if keep.dim() == 4 else 1, length, key_length)
     valid = full.any(dim=(1, 2))
-    expected = valid[:, None, None, :].expand_as(full)
-    if causal:
-        expected = expected & torch.ones(length, key_length, dtype=torch.bool).tril()
+    padding = valid[:, None, None, :].expand_as(full)
     rows = valid[:, None, :, None] if length == key_length else torch.ones_like(full[:, :, :, :1])
-    if not torch.equal(full & rows, expected & rows):
-        raise ValueError("attn.cosine mask is not a key-padding mask (nor padding + causal)")
-    return valid
+    if torch.equal(full & rows, padding & rows):
+        return valid
+    if causal and torch.equal(full & rows, padding & torch.ones(length, key_length, dtype=torch.bool).tril() & rows):
+        return valid
+    raise ValueError("attn.cosine mask is not a key-padding mask (nor padding + causal)")

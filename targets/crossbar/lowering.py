@@ -7,7 +7,8 @@
   (``xbar.write``, the noisy per-inference path) and ``Q·Kᵀ`` is ``xbar.mvm``; ``attn.softmax`` applies
   scale, mask and causality digitally; Vᵀ is written and ``P·V`` is ``xbar.mvm``. An ``attn.kv_clip`` on
   K or V folds into its write (``clip_alpha``/``clip_beta``): on a crossbar ClipFormer acts on the
-  conductances with the unclipped matrix's mapping scale.
+  conductances with the unclipped matrix's mapping scale. Grouped-query attention (K and V with H/G heads)
+  writes each stored head once; the G query heads that read it are stacked as rows of one ``xbar.mvm``.
 * Softmax, LayerNorm, GELU, embeddings and everything else stay digital (reference kernels).
 * The device parameters become the module's ``xbar.device`` dictionary, read by the crossbar simulator
   (targets/crossbar/simulator.py; see targets/crossbar/device.py for the model and its conventions).
@@ -38,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import DictionaryAttr, FloatAttr, IntegerAttr, ModuleOp, StringAttr, i64
+from xdsl.dialects.builtin import DictionaryAttr, FloatAttr, IntegerAttr, ModuleOp, StringAttr, TensorType, i64
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern, op_type_rewrite_pattern
@@ -47,7 +48,7 @@ from xdsl.transforms.dead_code_elimination import dce
 
 from dialects import attn, nn, xbar
 from dialects.diagnostics import pass_failure, remark
-from dialects.shapes import fmt_shape, tensor_shape
+from dialects.shapes import element_type, fmt_shape, tensor_shape
 from passes.kv_clip import DEFAULT_G_MAX, DEFAULT_G_MIN, clipped_operand
 from passes.matchers import defining_op
 from targets.crossbar.device import CrossbarConfig
@@ -57,7 +58,6 @@ TILE_FIELDS = ("tile_rows", "tile_cols")  # in the !xbar.tiles types, not in xba
 ADC_RANGES = ("dynamic", "max")
 SIGNED_MAPPINGS = ("differential", "offset")
 MODES = ("fast", "exact")
-
 
 
 def _located(op: OpT, like: Operation, name: str | None = None) -> OpT:
@@ -108,27 +108,82 @@ class SdpaToCrossbar(RewritePattern):
             why = f"needs (batch..., length, dim) operands with a batch dim per stored matrix; got rank {len(q)}"
             remark("lower-to-xbar", op, why)
             return
-        if k[:-2] != q[:-2] or v[:-2] != q[:-2]:
+        stored_k, stored_v = _repeated_heads(op.key), _repeated_heads(op.value)
+        if stored_k is not None and stored_v is not None:  # write the K/V heads, not their repeats
+            k, v = tensor_shape(stored_k), tensor_shape(stored_v)
+        groups = _query_groups(q, k, v)
+        if groups is None:
             remark(
                 "lower-to-xbar",
                 op,
-                f"K {fmt_shape(k)} and V {fmt_shape(v)} must have Q's leading dims {fmt_shape(q[:-2])} "
-                "(no broadcast heads); stays digital",
+                f"K {fmt_shape(k)} and V {fmt_shape(v)} must have Q's leading dims {fmt_shape(q[:-2])}, or fewer heads "
+                "that divide Q's (grouped-query attention); stays digital",
             )
             return
-        key, key_clip = clipped_operand(op.key)
-        value, value_clip = clipped_operand(op.value)
+        if stored_k is not None and stored_v is not None and groups > 1:
+            (key, key_clip), (value, value_clip) = (stored_k, None), (stored_v, None)
+        else:
+            key, key_clip = clipped_operand(op.key)
+            value, value_clip = clipped_operand(op.value)
         prefix = op.result.name_hint or "attn"
-        key_tiles = _located(xbar.WriteOp(key, self.tile, _clip_of(key_clip)), op, f"{prefix}_k_tiles")
-        scores = _located(xbar.MvmOp(key_tiles.result, op.query), op, f"{prefix}_scores")
-        probs = _located(
-            attn.SoftmaxOp(scores.result, op.mask, op.scale.value.data, bool(op.causal.value.data)), op, f"{prefix}_probs"
-        )
+        new_ops: list[Operation] = []
+
+        def add(new: OpT, name: str | None = None) -> OpT:
+            new_ops.append(_located(new, op, name))
+            return new
+
+        def regroup(x: SSAValue, shape: tuple[int, ...], name: str) -> SSAValue:
+            """(B, H, L, d) ↔ (B, H_kv, G·L, d): the query heads that share one stored K/V, stacked as rows."""
+            if groups == 1:
+                return x
+            return add(nn.ReshapeOp(x, TensorType(element_type(x), shape)), name).results[0]
+
+        grouped_rows = (*k[:-2], groups * q[-2])
+        key_tiles = add(xbar.WriteOp(key, self.tile, _clip_of(key_clip)), f"{prefix}_k_tiles")
+        query = regroup(op.query, (*grouped_rows, q[-1]), f"{prefix}_q_groups")
+        grouped_scores = add(xbar.MvmOp(key_tiles.result, query), f"{prefix}_scores").result
+        scores = regroup(grouped_scores, (*q[:-1], k[-2]), f"{prefix}_scores_heads")
+        softmax = attn.SoftmaxOp(scores, op.mask, op.scale.value.data, bool(op.causal.value.data), attn.softcap_value(op))
+        probs = regroup(add(softmax, f"{prefix}_probs").result, (*grouped_rows, k[-2]), f"{prefix}_probs_groups")
         rank = len(v)
-        value_t = _located(nn.TransposeOp(value, rank - 2, rank - 1), op, f"{prefix}_vt")
-        value_tiles = _located(xbar.WriteOp(value_t.results[0], self.tile, _clip_of(value_clip)), op, f"{prefix}_v_tiles")
-        out = _located(xbar.MvmOp(value_tiles.result, probs.result), op, op.result.name_hint)
-        rewriter.replace(op, [key_tiles, scores, probs, value_t, value_tiles, out])
+        value_t = add(nn.TransposeOp(value, rank - 2, rank - 1), f"{prefix}_vt")
+        value_tiles = add(xbar.WriteOp(value_t.results[0], self.tile, _clip_of(value_clip)), f"{prefix}_v_tiles")
+        out = add(xbar.MvmOp(value_tiles.result, probs), op.result.name_hint if groups == 1 else f"{prefix}_groups")
+        regroup(out.result, tensor_shape(op.result), op.result.name_hint or prefix)
+        rewriter.replace(op, new_ops)
+
+
+def _repeated_heads(value: SSAValue) -> SSAValue | None:
+    """The (B, H_kv, L, d) tensor that ``value`` repeats to (B, H, L, d), as Hugging Face's ``repeat_kv`` writes
+    it: reshape to (B, H_kv, 1, L, d), broadcast to (B, H_kv, G, L, d), reshape to (B, H_kv·G, L, d)."""
+    merge = defining_op(value)
+    if not isinstance(merge, nn.ReshapeOp):
+        return None
+    spread = defining_op(merge.input)
+    if not isinstance(spread, nn.BroadcastToOp):
+        return None
+    insert = defining_op(spread.input)
+    if not isinstance(insert, nn.ReshapeOp):
+        return None
+    source, single, wide, out = (tensor_shape(x) for x in (insert.input, insert.results[0], spread.results[0], value))
+    if len(source) != 4 or single != (*source[:2], 1, *source[2:]) or len(wide) != 5:
+        return None
+    if wide[:2] != source[:2] or wide[3:] != source[2:] or out != (source[0], source[1] * wide[2], *source[2:]):
+        return None
+    return insert.input
+
+
+def _query_groups(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int, ...]) -> int | None:
+    """How many query heads share each stored K/V head: 1 when K and V have Q's leading dims, G for
+    grouped-query attention (K, V with H/G heads, H on dim -3), None for any other broadcast."""
+    if k[:-2] == q[:-2] and v[:-2] == q[:-2]:
+        return 1
+    if len(q) < 3 or k[:-2] != v[:-2] or len(k) != len(q) or k[:-3] != q[:-3]:
+        return None
+    heads, kv_heads = q[-3], k[-3]
+    if kv_heads < 1 or heads % kv_heads:
+        return None
+    return heads // kv_heads
 
 
 def _clip_of(clip: attn.KvClipOp | None) -> tuple[float, float] | None:

@@ -9,12 +9,15 @@ from compiler.frontend.fx_importer import import_exported_program
 from passes.attn_raise import unraised_softmaxes
 
 
-class SoftCapAttention(torch.nn.Module):
-    """Gemma-2 style: tanh(scores / cap) * cap between the scale and the softmax."""
+class GatedAttention(torch.nn.Module):
+    """Scores multiplied by a learned per-head gate: not a constant scale, so not attn.sdpa."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = torch.nn.Parameter(torch.rand(2, 1, 1))
 
     def forward(self, q, k, v):
-        scores = torch.matmul(q, k.transpose(-1, -2)) * 0.25
-        scores = torch.tanh(scores / 50.0) * 50.0
+        scores = torch.matmul(q, k.transpose(-1, -2)) * torch.sigmoid(self.gate)
         return torch.matmul(torch.softmax(scores, dim=-1), v)
 
 
@@ -45,11 +48,10 @@ def _raised(inner: torch.nn.Module, pipeline: str = "attn-raise"):
     return unraised_softmaxes(imported.module)
 
 
-def test_soft_capped_scores_are_reported_with_path_and_where_the_chain_stops():
-    (entry,) = _raised(SoftCapAttention())
+def test_gated_scores_are_reported_with_path_and_where_the_chain_stops():
+    (entry,) = _raised(GatedAttention())
     assert entry.module_path == "attn"
-    assert entry.reason.startswith("scores nn.mul <- nn.tanh <- nn.div <- nn.mul <- nn.matmul are not")
-    assert entry.reason.endswith("(soft-capped scores)")
+    assert entry.reason.startswith("scores nn.mul <- nn.matmul are not [masks and biases]")
 
 
 def test_returned_attention_weights_are_reported_as_extra_uses():
@@ -67,19 +69,19 @@ def test_attention_not_yet_raised_is_reported_as_raisable():
     assert entry.reason == "raisable: attn-raise has not run on this module"
 
 
-def test_compile_report_lists_the_soft_capped_softmax(tmp_path):
+def test_compile_report_lists_the_gated_softmax(tmp_path):
     """The user's view: `attnc compile FILE:factory --report` names the module and the reason."""
     import subprocess
     import sys
     from pathlib import Path
 
-    spec = tmp_path / "softcap.py"
+    spec = tmp_path / "gated.py"
     spec.write_text(
         "import torch\n"
         f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "from test_unraised_report import Outer, SoftCapAttention\n"
+        "from test_unraised_report import GatedAttention, Outer\n"
         "def factory():\n"
-        "    return Outer(SoftCapAttention()), tuple(torch.randn(1, 2, 5, 8) for _ in range(3))\n"
+        "    return Outer(GatedAttention()), tuple(torch.randn(1, 2, 5, 8) for _ in range(3))\n"
     )
     attnc = str(Path(sys.executable).with_name("attnc"))
     result = subprocess.run(
@@ -88,4 +90,4 @@ def test_compile_report_lists_the_soft_capped_softmax(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "1 softmax(es) not raised" in result.stdout
-    assert "  attn: scores nn.mul <- nn.tanh" in result.stdout
+    assert "  attn: scores nn.mul <- nn.matmul" in result.stdout

@@ -123,3 +123,12 @@ func.func @scale_zero(%q: tensor<2x4x9x32xf32>) {
 // CHECK:      %o = "attn.sdpa"(%q, %q, %q) {scale = 0.000000e+00 : f64, causal = false} : (tensor<2x4x9x32xf32>, tensor<2x4x9x32xf32>, tensor<2x4x9x32xf32>) -> tensor<2x4x9x32xf32>
 // CHECK-NEXT: ^^^
 // CHECK-NEXT: | Operation does not verify: scale must be positive, got 0.0
+
+// -----
+// attn.sdpa: "softcap must be positive, got ..."
+func.func @softcap_zero(%q: tensor<2x4x9x32xf32>) {
+  %o = attn.sdpa %q, %q, %q {scale = 0.125 : f64, causal = false, softcap = 0.0 : f64} : (tensor<2x4x9x32xf32>, tensor<2x4x9x32xf32>, tensor<2x4x9x32xf32>) -> tensor<2x4x9x32xf32>
+  func.return
+}
+// CHECK:      softcap must be positive, got 0.0
+

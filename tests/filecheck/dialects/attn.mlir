@@ -82,3 +82,13 @@ func.func @location(%q: tensor<2x12x9x32xf32>, %m: tensor<2x1x9x9xf32>) {
   // CHECK-NEXT:   func.return
   // GENERIC-NEXT: "func.return"() : () -> () loc(unknown)
 }
+
+// The optional soft-cap (Gemma-2): printed only when present.
+// CHECK-LABEL: func.func @soft_capped(
+// GENERIC-LABEL: "func.func"() <{sym_name = "soft_capped"
+func.func @soft_capped(%q: tensor<1x4x9x32xf32>) {
+  %o = attn.sdpa %q, %q, %q {scale = 0.125 : f64, causal = true, softcap = 50.0 : f64} : (tensor<1x4x9x32xf32>, tensor<1x4x9x32xf32>, tensor<1x4x9x32xf32>) -> tensor<1x4x9x32xf32>
+  // CHECK-NEXT: %o = attn.sdpa %q, %q, %q {scale = 1.250000e-01 : f64, causal = true, softcap = 5.000000e+01 : f64} : (tensor<1x4x9x32xf32>, tensor<1x4x9x32xf32>, tensor<1x4x9x32xf32>) -> tensor<1x4x9x32xf32>
+  func.return
+}
+

@@ -12,6 +12,9 @@
 // REMARK:      remark: attn-cosine: t5.block.0.attn: an additive bias mask cannot be expressed in cosine attention (only padding/causal masks)
 // REMARK-NEXT: remark: attn-cosine: albert.encoder.0.attn: an additive bias mask cannot be expressed in cosine attention (only padding/causal masks)
 // REMARK-NEXT: remark: attn-cosine: mha.0: needs (batch, heads, length, dim) operands to give each head its m; got rank 3
+// REMARK-NEXT: remark: attn-cosine: win.0.attn: a constant mask that is neither the causal triangle nor key padding (a sliding window?)
+// REMARK-NEXT: remark: attn-cosine: per-query.0.attn: the mask term of shape 2x1x3x3 spans queries: checked at run time to be key padding
+// REMARK-NEXT: remark: attn-cosine: cap.0.attn: soft-capped scores: cosine attention has no logits to cap; the cap is dropped
 // REMARK-NOT:  remark
 
 // A bad option value is an error with a message, not a traceback, and prints no IR.
@@ -181,3 +184,62 @@ func.func @negative_rank3(%q: tensor<8x10x16xf32>, %k: tensor<8x10x16xf32>, %v: 
 // CHECK:         %o = attn.sdpa %q, %k, %v {scale = 2.500000e-01 : f64, causal = false} : (tensor<8x10x16xf32>, tensor<8x10x16xf32>, tensor<8x10x16xf32>) -> tensor<8x10x16xf32> loc("mha.0")
 // CHECK-NOT:     nn.param
 // CHECK-NOT:     attn.cosine
+
+// -----
+
+// A Hugging Face decoder mask: the importer folded its position-built part to a constant triangle, and-ed with
+// the padding from attention_mask, as where(keep, 0, min). Split at compile time: causal = true, and the
+// padding term is the keep-mask.
+
+func.func @causal_and_padding(%q: tensor<2x4x3x16xf32>, %k: tensor<2x4x3x16xf32>, %v: tensor<2x4x3x16xf32>, %pad: tensor<2x1x1x3xi1>) -> tensor<2x4x3x16xf32> {
+  %tri = nn.constant dense<[[[[true, false, false], [true, true, false], [true, true, true]]]]> : tensor<1x1x3x3xi1>
+  %keep = nn.logical_and %tri, %pad : (tensor<1x1x3x3xi1>, tensor<2x1x1x3xi1>) -> tensor<2x1x3x3xi1>
+  %zero = nn.constant dense<0.0> : tensor<f32>
+  %min = nn.constant dense<-3.40282347e+38> : tensor<f32>
+  %m = nn.where %keep, %zero, %min : (tensor<2x1x3x3xi1>, tensor<f32>, tensor<f32>) -> tensor<2x1x3x3xf32>
+  %o = attn.sdpa %q, %k, %v mask %m {scale = 0.25 : f64, causal = false} : (tensor<2x4x3x16xf32>, tensor<2x4x3x16xf32>, tensor<2x4x3x16xf32>, tensor<2x1x3x3xf32>) -> tensor<2x4x3x16xf32> loc("dec.0.attn")
+  func.return %o : tensor<2x4x3x16xf32>
+}
+
+// CHECK-LABEL: func.func @causal_and_padding
+// CHECK:         %o = attn.cosine %q, %k, %v, %{{.*}} mask %pad {causal = true, form = "chunked"}
+
+// -----
+
+// A constant band (a sliding window, Mistral) is not expressible: left alone, with a remark.
+
+func.func @negative_sliding_window(%q: tensor<1x4x3x16xf32>, %k: tensor<1x4x3x16xf32>, %v: tensor<1x4x3x16xf32>) -> tensor<1x4x3x16xf32> {
+  %band = nn.constant dense<[[[[true, false, false], [true, true, false], [false, true, true]]]]> : tensor<1x1x3x3xi1>
+  %o = attn.sdpa %q, %k, %v mask %band {scale = 0.25 : f64, causal = false} : (tensor<1x4x3x16xf32>, tensor<1x4x3x16xf32>, tensor<1x4x3x16xf32>, tensor<1x1x3x3xi1>) -> tensor<1x4x3x16xf32> loc("win.0.attn")
+  func.return %o : tensor<1x4x3x16xf32>
+}
+
+// CHECK-LABEL: func.func @negative_sliding_window
+// CHECK-NOT:     attn.cosine
+// CHECK:         attn.sdpa %q, %k, %v mask %band
+
+// -----
+
+// An input-dependent mask that spans queries cannot be judged at compile time: it is kept, the runtime checks
+// that it is key padding (an error there if not), and a remark says so.
+
+func.func @per_query_mask(%q: tensor<2x4x3x16xf32>, %k: tensor<2x4x3x16xf32>, %v: tensor<2x4x3x16xf32>, %m: tensor<2x1x3x3xi1>) -> tensor<2x4x3x16xf32> {
+  %o = attn.sdpa %q, %k, %v mask %m {scale = 0.25 : f64, causal = false} : (tensor<2x4x3x16xf32>, tensor<2x4x3x16xf32>, tensor<2x4x3x16xf32>, tensor<2x1x3x3xi1>) -> tensor<2x4x3x16xf32> loc("per-query.0.attn")
+  func.return %o : tensor<2x4x3x16xf32>
+}
+
+// CHECK-LABEL: func.func @per_query_mask
+// CHECK:         %o = attn.cosine %q, %k, %v, %{{.*}} mask %m {causal = false, form = "chunked"}
+
+// -----
+
+// Soft-capped scores: cosine attention has no logits, so the cap is dropped, with a remark.
+
+func.func @soft_capped(%q: tensor<1x4x3x16xf32>, %k: tensor<1x4x3x16xf32>, %v: tensor<1x4x3x16xf32>) -> tensor<1x4x3x16xf32> {
+  %o = attn.sdpa %q, %k, %v {scale = 0.25 : f64, causal = true, softcap = 50.0 : f64} : (tensor<1x4x3x16xf32>, tensor<1x4x3x16xf32>, tensor<1x4x3x16xf32>) -> tensor<1x4x3x16xf32> loc("cap.0.attn")
+  func.return %o : tensor<1x4x3x16xf32>
+}
+
+// CHECK-LABEL: func.func @soft_capped
+// CHECK:         %o = attn.cosine %q, %k, %v, %{{.*}} {causal = true, form = "chunked"}
+

@@ -442,3 +442,183 @@ func.func @negative_mask_widens_scores(%q: tensor<4x8x16xf32>, %k: tensor<4x8x16
 // CHECK:         %p = nn.softmax %sm {dim = -1 : i64}
 // CHECK:         %o = nn.matmul %p, %v
 // CHECK-NOT:     attn.sdpa
+
+// -----
+
+// Gemma-2 soft-capping, c·tanh(s/c) between the scale and the mask, becomes the softcap attribute.
+
+func.func @soft_capped_scores(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xf32>, %v: tensor<2x4x8x16xf32>, %m: tensor<2x1x8x8xf32>) -> tensor<2x4x8x16xf32> {
+  %kt = nn.transpose %k {dim0 = 2 : i64, dim1 = 3 : i64} : (tensor<2x4x8x16xf32>) -> tensor<2x4x16x8xf32>
+  %s = nn.matmul %q, %kt : (tensor<2x4x8x16xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x8x8xf32>
+  %c = nn.constant dense<0.25> : tensor<f32>
+  %ss = nn.mul %s, %c : (tensor<2x4x8x8xf32>, tensor<f32>) -> tensor<2x4x8x8xf32>
+  %cap = nn.constant dense<50.0> : tensor<f32>
+  %d = nn.div %ss, %cap : (tensor<2x4x8x8xf32>, tensor<f32>) -> tensor<2x4x8x8xf32>
+  %t = nn.tanh %d : (tensor<2x4x8x8xf32>) -> tensor<2x4x8x8xf32>
+  %capped = nn.mul %t, %cap : (tensor<2x4x8x8xf32>, tensor<f32>) -> tensor<2x4x8x8xf32>
+  %sm = nn.add %capped, %m : (tensor<2x4x8x8xf32>, tensor<2x1x8x8xf32>) -> tensor<2x4x8x8xf32>
+  %p = nn.softmax %sm {dim = -1 : i64} : (tensor<2x4x8x8xf32>) -> tensor<2x4x8x8xf32>
+  %o = nn.matmul %p, %v : (tensor<2x4x8x8xf32>, tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32>
+  func.return %o : tensor<2x4x8x16xf32>
+}
+
+// CHECK-LABEL: func.func @soft_capped_scores
+// CHECK-NOT:     nn.softmax
+// CHECK:         %o = attn.sdpa %q, %k, %v mask %m {scale = 2.500000e-01 : f64, causal = false, softcap = 5.000000e+01 : f64}
+// CHECK-NOT:     nn.tanh
+
+// -----
+
+// A tanh whose divisor and factor differ is not a soft-cap: nothing is raised.
+
+func.func @negative_soft_cap_constants_differ(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xf32>, %v: tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32> {
+  %kt = nn.transpose %k {dim0 = 2 : i64, dim1 = 3 : i64} : (tensor<2x4x8x16xf32>) -> tensor<2x4x16x8xf32>
+  %s = nn.matmul %q, %kt : (tensor<2x4x8x16xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x8x8xf32>
+  %a = nn.constant dense<50.0> : tensor<f32>
+  %b = nn.constant dense<30.0> : tensor<f32>
+  %d = nn.div %s, %a : (tensor<2x4x8x8xf32>, tensor<f32>) -> tensor<2x4x8x8xf32>
+  %t = nn.tanh %d : (tensor<2x4x8x8xf32>) -> tensor<2x4x8x8xf32>
+  %capped = nn.mul %t, %b : (tensor<2x4x8x8xf32>, tensor<f32>) -> tensor<2x4x8x8xf32>
+  %p = nn.softmax %capped {dim = -1 : i64} : (tensor<2x4x8x8xf32>) -> tensor<2x4x8x8xf32>
+  %o = nn.matmul %p, %v : (tensor<2x4x8x8xf32>, tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32>
+  func.return %o : tensor<2x4x8x16xf32>
+}
+
+// CHECK-LABEL: func.func @negative_soft_cap_constants_differ
+// CHECK-NOT:     attn.sdpa
+// CHECK:         nn.tanh
+// CHECK:         nn.softmax
+
+// -----
+
+// A relative-position bias and a padding mask (T5, MPNet): two additive terms become one mask.
+
+func.func @bias_and_mask(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xf32>, %v: tensor<2x4x8x16xf32>, %bias: tensor<1x4x8x8xf32>, %m: tensor<2x1x1x8xf32>) -> tensor<2x4x8x16xf32> {
+  %kt = nn.transpose %k {dim0 = 2 : i64, dim1 = 3 : i64} : (tensor<2x4x8x16xf32>) -> tensor<2x4x16x8xf32>
+  %s = nn.matmul %q, %kt : (tensor<2x4x8x16xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x8x8xf32>
+  %sb = nn.add %s, %bias : (tensor<2x4x8x8xf32>, tensor<1x4x8x8xf32>) -> tensor<2x4x8x8xf32>
+  %sm = nn.add %sb, %m : (tensor<2x4x8x8xf32>, tensor<2x1x1x8xf32>) -> tensor<2x4x8x8xf32>
+  %p = nn.softmax %sm {dim = -1 : i64} : (tensor<2x4x8x8xf32>) -> tensor<2x4x8x8xf32>
+  %o = nn.matmul %p, %v : (tensor<2x4x8x8xf32>, tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32>
+  func.return %o : tensor<2x4x8x16xf32>
+}
+
+// CHECK-LABEL: func.func @bias_and_mask
+// CHECK-NOT:     nn.softmax
+// CHECK:         %[[MASK:.*]] = nn.add %bias, %m : (tensor<1x4x8x8xf32>, tensor<2x1x1x8xf32>) -> tensor<2x4x8x8xf32>
+// CHECK-NEXT:    %o = attn.sdpa %q, %k, %v mask %[[MASK]] {scale = 1.000000e+00 : f64, causal = false}
+
+// -----
+
+// GPT-Neo: a masked fill with a buffer value, then an additive mask. The keep-mask of the fill and the
+// where(keep, 0, min) of the additive mask are both keep-masks: one i1 mask, their `and`.
+
+func.func @masked_fill_then_additive_mask(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xf32>, %v: tensor<2x4x8x16xf32>, %causal: tensor<1x1x8x8xi1>, %pad: tensor<2x1x1x8xi1>) -> tensor<2x4x8x16xf32> {
+  %kt = nn.transpose %k {dim0 = 2 : i64, dim1 = 3 : i64} : (tensor<2x4x8x16xf32>) -> tensor<2x4x16x8xf32>
+  %s = nn.matmul %q, %kt : (tensor<2x4x8x16xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x8x8xf32>
+  %min = nn.constant dense<-3.40282347e+38> : tensor<f32>
+  %filled = nn.where %causal, %s, %min : (tensor<1x1x8x8xi1>, tensor<2x4x8x8xf32>, tensor<f32>) -> tensor<2x4x8x8xf32>
+  %zero = nn.constant dense<0.0> : tensor<f32>
+  %m = nn.where %pad, %zero, %min : (tensor<2x1x1x8xi1>, tensor<f32>, tensor<f32>) -> tensor<2x1x1x8xf32>
+  %sm = nn.add %filled, %m : (tensor<2x4x8x8xf32>, tensor<2x1x1x8xf32>) -> tensor<2x4x8x8xf32>
+  %p = nn.softmax %sm {dim = -1 : i64} : (tensor<2x4x8x8xf32>) -> tensor<2x4x8x8xf32>
+  %o = nn.matmul %p, %v : (tensor<2x4x8x8xf32>, tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32>
+  func.return %o : tensor<2x4x8x16xf32>
+}
+
+// CHECK-LABEL: func.func @masked_fill_then_additive_mask
+// CHECK-NOT:     nn.softmax
+// CHECK:         %[[KEEP:.*]] = nn.logical_and %causal, %pad : (tensor<1x1x8x8xi1>, tensor<2x1x1x8xi1>) -> tensor<2x1x8x8xi1>
+// CHECK-NEXT:    %o = attn.sdpa %q, %k, %v mask %[[KEEP]] {scale = 1.000000e+00 : f64, causal = false}
+
+// -----
+
+// A constant causal triangle (what the importer folds a decoder's position-built mask to) becomes
+// causal = true, and the constant is dropped.
+
+func.func @constant_causal_mask(%q: tensor<1x2x3x4xf32>, %k: tensor<1x2x3x4xf32>, %v: tensor<1x2x3x4xf32>) -> tensor<1x2x3x4xf32> {
+  %tri = nn.constant dense<[[[[true, false, false], [true, true, false], [true, true, true]]]]> : tensor<1x1x3x3xi1>
+  %o = nn.sdpa %q, %k, %v mask %tri {causal = false, dropout_p = 0.0 : f64} : (tensor<1x2x3x4xf32>, tensor<1x2x3x4xf32>, tensor<1x2x3x4xf32>, tensor<1x1x3x3xi1>) -> tensor<1x2x3x4xf32>
+  func.return %o : tensor<1x2x3x4xf32>
+}
+
+// CHECK-LABEL: func.func @constant_causal_mask
+// CHECK-NOT:     nn.constant
+// CHECK:         %o = attn.sdpa %q, %k, %v {scale = 5.000000e-01 : f64, causal = true}
+
+// -----
+
+// A constant band (a sliding window) is not causal: it stays the mask.
+
+func.func @negative_constant_window_mask(%q: tensor<1x2x3x4xf32>, %k: tensor<1x2x3x4xf32>, %v: tensor<1x2x3x4xf32>) -> tensor<1x2x3x4xf32> {
+  %band = nn.constant dense<[[[[true, false, false], [true, true, false], [false, true, true]]]]> : tensor<1x1x3x3xi1>
+  %o = nn.sdpa %q, %k, %v mask %band {causal = false, dropout_p = 0.0 : f64} : (tensor<1x2x3x4xf32>, tensor<1x2x3x4xf32>, tensor<1x2x3x4xf32>, tensor<1x1x3x3xi1>) -> tensor<1x2x3x4xf32>
+  func.return %o : tensor<1x2x3x4xf32>
+}
+
+// CHECK-LABEL: func.func @negative_constant_window_mask
+// CHECK:         %o = attn.sdpa %q, %k, %v mask %band {scale = 5.000000e-01 : f64, causal = false}
+
+// -----
+
+// BLOOM: q·kᵀ on flattened (batch·heads) operands with ALiBi added there, reshaped to (batch, heads) for the
+// mask and the softmax, flattened again for P·V. Raised on (batch, heads, ...) operands; the ALiBi term is
+// broadcast and split like the scores; the result is flattened back.
+
+func.func @flattened_heads_with_alibi(%q: tensor<8x8x16xf32>, %k: tensor<8x8x16xf32>, %v: tensor<8x8x16xf32>, %alibi: tensor<8x1x8xf32>, %m: tensor<2x1x8x8xf32>) -> tensor<8x8x16xf32> {
+  %kt = nn.transpose %k {dim0 = 1 : i64, dim1 = 2 : i64} : (tensor<8x8x16xf32>) -> tensor<8x16x8xf32>
+  %s = nn.matmul %q, %kt : (tensor<8x8x16xf32>, tensor<8x16x8xf32>) -> tensor<8x8x8xf32>
+  %c = nn.constant dense<0.25> : tensor<f32>
+  %ss = nn.mul %s, %c : (tensor<8x8x8xf32>, tensor<f32>) -> tensor<8x8x8xf32>
+  %sa = nn.add %ss, %alibi : (tensor<8x8x8xf32>, tensor<8x1x8xf32>) -> tensor<8x8x8xf32>
+  %s4 = nn.reshape %sa : (tensor<8x8x8xf32>) -> tensor<2x4x8x8xf32>
+  %sm = nn.add %s4, %m : (tensor<2x4x8x8xf32>, tensor<2x1x8x8xf32>) -> tensor<2x4x8x8xf32>
+  %p = nn.softmax %sm {dim = -1 : i64} : (tensor<2x4x8x8xf32>) -> tensor<2x4x8x8xf32>
+  %p3 = nn.reshape %p : (tensor<2x4x8x8xf32>) -> tensor<8x8x8xf32>
+  %o = nn.matmul %p3, %v : (tensor<8x8x8xf32>, tensor<8x8x16xf32>) -> tensor<8x8x16xf32>
+  func.return %o : tensor<8x8x16xf32>
+}
+
+// CHECK-LABEL: func.func @flattened_heads_with_alibi
+// CHECK-NOT:     nn.softmax
+// CHECK-DAG:     %[[Q:.*]] = nn.reshape %q : (tensor<8x8x16xf32>) -> tensor<2x4x8x16xf32>
+// CHECK-DAG:     %[[A:.*]] = nn.broadcast_to %alibi : (tensor<8x1x8xf32>) -> tensor<8x8x8xf32>
+// CHECK-DAG:     %[[A4:.*]] = nn.reshape %[[A]] : (tensor<8x8x8xf32>) -> tensor<2x4x8x8xf32>
+// CHECK:         %[[MASK:.*]] = nn.add %[[A4]], %m : (tensor<2x4x8x8xf32>, tensor<2x1x8x8xf32>) -> tensor<2x4x8x8xf32>
+// CHECK-NEXT:    %[[O:.*]] = attn.sdpa %[[Q]], %{{.*}}, %{{.*}} mask %[[MASK]] {scale = 2.500000e-01 : f64, causal = false} : {{.*}} -> tensor<2x4x8x16xf32>
+// CHECK-NEXT:    %o = nn.reshape %[[O]] : (tensor<2x4x8x16xf32>) -> tensor<8x8x16xf32>
+
+// -----
+
+// The scale on kᵀ (DeBERTa divides kᵀ by sqrt(d·scale_factor)).
+
+func.func @scale_on_key(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xf32>, %v: tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32> {
+  %kt = nn.transpose %k {dim0 = 2 : i64, dim1 = 3 : i64} : (tensor<2x4x8x16xf32>) -> tensor<2x4x16x8xf32>
+  %c = nn.constant dense<8.0> : tensor<f32>
+  %kts = nn.div %kt, %c : (tensor<2x4x16x8xf32>, tensor<f32>) -> tensor<2x4x16x8xf32>
+  %s = nn.matmul %q, %kts : (tensor<2x4x8x16xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x8x8xf32>
+  %p = nn.softmax %s {dim = -1 : i64} : (tensor<2x4x8x8xf32>) -> tensor<2x4x8x8xf32>
+  %o = nn.matmul %p, %v : (tensor<2x4x8x8xf32>, tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32>
+  func.return %o : tensor<2x4x8x16xf32>
+}
+
+// CHECK-LABEL: func.func @scale_on_key
+// CHECK:         %o = attn.sdpa %q, %k, %v {scale = 1.250000e-01 : f64, causal = false}
+
+// -----
+
+// nn.MultiheadAttention's flat operands, x.view(L, B·H, hd).transpose(0, 1): the attention is raised on
+// (batch, heads, length, head) operands so per-head passes see the heads, and flattened back.
+
+func.func @multihead_flat_heads(%x: tensor<8x2x32xf32>) -> tensor<8x8x8xf32> {
+  %view = nn.reshape %x : (tensor<8x2x32xf32>) -> tensor<8x8x8xf32>
+  %q = nn.transpose %view {dim0 = 0 : i64, dim1 = 1 : i64} : (tensor<8x8x8xf32>) -> tensor<8x8x8xf32>
+  %o = nn.sdpa %q, %q, %q {causal = false, dropout_p = 0.0 : f64} : (tensor<8x8x8xf32>, tensor<8x8x8xf32>, tensor<8x8x8xf32>) -> tensor<8x8x8xf32>
+  func.return %o : tensor<8x8x8xf32>
+}
+
+// CHECK-LABEL: func.func @multihead_flat_heads
+// CHECK:         %[[Q:.*]] = nn.reshape %q : (tensor<8x8x8xf32>) -> tensor<2x4x8x8xf32>
+// CHECK:         %[[O:.*]] = attn.sdpa %[[Q]], %{{.*}}, %{{.*}} {scale = 0.3535533905932737{{[0-9]}} : f64, causal = false} : {{.*}} -> tensor<2x4x8x8xf32>
+// CHECK-NEXT:    %o = nn.reshape %[[O]] : (tensor<2x4x8x8xf32>) -> tensor<8x8x8xf32>
+

@@ -15,7 +15,7 @@
 
 // Ops that stay digital say why on stderr, once each, in file order.
 // REMARK:      remark: lower-to-xbar: proj.dyn: the weight is computed, not a parameter: a static crossbar cannot hold it; stays digital
-// REMARK-NEXT: remark: lower-to-xbar: gqa.attn: K 1x1x8x16 and V 1x1x8x16 must have Q's leading dims 1x4 (no broadcast heads); stays digital
+// REMARK-NEXT: remark: lower-to-xbar: shared.attn: K 1x4x8x16 and V 1x4x8x16 must have Q's leading dims 2x4, or fewer heads that divide Q's (grouped-query attention); stays digital
 // REMARK-NOT:  remark
 
 // The device parameters land on the module (defaults: 2-bit cells, 8-bit weights and inputs, 6-bit
@@ -130,21 +130,67 @@ func.func @negative_computed_weight(%x: tensor<4x32xf32>, %s: tensor<48x32xf32>)
 
 // -----
 
-// negative_: K/V shared across query heads (grouped-query attention written with broadcasting) would need
-// one stored array per head group; it stays digital, with a remark.
+// Multi-query attention (one K/V head broadcast over four query heads): the stored head is written once, and
+// the four query heads that read it are stacked as rows of one MVM, then split back for the digital softmax.
 
-func.func @negative_broadcast_heads(%q: tensor<1x4x8x16xf32>, %k: tensor<1x1x8x16xf32>) -> tensor<1x4x8x16xf32> {
-  %o = attn.sdpa %q, %k, %k {scale = 0.25 : f64, causal = true} : (tensor<1x4x8x16xf32>, tensor<1x1x8x16xf32>, tensor<1x1x8x16xf32>) -> tensor<1x4x8x16xf32> loc("gqa.attn")
+func.func @multi_query_heads(%q: tensor<1x4x8x16xf32>, %k: tensor<1x1x8x16xf32>, %v: tensor<1x1x8x16xf32>) -> tensor<1x4x8x16xf32> {
+  %o = attn.sdpa %q, %k, %v {scale = 0.25 : f64, causal = true} : (tensor<1x4x8x16xf32>, tensor<1x1x8x16xf32>, tensor<1x1x8x16xf32>) -> tensor<1x4x8x16xf32> loc("mqa.attn")
   func.return %o : tensor<1x4x8x16xf32>
 }
 
-// CHECK-LABEL: func.func @negative_broadcast_heads
+// CHECK-LABEL: func.func @multi_query_heads
+// CHECK-NEXT:    %o_k_tiles = xbar.write %k : (tensor<1x1x8x16xf32>) -> !xbar.tiles<1x1x8x16, tile = 64x64, grid = 1x1>
+// CHECK-NEXT:    %o_q_groups = nn.reshape %q : (tensor<1x4x8x16xf32>) -> tensor<1x1x32x16xf32>
+// CHECK-NEXT:    %o_scores = xbar.mvm %o_k_tiles, %o_q_groups : (!xbar.tiles<1x1x8x16, tile = 64x64, grid = 1x1>, tensor<1x1x32x16xf32>) -> tensor<1x1x32x8xf32>
+// CHECK-NEXT:    %o_scores_heads = nn.reshape %o_scores : (tensor<1x1x32x8xf32>) -> tensor<1x4x8x8xf32>
+// CHECK-NEXT:    %o_probs = attn.softmax %o_scores_heads {scale = 2.500000e-01 : f64, causal = true} : (tensor<1x4x8x8xf32>) -> tensor<1x4x8x8xf32>
+// CHECK-NEXT:    %o_probs_groups = nn.reshape %o_probs : (tensor<1x4x8x8xf32>) -> tensor<1x1x32x8xf32>
+// CHECK-NEXT:    %o_vt = nn.transpose %v {dim0 = 2 : i64, dim1 = 3 : i64} : (tensor<1x1x8x16xf32>) -> tensor<1x1x16x8xf32>
+// CHECK-NEXT:    %o_v_tiles = xbar.write %o_vt : (tensor<1x1x16x8xf32>) -> !xbar.tiles<1x1x16x8, tile = 64x64, grid = 1x1>
+// CHECK-NEXT:    %o_groups = xbar.mvm %o_v_tiles, %o_probs_groups : (!xbar.tiles<1x1x16x8, tile = 64x64, grid = 1x1>, tensor<1x1x32x8xf32>) -> tensor<1x1x32x16xf32>
+// CHECK-NEXT:    %o = nn.reshape %o_groups : (tensor<1x1x32x16xf32>) -> tensor<1x4x8x16xf32>
+// CHECK-NEXT:    func.return %o
+
+// -----
+
+// Grouped-query attention as Hugging Face writes it (repeat_kv: reshape, broadcast, reshape K and V from two
+// heads to four): the crossbar stores the two heads, not the four copies.
+
+func.func @repeat_kv_heads(%q: tensor<1x4x8x16xf32>, %k: tensor<1x2x8x16xf32>, %v: tensor<1x2x8x16xf32>) -> tensor<1x4x8x16xf32> {
+  %k5 = nn.reshape %k : (tensor<1x2x8x16xf32>) -> tensor<1x2x1x8x16xf32>
+  %kb = nn.broadcast_to %k5 : (tensor<1x2x1x8x16xf32>) -> tensor<1x2x2x8x16xf32>
+  %kr = nn.reshape %kb : (tensor<1x2x2x8x16xf32>) -> tensor<1x4x8x16xf32>
+  %v5 = nn.reshape %v : (tensor<1x2x8x16xf32>) -> tensor<1x2x1x8x16xf32>
+  %vb = nn.broadcast_to %v5 : (tensor<1x2x1x8x16xf32>) -> tensor<1x2x2x8x16xf32>
+  %vr = nn.reshape %vb : (tensor<1x2x2x8x16xf32>) -> tensor<1x4x8x16xf32>
+  %o = attn.sdpa %q, %kr, %vr {scale = 0.25 : f64, causal = true} : (tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>) -> tensor<1x4x8x16xf32> loc("gqa.attn")
+  func.return %o : tensor<1x4x8x16xf32>
+}
+
+// CHECK-LABEL: func.func @repeat_kv_heads
+// CHECK-NOT:     nn.broadcast_to
+// CHECK:         %o_k_tiles = xbar.write %k : (tensor<1x2x8x16xf32>) -> !xbar.tiles<1x2x8x16, tile = 64x64, grid = 1x1>
+// CHECK-NEXT:    %o_q_groups = nn.reshape %q : (tensor<1x4x8x16xf32>) -> tensor<1x2x16x16xf32>
+// CHECK:         %o_v_tiles = xbar.write %o_vt : (tensor<1x2x16x8xf32>) -> !xbar.tiles<1x2x16x8, tile = 64x64, grid = 1x1>
+// CHECK:         %o = nn.reshape %o_groups : (tensor<1x2x16x16xf32>) -> tensor<1x4x8x16xf32>
+
+// -----
+
+// negative_: K/V broadcast over the batch (one stored matrix for two sequences) is not a head grouping; it
+// stays digital, with a remark.
+
+func.func @negative_broadcast_batch(%q: tensor<2x4x8x16xf32>, %k: tensor<1x4x8x16xf32>) -> tensor<2x4x8x16xf32> {
+  %o = attn.sdpa %q, %k, %k {scale = 0.25 : f64, causal = true} : (tensor<2x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>) -> tensor<2x4x8x16xf32> loc("shared.attn")
+  func.return %o : tensor<2x4x8x16xf32>
+}
+
+// CHECK-LABEL: func.func @negative_broadcast_batch
 // CHECK-NOT:     xbar.{{(program|write|mvm)}}
 // CHECK:         %o = attn.sdpa %q, %k, %k
 // CHECK-NOT:     xbar.{{(program|write|mvm)}}
 
 // An attention that stays digital keeps its clips, which then act in value units.
-// CLIP-LABEL: func.func @negative_broadcast_heads
+// CLIP-LABEL: func.func @negative_broadcast_batch
 // CLIP-NEXT:    %k_clip = attn.kv_clip %k
 // CLIP-NEXT:    %k_clip_1 = attn.kv_clip %k
 // CLIP-NEXT:    attn.sdpa %q, %k_clip, %k_clip_1
