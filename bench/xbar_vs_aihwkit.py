@@ -154,7 +154,7 @@ def relative_error(y: torch.Tensor, ref: torch.Tensor) -> float:
 
 def our_variants() -> dict[str, tuple[CrossbarConfig, str]]:
     """Name -> (config, what it models). All have programming noise on."""
-    noisy = dict(program_noise=PROGRAM_NOISE)
+    noisy = dict(program_noise=PROGRAM_NOISE, gamma=0.0)  # static weights: programming noise, no write noise
     return {
         "ours fast, ideal DAC/ADC": (
             CrossbarConfig(input_bits=None, adc_bits=None, **noisy),

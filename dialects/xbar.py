@@ -43,6 +43,7 @@ from xdsl.printer import Printer
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
+from dialects.attn import clipformer_errors
 from dialects.shapes import element_type, fmt_shape, is_float, tensor_shape
 
 DEVICE_ATTRIBUTE = "xbar.device"
@@ -203,11 +204,8 @@ class WriteOp(IRDLOperation):
         if (self.clip_alpha is None) != (self.clip_beta is None):
             raise VerifyException("ClipFormer needs both clip_alpha and clip_beta, or neither")
         if self.clip is not None:
-            alpha, beta = self.clip
-            if alpha < 0:
-                raise VerifyException(f"clip_alpha must be >= 0, got {alpha}")
-            if not 0 < beta <= 1:
-                raise VerifyException(f"clip_beta must be in (0, 1], got {beta}")
+            for error in clipformer_errors(*self.clip, alpha_name="clip_alpha", beta_name="clip_beta"):
+                raise VerifyException(error)
 
 
 @irdl_op_definition

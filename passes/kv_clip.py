@@ -84,10 +84,8 @@ class KvClipPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         check_layers_pattern(self.name, self.layers)
-        if self.alpha < 0:
-            raise pass_failure("kv-clip", f"alpha must be >= 0, got {self.alpha}")
-        if not 0 < self.beta <= 1:
-            raise pass_failure("kv-clip", f"beta must be in (0, 1], got {self.beta}")
+        for error in attn.clipformer_errors(self.alpha, self.beta):
+            raise pass_failure("kv-clip", error)
         if not 0 <= self.g_min < self.g_max:
             raise pass_failure("kv-clip", f"need 0 <= g-min < g-max, got g-min={self.g_min}, g-max={self.g_max}")
         pattern = ClipKeyAndValue(float(self.alpha), float(self.beta), float(self.g_min), float(self.g_max), self.layers)

@@ -80,11 +80,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
+from dialects.attn import clipformer_errors
 from runtime.clip_kernels import clip_normalised_magnitude, matrix_max
 
 SIGNED_MAPPINGS = ("differential", "offset")
@@ -99,6 +101,46 @@ CLIP_POSITIONS = ("full_precision", "per_slice")
 DEFAULT_WRITE_SIGMA = 0.1
 
 _TINY = 1e-30
+
+
+def crossbar_config_errors(values: Any, spell: Callable[[str], str] = str) -> list[str]:
+    """What is wrong with a set of crossbar parameters (anything with CrossbarConfig's attributes), one
+    message per problem, each naming the parameter as ``spell`` writes it.
+
+    The one validation of the device parameters: ``CrossbarConfig`` raises on the first, ``lower-to-xbar``
+    reports it with its option spelling (``spell`` turns ``bits_per_cell`` into ``bits-per-cell``).
+    A bit width of 0 or None means an ideal converter.
+    """
+    errors: list[str] = []
+
+    def check(ok: bool, message: str) -> None:
+        if not ok:
+            errors.append(message)
+
+    for item in dataclasses.fields(CrossbarConfig):
+        value = getattr(values, item.name)
+        check(not isinstance(value, float) or math.isfinite(value), f"{spell(item.name)} must be a finite number, got {value}")
+    if errors:
+        return errors
+    check(values.tile_rows > 0 and values.tile_cols > 0, f"tile size must be positive, got {values.tile_rows}x{values.tile_cols}")
+    check(1 <= values.bits_per_cell <= 8, f"{spell('bits_per_cell')} must be in 1..8, got {values.bits_per_cell}")
+    check(2 <= values.weight_bits <= 24, f"{spell('weight_bits')} must be in 2..24, got {values.weight_bits}")
+    for name in ("input_bits", "adc_bits"):
+        bits = getattr(values, name)
+        check(not bits or 2 <= bits <= 24, f"{spell(name)} must be 0 (ideal) or 2..24, got {bits}")
+    for name, allowed in (("adc_range", ADC_RANGES), ("signed_mapping", SIGNED_MAPPINGS), ("mode", MVM_MODES)):
+        value = getattr(values, name)
+        check(value in allowed, f"{spell(name)} must be one of {', '.join(allowed)}, got '{value}'")
+    check(
+        0 <= values.g_min < values.g_max,
+        f"need 0 <= {spell('g_min')} < {spell('g_max')}, got {spell('g_min')}={values.g_min}, {spell('g_max')}={values.g_max}",
+    )
+    for name in ("gamma", "sigma", "program_noise", "read_noise"):
+        check(getattr(values, name) >= 0, f"{spell(name)} must be >= 0, got {getattr(values, name)}")
+    check(values.read_noise_pool >= 0, f"{spell('read_noise_pool')} must be >= 0, got {values.read_noise_pool}")
+    for name in ("stuck_at_rate", "stuck_at_high_fraction"):
+        check(0 <= getattr(values, name) <= 1, f"{spell(name)} must be in [0, 1], got {getattr(values, name)}")
+    return errors
 
 
 @dataclass(frozen=True)
@@ -120,7 +162,7 @@ class CrossbarConfig:
     g_min: float = 0.1e-6  # siemens (R_max = 10 MOhm)
     g_max: float = 10e-6  # siemens (R_min = 100 kOhm, ON/OFF = 100)
     signed_mapping: str = "differential"
-    gamma: float = 0.0  # gamma of the write-noise model; the paper reports 3, 4, 5
+    gamma: float = 5.0  # gamma of the write-noise model; the paper reports 3, 4, 5
     sigma: float = DEFAULT_WRITE_SIGMA  # default, not the paper's
     program_noise: float = 0.0  # std of static programming noise, fraction of (g_max - g_min)
     read_noise: float = 0.0  # std of per-read noise, fraction of (g_max - g_min)
@@ -132,44 +174,9 @@ class CrossbarConfig:
     mode: str = "fast"
 
     def __post_init__(self) -> None:
-        def check(ok: bool, message: str) -> None:
-            if not ok:
-                raise ValueError(f"CrossbarConfig: {message}")
-
-        for item in dataclasses.fields(self):
-            value = getattr(self, item.name)
-            check(
-                not isinstance(value, float) or math.isfinite(value),
-                f"{item.name} must be a finite number, got {value}",
-            )
-        check(
-            self.tile_rows > 0 and self.tile_cols > 0,
-            f"tile size must be positive, got {self.tile_rows}x{self.tile_cols}",
-        )
-        check(1 <= self.bits_per_cell <= 8, f"bits_per_cell must be in 1..8, got {self.bits_per_cell}")
-        check(2 <= self.weight_bits <= 24, f"weight_bits must be in 2..24, got {self.weight_bits}")
-        check(
-            self.input_bits is None or 2 <= self.input_bits <= 24,
-            f"input_bits must be None or in 2..24, got {self.input_bits}",
-        )
-        check(
-            self.adc_bits is None or 2 <= self.adc_bits <= 24, f"adc_bits must be None or in 2..24, got {self.adc_bits}"
-        )
-        check(self.adc_range in ADC_RANGES, f"adc_range must be one of {ADC_RANGES}, got {self.adc_range!r}")
-        check(0 <= self.g_min < self.g_max, f"need 0 <= g_min < g_max, got g_min={self.g_min}, g_max={self.g_max}")
-        check(
-            self.signed_mapping in SIGNED_MAPPINGS,
-            f"signed_mapping must be one of {SIGNED_MAPPINGS}, got {self.signed_mapping!r}",
-        )
-        for name in ("gamma", "sigma", "program_noise", "read_noise"):
-            check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
-        check(self.read_noise_pool >= 0, f"read_noise_pool must be >= 0, got {self.read_noise_pool}")
-        check(0 <= self.stuck_at_rate <= 1, f"stuck_at_rate must be in [0, 1], got {self.stuck_at_rate}")
-        check(
-            0 <= self.stuck_at_high_fraction <= 1,
-            f"stuck_at_high_fraction must be in [0, 1], got {self.stuck_at_high_fraction}",
-        )
-        check(self.mode in MVM_MODES, f"mode must be one of {MVM_MODES}, got {self.mode!r}")
+        errors = crossbar_config_errors(self)
+        if errors:
+            raise ValueError(f"CrossbarConfig: {errors[0]}")
 
     @property
     def n_slices(self) -> int:
@@ -237,10 +244,8 @@ class ClipFormer:
     at: str = "full_precision"
 
     def __post_init__(self) -> None:
-        if self.alpha < 0:
-            raise ValueError(f"ClipFormer: alpha must be >= 0, got {self.alpha}")
-        if not 0 < self.beta <= 1:
-            raise ValueError(f"ClipFormer: beta must be in (0, 1], got {self.beta}")
+        for error in clipformer_errors(self.alpha, self.beta):
+            raise ValueError(f"ClipFormer: {error}")
         if self.at not in CLIP_POSITIONS:
             raise ValueError(f"ClipFormer: at must be one of {CLIP_POSITIONS}, got {self.at!r}")
 
@@ -604,7 +609,7 @@ def _build_tiles(
     # Per-call constants: level units -> values (times each input row's max|x|); read-noise std per ||x||.
     out_factor = scale / (cfg.weight_levels * cfg.input_levels)
     if not batch:
-        out_factor = float(out_factor)
+        out_factor = float(out_factor)  # type: ignore[assignment]  # a plain float multiplies faster
     sum_sig2 = sum(s * s for s in cfg.slice_significance())
     read_noise_factor = cfg.read_noise * cfg.cell_levels * math.sqrt(cfg.devices_per_value * sum_sig2)
 
@@ -690,7 +695,7 @@ def _quantise_inputs(x: torch.Tensor, cfg: CrossbarConfig) -> tuple[torch.Tensor
     return levels, x_max
 
 
-def _read_noise(shape: torch.Size, state: CrossbarTiles, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+def _read_noise(shape: torch.Size, state: CrossbarTiles, gen: torch.Generator | None, dtype: torch.dtype) -> torch.Tensor:
     """Standard normals for read noise: fresh, or a window of the state's pool at a random offset."""
     pool = state.read_noise_pool
     n = math.prod(shape)
@@ -755,8 +760,7 @@ def _mvm_fast(state: CrossbarTiles, rows: torch.Tensor, gen: torch.Generator | N
     out_scale = x_max.mul_(state.out_factor)  # (*batch, M, 1)
     if cfg.adc_code_max is None:
         y.mul_(out_scale)
-    elif state.fast_adc_step is not None:  # static range: precomputed per-column step
-        step = state.fast_adc_step
+    elif state.fast_adc_step is not None and state.fast_adc_inv_step is not None:  # static range: per-column step
         y.mul_(state.fast_adc_inv_step).round_().mul_(state.fast_adc_step).mul_(out_scale)
     else:  # dynamic range: per column tile, from this call's max|y|
         by_tile = y.view(*y.shape[:-1], state.col_tiles, cfg.tile_cols)

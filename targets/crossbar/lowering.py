@@ -51,13 +51,11 @@ from dialects.diagnostics import pass_failure, remark
 from dialects.shapes import element_type, fmt_shape, tensor_shape
 from passes.kv_clip import DEFAULT_G_MAX, DEFAULT_G_MIN, clipped_operand
 from passes.matchers import defining_op
-from targets.crossbar.device import CrossbarConfig
+from targets.crossbar.device import CrossbarConfig, crossbar_config_errors
 
 OpT = TypeVar("OpT", bound=Operation)
 TILE_FIELDS = ("tile_rows", "tile_cols")  # in the !xbar.tiles types, not in xbar.device
-ADC_RANGES = ("dynamic", "max")
-SIGNED_MAPPINGS = ("differential", "offset")
-MODES = ("fast", "exact")
+ADC_RANGES = ("dynamic", "max")  # the device also has "calibrated", which needs inputs at program time
 
 
 def _located(op: OpT, like: Operation, name: str | None = None) -> OpT:
@@ -216,31 +214,17 @@ class LowerToXbarPass(ModulePass):
     mode: str = "fast"
 
     def check_options(self) -> None:
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise pass_failure("lower-to-xbar", message)
-
-        need(self.tile_rows > 0 and self.tile_cols > 0, f"tile size must be positive, got {self.tile_rows}x{self.tile_cols}")
-        need(1 <= self.bits_per_cell <= 8, f"bits-per-cell must be in 1..8, got {self.bits_per_cell}")
-        need(2 <= self.weight_bits <= 24, f"weight-bits must be in 2..24, got {self.weight_bits}")
-        need(self.input_bits == 0 or 2 <= self.input_bits <= 24, f"input-bits must be 0 (ideal) or 2..24, got {self.input_bits}")
-        need(self.adc_bits == 0 or 2 <= self.adc_bits <= 24, f"adc-bits must be 0 (ideal) or 2..24, got {self.adc_bits}")
-        need(
-            self.adc_range in ADC_RANGES,
-            f"adc-range must be one of {', '.join(ADC_RANGES)}, got '{self.adc_range}'"
-            + (
-                " (a calibrated range needs sample inputs at program time; not supported by the lowering)"
-                if self.adc_range == "calibrated"
-                else ""
-            ),
-        )
-        need(0 <= self.g_min < self.g_max, f"need 0 <= g-min < g-max, got g-min={self.g_min}, g-max={self.g_max}")
-        mappings = ", ".join(SIGNED_MAPPINGS)
-        need(self.signed_mapping in SIGNED_MAPPINGS, f"signed-mapping must be one of {mappings}, got '{self.signed_mapping}'")
-        for option in ("gamma", "sigma", "program_noise", "read_noise"):
-            need(getattr(self, option) >= 0, f"{option.replace('_', '-')} must be >= 0, got {getattr(self, option)}")
-        need(0 <= self.stuck_at_rate <= 1, f"stuck-at-rate must be in [0, 1], got {self.stuck_at_rate}")
-        need(self.mode in MODES, f"mode must be one of {', '.join(MODES)}, got '{self.mode}'")
+        """The device's own validation (``crossbar_config_errors``), with option spellings; a calibrated ADC
+        range is the device's but not the lowering's (it needs sample inputs at program time)."""
+        if self.adc_range == "calibrated":
+            raise pass_failure(
+                "lower-to-xbar",
+                f"adc-range must be one of {', '.join(ADC_RANGES)}, got 'calibrated' "
+                "(a calibrated range needs sample inputs at program time; not supported by the lowering)",
+            )
+        errors = crossbar_config_errors(self, spell=lambda name: name.replace("_", "-"))
+        if errors:
+            raise pass_failure("lower-to-xbar", errors[0])
 
     def device_attribute(self) -> DictionaryAttr:
         """The device parameters, one entry per field of the device configuration (``CrossbarConfig``) under the

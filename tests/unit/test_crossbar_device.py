@@ -161,7 +161,7 @@ def test_calibrated_adc_without_calibration_is_a_clear_error(layer) -> None:
 def test_batched_matrices_match_per_matrix_results() -> None:
     k = torch.randn(2, 3, 40, 70, generator=gen(6))  # e.g. K per (batch, head): (seq, head_dim)
     q = torch.randn(2, 3, 5, 70, generator=gen(7))
-    cfg = CrossbarConfig()
+    cfg = CrossbarConfig(gamma=0.0)
     y = mvm(write(k, cfg), q)
     for b in range(2):
         for h in range(3):
@@ -218,7 +218,7 @@ def test_programming_noise_in_weight_units_matches_the_nominal_helper() -> None:
 def test_write_noise_in_weight_units_matches_the_nominal_helper() -> None:
     cfg = CrossbarConfig(gamma=1.0, sigma=0.01)
     w = torch.randn(128, 128, generator=gen(12))
-    ideal = write(w, CrossbarConfig()).effective_weight()
+    ideal = write(w, CrossbarConfig(gamma=0.0)).effective_weight()
     copies = w.expand(20, 128, 128)  # 20 independent writes of the same matrix, in one call
     errors = write(copies, cfg, gen(1)).effective_weight() - ideal
     measured = float(errors.pow(2).mean().sqrt() / w.abs().max())
@@ -303,7 +303,7 @@ def test_same_seed_same_result_different_seed_different_result(layer, mode: str)
 
 
 def test_clipformer_alpha0_beta1_is_the_identity() -> None:
-    cfg = CrossbarConfig()
+    cfg = CrossbarConfig(gamma=0.0)
     identity = ClipFormer(alpha=0.0, beta=1.0)
     g = cfg.g_min + torch.rand(1000, generator=gen(22)) * cfg.g_range
     assert torch.equal(clipformer_conductance(g, 0.0, 1.0, cfg), g)
@@ -343,7 +343,7 @@ def test_clipformer_beta_quarter_empties_the_msb_slice_of_8bit_values_in_2bit_ce
 
 
 def test_clipformer_value_domain_equals_the_noise_free_crossbar() -> None:
-    cfg = CrossbarConfig()
+    cfg = CrossbarConfig(gamma=0.0)
     x = torch.randn(3, 50, 40, generator=gen(25))
     for clip in (ClipFormer(2.0, 0.25), ClipFormer(3.0, 0.5), ClipFormer(2.0, 0.25, at="per_slice")):
         on_crossbar = write(x, cfg, clip=clip).effective_weight()
@@ -387,7 +387,7 @@ def test_attention_through_written_k_and_v_matches_within_quantisation() -> None
     """Q @ K.T with K written as is, P @ V with V written transposed, noise-free: only 8-bit mapping error."""
     g = gen(28)
     q, k, v = (torch.randn(2, 4, 16, 32, generator=g) for _ in range(3))
-    cfg = CrossbarConfig(**IDEAL_IO)
+    cfg = CrossbarConfig(gamma=0.0, **IDEAL_IO)
     scores = mvm(write(k, cfg), q) / math.sqrt(32)
     probs = torch.softmax(scores, dim=-1)
     out = mvm(write(v.transpose(-1, -2), cfg), probs)

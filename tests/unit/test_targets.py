@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,3 +138,26 @@ def test_crossbar_pass_options_ir_keys_and_config_fields_are_one_set():
         **{name: getattr(lowering, name) for name in config_fields if name not in TILE_FIELDS} | {"input_bits": None}
     )
     assert device_config(lowering.device_attribute()) == expected
+    # One default per parameter (an ideal converter is 0 as an option, None in the configuration).
+    defaults = LowerToXbarPass()
+    for item in dataclasses.fields(CrossbarConfig):
+        assert getattr(defaults, item.name) == (item.default if item.default is not None else 0), item.name
+
+
+def test_crossbar_options_are_validated_once_with_option_spellings():
+    """The pass reports the device's own validation, naming the option as the user wrote it."""
+    import pytest
+    from xdsl.utils.exceptions import PassFailedException
+
+    from targets.crossbar.device import CrossbarConfig
+    from targets.crossbar.lowering import LowerToXbarPass
+
+    for options, option_message, config_message in [
+        ({"bits_per_cell": 9}, "bits-per-cell must be in 1..8, got 9", "bits_per_cell must be in 1..8, got 9"),
+        ({"stuck_at_high_fraction": 2.0}, "stuck-at-high-fraction must be in [0, 1]", "stuck_at_high_fraction must be in [0, 1]"),
+        ({"read_noise_pool": -1}, "read-noise-pool must be >= 0", "read_noise_pool must be >= 0"),
+    ]:
+        with pytest.raises(PassFailedException, match=re.escape(option_message)):
+            LowerToXbarPass(**options).check_options()
+        with pytest.raises(ValueError, match=re.escape(config_message)):
+            CrossbarConfig(**options)

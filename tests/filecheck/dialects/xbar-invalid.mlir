@@ -132,26 +132,26 @@ func.func @write_clip_beta_only(%k: tensor<1x12x16x32xf32>) {
 // CHECK-NEXT: | Operation does not verify: ClipFormer needs both clip_alpha and clip_beta, or neither
 
 // -----
-// xbar.write: "clip_alpha must be >= 0, got ..."
+// xbar.write: "clip_alpha must be >= 0 (a dead zone of alpha·g_min), got ..."
 func.func @write_clip_alpha(%k: tensor<1x12x16x32xf32>) {
   %t = xbar.write %k {clip_alpha = -0.5 : f64, clip_beta = 0.25 : f64} : (tensor<1x12x16x32xf32>) -> !xbar.tiles<1x12x16x32, tile = 64x64>
   func.return
 }
-// CHECK:      clip_alpha must be >= 0, got -0.5
+// CHECK:      clip_alpha must be >= 0 (a dead zone of alpha·g_min), got -0.5
 // CHECK:      %t = "xbar.write"(%k) {clip_alpha = -5.000000e-01 : f64, clip_beta = 2.500000e-01 : f64} : (tensor<1x12x16x32xf32>) -> !xbar.tiles<1x12x16x32, tile = 64x64, grid = 1x1>
 // CHECK-NEXT: ^^^
-// CHECK-NEXT: | Operation does not verify: clip_alpha must be >= 0, got -0.5
+// CHECK-NEXT: | Operation does not verify: clip_alpha must be >= 0 (a dead zone of alpha·g_min), got -0.5
 
 // -----
-// xbar.write: "clip_beta must be in (0, 1], got ..." (beta = 0)
+// xbar.write: "clip_beta must be in (0, 1] (a ceiling of beta·g_max), got ..." (beta = 0)
 func.func @write_clip_beta_zero(%k: tensor<1x12x16x32xf32>) {
   %t = xbar.write %k {clip_alpha = 2.0 : f64, clip_beta = 0.0 : f64} : (tensor<1x12x16x32xf32>) -> !xbar.tiles<1x12x16x32, tile = 64x64>
   func.return
 }
-// CHECK:      clip_beta must be in (0, 1], got 0.0
+// CHECK:      clip_beta must be in (0, 1] (a ceiling of beta·g_max), got 0.0
 // CHECK:      %t = "xbar.write"(%k) {clip_alpha = 2.000000e+00 : f64, clip_beta = 0.000000e+00 : f64} : (tensor<1x12x16x32xf32>) -> !xbar.tiles<1x12x16x32, tile = 64x64, grid = 1x1>
 // CHECK-NEXT: ^^^
-// CHECK-NEXT: | Operation does not verify: clip_beta must be in (0, 1], got 0.0
+// CHECK-NEXT: | Operation does not verify: clip_beta must be in (0, 1] (a ceiling of beta·g_max), got 0.0
 
 // -----
 // xbar.write: the same message for clip_beta > 1
@@ -159,10 +159,10 @@ func.func @write_clip_beta_above_one(%k: tensor<1x12x16x32xf32>) {
   %t = xbar.write %k {clip_alpha = 2.0 : f64, clip_beta = 2.0 : f64} : (tensor<1x12x16x32xf32>) -> !xbar.tiles<1x12x16x32, tile = 64x64>
   func.return
 }
-// CHECK:      clip_beta must be in (0, 1], got 2.0
+// CHECK:      clip_beta must be in (0, 1] (a ceiling of beta·g_max), got 2.0
 // CHECK:      %t = "xbar.write"(%k) {clip_alpha = 2.000000e+00 : f64, clip_beta = 2.000000e+00 : f64} : (tensor<1x12x16x32xf32>) -> !xbar.tiles<1x12x16x32, tile = 64x64, grid = 1x1>
 // CHECK-NEXT: ^^^
-// CHECK-NEXT: | Operation does not verify: clip_beta must be in (0, 1], got 2.0
+// CHECK-NEXT: | Operation does not verify: clip_beta must be in (0, 1] (a ceiling of beta·g_max), got 2.0
 
 // -----
 // xbar.mvm: "input has ... features, the crossbar holds ... rows"

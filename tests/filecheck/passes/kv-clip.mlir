@@ -8,8 +8,8 @@
 
 // Bad option values are errors with a message, not a traceback, and print no IR.
 // BADBETA-NOT:  builtin.module
-// BADBETA:      attnc-opt: error: kv-clip: beta must be in (0, 1], got 1.5
-// BADALPHA:     attnc-opt: error: kv-clip: alpha must be >= 0, got -1.0
+// BADBETA:      attnc-opt: error: kv-clip: beta must be in (0, 1] (a ceiling of beta·g_max), got 1.5
+// BADALPHA:     attnc-opt: error: kv-clip: alpha must be >= 0 (a dead zone of alpha·g_min), got -1.0
 // BADRANGE:     attnc-opt: error: kv-clip: need 0 <= g-min < g-max, got g-min=1e-05, g-max=1e-07
 
 // K and V (not Q) go through attn.kv_clip before the attention; the clips carry the attention's location
