@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from safetensors.torch import save_file
@@ -39,6 +39,7 @@ from compiler.pipelines import parse_passes, resolve_pipeline
 from compiler.registry import DIALECTS, PASSES
 from compiler.textual_ir import RoundTripParser, RoundTripPrinter
 from dialects.diagnostics import Remark, collect_remarks
+from dialects.shapes import tensor_shape
 from runtime.dtypes import torch_dtype
 from runtime.executor import Executor, flat_tensors, initial_parameters
 from targets.registry import target_of
@@ -95,6 +96,8 @@ def load_spec(spec: str, trust_pickle: bool = False) -> ModelSpec:
         if not Path(file).is_file():
             raise AttncError(f"no such file: {file}")
         module_spec = importlib.util.spec_from_file_location(Path(file).stem, file)
+        if module_spec is None or module_spec.loader is None:
+            raise AttncError(f"{file} cannot be imported as a Python module")
         module = importlib.util.module_from_spec(module_spec)
         try:
             module_spec.loader.exec_module(module)
@@ -174,6 +177,13 @@ class CompiledModel:
     reference_outputs: list[torch.Tensor] | None = None
     remarks: list[Remark] = field(default_factory=list)
 
+    def run_reference(self) -> list[torch.Tensor]:
+        """The PyTorch model's outputs on the example inputs (what ``verify`` compares against)."""
+        if self.reference is None:
+            raise AttncError("this compiled model has no PyTorch reference (it was loaded from a directory)")
+        with torch.no_grad():
+            return flat_tensors(self.reference(*self.inputs))
+
     def executor(self, seed: int = 0, **kwargs) -> Executor:
         """An executor with the implementations of the module's target; ``seed`` fixes a noisy target's draws."""
         extra = [*target_functions(self.module, seed), *kwargs.pop("extra_functions", ())]
@@ -222,12 +232,13 @@ class CompiledModel:
         module = parse_module(read_text_file(outdir / MODEL_FILE), str(outdir / MODEL_FILE))
         function = entry_function_of(module, str(outdir / MODEL_FILE))
         target_functions(module)  # the target checks its configuration now, not at the first run
-        names = [arg.name_hint or f"input_{i}" for i, arg in enumerate(function.body.blocks.first.args)]
+        arguments = function.body.block.args
+        names = [arg.name_hint or f"input_{i}" for i, arg in enumerate(arguments)]
         if isinstance(saved_names := module.attributes.get(INPUTS_ATTRIBUTE), ArrayAttr):
             names = [name.data for name in saved_names.data]
-        if len(names) != len(function.body.blocks.first.args):
+        if len(names) != len(arguments):
             raise AttncError(f"{outdir / MODEL_FILE}: {INPUTS_ATTRIBUTE} names {len(names)} inputs, @main takes "
-                             f"{len(function.body.blocks.first.args)}")
+                             f"{len(arguments)}")
         weights_name = module.attributes.get(WEIGHTS_ATTRIBUTE)
         weights_file = file_inside(
             outdir, weights_name.data if isinstance(weights_name, StringAttr) else WEIGHTS_FILE, WEIGHTS_ATTRIBUTE
@@ -281,7 +292,7 @@ def input_types(module: ModuleOp, names: Sequence[str]) -> dict[str, tuple[tuple
     """Shape and dtype of each ``@main`` argument, by input name."""
     function = entry_function_of(module, "the module")
     return {
-        name: (tuple(typ.get_shape()), torch_dtype(typ))
+        name: (tensor_shape(typ), torch_dtype(typ))
         for name, typ in zip(names, function.function_type.inputs.data)
     }
 
@@ -328,8 +339,10 @@ def export_model(spec: ModelSpec) -> torch.export.ExportedProgram:
     """``torch.export`` with nothing decomposed (keeps sdpa, softmax, linear, layer_norm, gelu whole)."""
     program = spec.program
     if program is None:
+        if spec.model is None:
+            raise AttncError(f"{spec.name} has neither a model nor an exported program")
         try:
-            program = torch.export.export(spec.model, spec.inputs)
+            program = torch.export.export(cast(torch.nn.Module, spec.model), spec.inputs)
         except Exception as error:
             raise AttncError(f"torch.export failed for {spec.name}: {type(error).__name__}: {error}") from None
     return program.run_decompositions({})

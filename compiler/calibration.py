@@ -53,6 +53,6 @@ def default_batches(
         calibration = sentence_batches(CALIBRATION_SENTENCES, batch, length, tokenizer)
         calibration += window_batches(CALIBRATION_SENTENCES, batch, length, windows, seed, tokenizer)
         heldout = sentence_batches(HELDOUT_SENTENCES, batch, length, tokenizer)
-        return calibration[:calibration_batches], heldout
+        return list(calibration[:calibration_batches]), list(heldout)
     count = 16 if calibration_batches is None else calibration_batches
     return random_batches(compiled, count, seed=seed + 1), random_batches(compiled, 4, seed=seed + 10_000)

@@ -14,7 +14,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from compiler.api import CompiledModel, apply_passes, compile_model, flat_tensors, max_abs_error, parse_pipeline
+from compiler.api import CompiledModel, apply_passes, compile_model, max_abs_error, parse_pipeline
 from compiler.pipelines import resolve_pipeline
 from compiler.report import attention_blocks, ops_by_dialect
 from targets.base import Target
@@ -33,7 +33,7 @@ def run_demo(spec_name: str = "minilm", pipeline: str | None = "raise") -> int:
     with console.status("running PyTorch and the executor"):
         with torch.no_grad():
             start = time.perf_counter()
-            reference = flat_tensors(compiled.reference(*spec_inputs))
+            reference = compiled.run_reference()
             seconds["run PyTorch"] = time.perf_counter() - start
             start = time.perf_counter()
             outputs = compiled.executor()(*spec_inputs)

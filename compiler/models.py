@@ -118,7 +118,7 @@ def gpt2_tiny(attn_implementation: str = "eager", seed: int = 0):
 
     torch.manual_seed(seed)
     config = GPT2Config(
-        vocab_size=256, n_positions=64, n_embd=64, n_layer=2, n_head=4, attn_implementation=attn_implementation
+        vocab_size=256, n_positions=64, n_embd=64, n_layer=2, n_head=4, attn_implementation=attn_implementation  # type: ignore[call-arg]
     )
     model = _LogitsOnly(GPT2LMHeadModel(config)).eval()
     ids = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(seed))
@@ -139,7 +139,7 @@ def llama_tiny(attn_implementation: str = "eager", seed: int = 0):
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=64,
-        attn_implementation=attn_implementation,
+        attn_implementation=attn_implementation,  # type: ignore[call-arg]
     )
     model = _LogitsOnly(LlamaForCausalLM(config)).eval()
     ids = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(seed))

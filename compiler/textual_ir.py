@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from xdsl.dialects.builtin import AnyFloat, DenseIntOrFPElementsAttr, Float32Type, Float64Type
 from xdsl.ir import Attribute, Block, SSAValue
@@ -97,11 +98,11 @@ class RoundTripPrinter(Printer):
         super().print_attribute(attribute)
 
     def _print_float_dense(self, attribute: DenseIntOrFPElementsAttr) -> None:
-        element_type = attribute.get_element_type()
+        element_type: Any = attribute.get_element_type()  # a float type: print_attribute checked
         size = element_type.compile_time_size
         raw = attribute.data.data
         elements = [raw[i : i + size] for i in range(0, len(raw), size)]
-        values = attribute.get_values()
+        values: list = list(attribute.get_values())  # floats here (the caller checked the element type)
         self.print_string("dense<")
         if not elements:
             pass

@@ -160,14 +160,11 @@ def cmd_verify(args) -> int:
     """Judges the saved artifact (what ``attnc run`` executes), and fails if it differs from the in-memory module."""
     import tempfile
 
-    import torch
-
-    from compiler.api import CompiledModel, compile_model, flat_tensors, max_abs_error, same_outputs
+    from compiler.api import CompiledModel, compile_model, max_abs_error, same_outputs
     from compiler.errors import AttncError
 
     compiled = compile_model(args.spec, args.pipeline, trust_pickle=args.trust_pickle)
-    with torch.no_grad():
-        reference = flat_tensors(compiled.reference(*compiled.inputs))
+    reference = compiled.run_reference()
     in_memory = compiled.run()
     with tempfile.TemporaryDirectory(prefix="attnc-verify-") as outdir:
         saved = CompiledModel.load(compiled.save(outdir)).run()
@@ -234,8 +231,10 @@ def cmd_recover(args) -> int:
     table = Table(
         title=f"{args.spec}: cosine vs original on held-out inputs, before/after recovery ({what})"
     )
-    for column, justify in (("output", "left"), ("metric", "left"), ("before", "right"), ("after", "right")):
-        table.add_column(column, justify=justify)
+    for column in ("output", "metric"):
+        table.add_column(column, justify="left")
+    for column in ("before", "after"):
+        table.add_column(column, justify="right")
     for row in report.rows():
         table.add_row(*row)
     console.print(table)

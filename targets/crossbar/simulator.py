@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from xdsl.dialects.builtin import DictionaryAttr, FloatAttr, IntegerAttr, ModuleOp, StringAttr
@@ -48,7 +49,7 @@ def device_config(device: DictionaryAttr | Mapping[str, object]) -> CrossbarConf
         else:
             values[key] = attr
     fields = {f.name for f in dataclasses.fields(CrossbarConfig)}
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in fields:
             raise ValueError(f"xbar.device has an unknown parameter '{key}'")

@@ -1,5 +1,5 @@
-"""House rules a contributor can run: ruff (style, imports, pyupgrade) on the whole tree, mypy on the lower
-layers (the configuration lives in pyproject.toml)."""
+"""House rules a contributor can run: ruff (style, imports, pyupgrade) on the whole tree, mypy on every
+package (the configuration lives in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,6 @@ def test_ruff_is_clean():
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
-def test_mypy_is_clean_on_the_checked_layers():
+def test_mypy_is_clean_on_every_package():
     result = subprocess.run([BIN / "mypy"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
