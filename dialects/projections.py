@@ -87,7 +87,7 @@ def projection_path(operand: SSAValue) -> ProjectionPath | None:
     linear = linears[0]
     weight = _producer(linear.weight)
     assert isinstance(weight, nn.ParamOp)
-    reached = {linear}
+    reached: set[Operation] = {linear}
     for op in _program_order(visited):  # forward from the projection, inside what the search saw
         if op is not linear and any(_producer(value) in reached for value in op.operands):
             reached.add(op)

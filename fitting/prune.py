@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.interpreter import Interpreter
+from xdsl.ir import Operation
 
 from dialects import attn
 from dialects.diagnostics import AttncError
@@ -57,7 +58,8 @@ class PruneReport:
 
     sparsity: dict[str, float] = field(default_factory=dict)
     fit_seconds: dict[str, float] = field(default_factory=dict)
-    calibration_loss: dict[str, tuple[float, float]] = field(default_factory=dict)  # (initial mask, final mask)
+    calibration_loss: dict[str, tuple[float, float]] = field(default_factory=dict)  # (Wanda's mask, learned mask)
+    losses: dict[str, list[float]] = field(default_factory=dict)  # the learned objective at every step
 
 
 def marked_attentions(module: ModuleOp, status: str = PENDING) -> list[MarkedAttention]:
@@ -69,9 +71,9 @@ def marked_attentions(module: ModuleOp, status: str = PENDING) -> list[MarkedAtt
         query, key = query_key_paths(op)
         if query is None or key is None:
             continue
-        records = prune_record(query.weight), prune_record(key.weight)
-        if records[0] is not None and records[1] is not None and all(r["status"] == status for r in records):
-            found.append(MarkedAttention(op, query, key, records[0]))
+        query_record, key_record = prune_record(query.weight), prune_record(key.weight)
+        if query_record is not None and key_record is not None and query_record["status"] == key_record["status"] == status:
+            found.append(MarkedAttention(op, query, key, query_record))
     return found
 
 
@@ -180,6 +182,7 @@ def _learned_masks(
     baseline_q, baseline_k = keep_mask(wanda_q, sparsity, granularity), keep_mask(wanda_k, sparsity, granularity)
     start = attention_error(replay, block, wq * baseline_q, wk * baseline_k, dense, captures)
     report.fit_seconds[block.path] = result.seconds
+    report.losses[block.path] = result.losses
     report.calibration_loss[block.path] = (start, final)
     if relaxation == "ste" and start < final:
         return baseline_q, baseline_k
@@ -192,7 +195,7 @@ def prune_pending(
     """Prunes every weight marked ``pending`` in place in ``weights`` and marks it ``applied``."""
     report = PruneReport()
     blocks = marked_attentions(module)
-    wanted = []
+    wanted: list[tuple[Operation, int]] = []
     for block in blocks:
         method = block.record["method"]
         if method in NEEDS_ACTIVATIONS:

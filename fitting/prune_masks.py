@@ -13,9 +13,18 @@ import torch
 from dialects.diagnostics import AttncError
 
 
-def pruned_per_row(columns: int, sparsity: float) -> int:
-    """How many weights of a row of ``columns`` an unstructured mask removes."""
-    return int(round(sparsity * columns))
+def pruned_per_row(rows: int, columns: int, sparsity: float) -> torch.Tensor:
+    """How many weights each output row of an unstructured mask removes: round(sparsity · rows · columns) in
+    all, spread so that rows differ by at most one (the matrix is exact even when a row cannot be)."""
+    total = round(sparsity * rows * columns)
+    edges = [round(total * row / rows) for row in range(rows + 1)]
+    return torch.tensor([edges[row + 1] - edges[row] for row in range(rows)])
+
+
+def _drop_lowest(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Keep-mask that drops the ``counts[r]`` lowest scores of each row ``r``."""
+    ranks = scores.argsort(dim=1, stable=True).argsort(dim=1)
+    return ranks >= counts[:, None]
 
 
 def keep_mask(scores: torch.Tensor, sparsity: float, granularity: str) -> torch.Tensor:
@@ -30,11 +39,7 @@ def keep_mask(scores: torch.Tensor, sparsity: float, granularity: str) -> torch.
         return keep.reshape(rows, columns)
     if granularity != "unstructured":
         raise AttncError(f"unknown pruning granularity '{granularity}'")
-    drop = pruned_per_row(columns, sparsity)
-    keep = torch.ones_like(scores, dtype=torch.bool)
-    if drop:
-        keep.scatter_(1, scores.topk(drop, dim=1, largest=False).indices, False)
-    return keep
+    return _drop_lowest(scores, pruned_per_row(rows, columns, sparsity))
 
 
 def magnitude_scores(weight: torch.Tensor) -> torch.Tensor:
@@ -63,9 +68,11 @@ def sparsegpt(
 
     Works on blocks of ``block_size`` columns ("lazy batch" updates): inside a block each pruned column's
     error is spread onto the block's later columns through the inverse Hessian's Cholesky factor, and the
-    block's accumulated error onto all later columns at once. The mask of a block is chosen when the block
-    starts (for 2:4, when each group of four starts) by the OBS saliency w² / [H⁻¹]_jj², keeping the same
-    count per output row as :func:`keep_mask`. Returns the pruned (and updated) weight.
+    block's accumulated error onto all later columns at once. The mask is chosen when a block starts (for 2:4,
+    when each group of four starts) by the OBS saliency w² / U_jj² (U the Cholesky factor of H⁻¹) of the
+    weights updated so far: each row's remaining pruning budget goes to its least salient remaining columns,
+    and the block prunes those inside it, so every row ends with :func:`keep_mask`'s count (SparseGPT's paper
+    ranks a block over all rows at once instead). Returns the pruned (and updated) weight.
     """
     rows, columns = weight.shape
     w = weight.double().clone()
@@ -75,7 +82,7 @@ def sparsegpt(
     w[:, dead] = 0.0
     h += damping * torch.diag(h).mean() * torch.eye(columns, dtype=h.dtype)
     h_inv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
-    drop_total = pruned_per_row(columns, sparsity)
+    drop_total = pruned_per_row(rows, columns, sparsity)
     keep = torch.ones(rows, columns, dtype=torch.bool)
     for start in range(0, columns, block_size):
         end = min(start + block_size, columns)
@@ -84,10 +91,11 @@ def sparsegpt(
         h_block = h_inv[start:end, start:end]
         diagonal = torch.diag(h_block)
         if granularity == "unstructured":
-            drop = round(drop_total * end / columns) - round(drop_total * start / columns)
-            saliency = block**2 / diagonal[None, :] ** 2
-            if drop:
-                keep[:, start:end].scatter_(1, saliency.topk(drop, dim=1, largest=False).indices, False)
+            # each row's remaining budget goes to the least salient of its remaining columns; this block
+            # takes those that fall inside it (the last block takes the rest, so every row is exact)
+            remaining = drop_total - (~keep[:, :start]).sum(dim=1)
+            saliency = w[:, start:] ** 2 / torch.diag(h_inv)[None, start:] ** 2
+            keep[:, start:end] = _drop_lowest(saliency, remaining)[:, : end - start]
         for offset in range(end - start):
             column = start + offset
             if granularity == "2:4" and offset % 4 == 0:
