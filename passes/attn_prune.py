@@ -27,6 +27,7 @@ paper's ½λ‖M‖², on the mean of M²), ``seed``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -73,7 +74,7 @@ class AttnPrunePass(ModulePass):
                 raise pass_failure(self.name, f"unknown {option} '{value}' (known: {', '.join(known)})")
         if self.granularity == "2:4" and self.sparsity != 0.5:
             raise pass_failure(self.name, f"granularity 2:4 prunes exactly half of each matrix; got sparsity={self.sparsity}")
-        if self.steps < 1 or not self.lr > 0 or self.reg < 0:
+        if self.steps < 1 or not 0 < self.lr < math.inf or not 0 <= self.reg < math.inf:
             raise pass_failure(self.name, f"need steps >= 1, lr > 0, reg >= 0; got {self.steps}, {self.lr}, {self.reg}")
 
     def record(self, role: str) -> dict[str, object]:
