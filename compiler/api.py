@@ -40,6 +40,7 @@ from compiler.registry import DIALECTS, PASSES
 from compiler.textual_ir import RoundTripParser, RoundTripPrinter
 from dialects.diagnostics import Remark, collect_remarks
 from dialects.shapes import tensor_shape
+from fitting.steps import run_pending_steps
 from runtime.dtypes import torch_dtype
 from runtime.executor import Executor, flat_tensors, initial_parameters
 from targets.registry import target_of
@@ -353,10 +354,14 @@ def compile_model(
     pipeline: str | None = None,
     on_imported: Callable[[ModuleOp], None] | None = None,
     trust_pickle: bool = False,
+    calibration: str | Path | Sequence[tuple[torch.Tensor, ...]] | None = None,
 ) -> CompiledModel:
     """Load → export → import → passes, timing each stage; ``on_imported`` sees the module before the passes.
 
     ``trust_pickle`` lets a ``.pt2`` spec hold pickled entries (they can run code when loaded).
+    ``calibration``: the inputs of passes that need activations (``attn-prune``), as a safetensors file
+    (one tensor per model input, samples stacked on dim 0) or a list of input batches; default: the
+    example inputs. After each pass, the steps it asked for run on them (``fitting/steps.py``).
     """
     seconds: dict[str, float] = {}
     start = time.perf_counter()
@@ -372,8 +377,14 @@ def compile_model(
     seconds["import"] = time.perf_counter() - start
     if on_imported is not None:
         on_imported(imported.module)
+    batches = calibration_batches(calibration, imported.input_names, spec.inputs)
     with collect_remarks() as remarks:
-        seconds.update(apply_passes(imported.module, passes))
+        for index, module_pass in enumerate(passes):
+            for label, taken in apply_passes(imported.module, [module_pass]).items():
+                seconds[label if label not in seconds else f"{label}#{index}"] = taken
+            start = time.perf_counter()
+            if run_pending_steps(imported.module, imported.weights, lambda: batches):
+                seconds[f"{module_pass.name}:fit"] = time.perf_counter() - start
     imported.weights.update(initial_parameters(imported.module, imported.weights))
     return CompiledModel(
         imported.module,
@@ -384,6 +395,21 @@ def compile_model(
         reference=spec.model,
         remarks=remarks,
     )
+
+
+def calibration_batches(
+    calibration: str | Path | Sequence[tuple[torch.Tensor, ...]] | None,
+    input_names: Sequence[str],
+    inputs: tuple[torch.Tensor, ...],
+) -> list[tuple[torch.Tensor, ...]]:
+    """The calibration batches: read from a file (checked against the model's inputs), given, or the example."""
+    if calibration is None:
+        return [inputs]
+    if isinstance(calibration, (str, Path)):
+        from compiler.calibration import read_calibration
+
+        return read_calibration(calibration, input_names, inputs)
+    return [tuple(batch) for batch in calibration]
 
 
 def max_abs_error(outputs: Sequence[torch.Tensor], reference: Sequence[torch.Tensor]) -> float:

@@ -37,6 +37,12 @@ def _attn_cosine() -> type[ModulePass]:
     return AttnCosinePass
 
 
+def _attn_prune() -> type[ModulePass]:
+    from passes.attn_prune import AttnPrunePass
+
+    return AttnPrunePass
+
+
 def _kv_clip() -> type[ModulePass]:
     from passes.kv_clip import KvClipPass
 
@@ -65,6 +71,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "attn-raise": _attn_raise,
     "attn-cosine": _attn_cosine,
     "kv-clip": _kv_clip,
+    "attn-prune": _attn_prune,
     "lower-to-xbar": _lower_to_xbar,
 }
 

@@ -29,6 +29,15 @@ def _add_trust_pickle(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_calibration(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--calibration",
+        metavar="FILE",
+        help="safetensors file of calibration inputs for passes that need activations (attn-prune): tensors named "
+        "like inputs.safetensors, samples stacked on dim 0 (default: the example inputs)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attnc", description="Compile Transformer attention graphs.")
     parser.add_argument(
@@ -41,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline(compile_cmd)
     compile_cmd.add_argument("-o", "--output", required=True, help="output directory")
     _add_trust_pickle(compile_cmd)
+    _add_calibration(compile_cmd)
     compile_cmd.add_argument(
         "--report", action="store_true", help="list every softmax left unraised, with its module path and why"
     )
@@ -60,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline(verify_cmd)
     verify_cmd.add_argument("--tol", type=float, default=1e-4, help="fail above this max abs error (default 1e-4)")
     _add_trust_pickle(verify_cmd)
+    _add_calibration(verify_cmd)
 
     demo_cmd = commands.add_parser("demo", help="compile the bundled MiniLM and print a report")
     demo_cmd.add_argument("spec", nargs="?", default="minilm")
@@ -89,7 +100,7 @@ def cmd_compile(args) -> int:
     from compiler.artifacts import check_output_directory
 
     check_output_directory(Path(args.output))  # before minutes of compiling, not after
-    compiled = compile_model(args.spec, args.pipeline, trust_pickle=args.trust_pickle)
+    compiled = compile_model(args.spec, args.pipeline, trust_pickle=args.trust_pickle, calibration=args.calibration)
     outdir = compiled.save(args.output, with_reference=True)
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in compiled.stage_seconds.items())
     print(f"wrote {outdir / 'model.mlir'} and {outdir / 'weights.safetensors'} ({stages})")
@@ -163,7 +174,7 @@ def cmd_verify(args) -> int:
     from compiler.api import CompiledModel, compile_model, max_abs_error, same_outputs
     from compiler.errors import AttncError
 
-    compiled = compile_model(args.spec, args.pipeline, trust_pickle=args.trust_pickle)
+    compiled = compile_model(args.spec, args.pipeline, trust_pickle=args.trust_pickle, calibration=args.calibration)
     reference = compiled.run_reference()
     in_memory = compiled.run()
     with tempfile.TemporaryDirectory(prefix="attnc-verify-") as outdir:

@@ -1,0 +1,49 @@
+"""Compile steps that need data: a pass marks the IR, the driver runs the matching step right after it.
+
+A pass sees no weights and no activations. One that needs them (``attn-prune``; calibrated ADC ranges or
+fixed-point formats next) leaves a mark in the IR saying what it wants; after every pass the driver calls
+:func:`run_pending_steps` with the weights and the calibration batches, and each registered step whose mark
+is pending captures the activations it needs by running the executor (:mod:`fitting.capture`), updates the
+weights and marks the IR done. Nothing passes through global state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from xdsl.dialects.builtin import ModuleOp
+
+
+@dataclass(frozen=True)
+class PendingStep:
+    """A step the IR can ask for: ``pending(module)`` says whether it must run, ``run`` carries it out."""
+
+    name: str
+    pending: Callable[[ModuleOp], bool]
+    run: Callable[[ModuleOp, dict[str, torch.Tensor], Sequence[tuple[torch.Tensor, ...]]], object]
+
+
+def _prune_step() -> PendingStep:
+    from fitting.prune import has_pending_pruning, prune_pending
+
+    return PendingStep("attn-prune", has_pending_pruning, prune_pending)
+
+
+STEPS: tuple[Callable[[], PendingStep], ...] = (_prune_step,)
+
+
+def run_pending_steps(
+    module: ModuleOp,
+    weights: dict[str, torch.Tensor],
+    calibration: Callable[[], Sequence[tuple[torch.Tensor, ...]]],
+) -> dict[str, object]:
+    """Runs every step the module asks for, in place on ``weights``; ``calibration()`` gives the batches
+    (called only when a step runs). Returns each step's report by name."""
+    reports: dict[str, object] = {}
+    for make in STEPS:
+        step = make()
+        if step.pending(module):
+            reports[step.name] = step.run(module, weights, calibration())
+    return reports
