@@ -64,8 +64,31 @@ def softcap_value(op: IRDLOperation) -> float | None:
     return softcap.value.data if isinstance(softcap, FloatAttr) else None
 
 
+class AttentionOp(IRDLOperation):
+    """What ``attn.sdpa`` and ``attn.cosine`` share: q, k, v, an optional mask, ``causal``, and their checks.
+
+    Passes that treat every attention alike (kv-clip, pruning, a target lowering) match on this class. The
+    operand and attribute definitions stay on each op, in their printed order: xDSL orders inherited
+    definitions after the subclass's own, which would move q, k and v behind ``m`` in ``attn.cosine``.
+    """
+
+    @property
+    def is_causal(self) -> bool:
+        causal: BoolAttr = getattr(self, "causal")
+        return bool(causal.value.data)
+
+    def attention_operands(self) -> tuple[SSAValue, SSAValue, SSAValue, SSAValue | None]:
+        """(q, k, v, mask); the mask is None when absent."""
+        q, k, v = self.operands[:3]
+        mask = getattr(self, "mask")
+        return q, k, v, mask
+
+    def verify_attention(self) -> None:
+        verify_attention_operands(self, *self.attention_operands())
+
+
 @irdl_op_definition
-class SdpaOp(IRDLOperation):
+class SdpaOp(AttentionOp):
     """Scaled dot-product attention: ``softmax(scale · Q Kᵀ + mask) V`` over the last two dimensions.
 
     Operands are q (..., Lq, E), k (..., Lk, E), v (..., Lk, Ev) and an optional mask broadcastable to
@@ -113,13 +136,13 @@ class SdpaOp(IRDLOperation):
 
     def verify_(self) -> None:
         verify_softcap(self.softcap)
-        verify_attention_operands(self, self.query, self.key, self.value, self.mask)
+        self.verify_attention()
         if self.causal.value.data and self.mask is not None:
             raise VerifyException("a causal attention takes no explicit mask: fold the mask or drop `causal`")
 
 
 @irdl_op_definition
-class CosineOp(IRDLOperation):
+class CosineOp(AttentionOp):
     """Cosine linear attention (Cottention): per head, N(q)·N(k) similarities with no softmax and no 1/√d.
 
     ``m`` holds one learned scalar per head, used as s = sigmoid(m). Bidirectional: O = N(Q)(N(K)ᵀV) /
@@ -169,7 +192,7 @@ class CosineOp(IRDLOperation):
         q = tensor_shape(self.query)
         if len(q) != 4:
             raise VerifyException(f"cosine attention takes (batch, heads, length, dim) operands, got query {fmt_shape(q)}")
-        verify_attention_operands(self, self.query, self.key, self.value, self.mask)
+        self.verify_attention()
         if tensor_shape(self.m) != (q[1],):
             raise VerifyException(f"m must hold one value per head ({q[1]}), got {fmt_shape(tensor_shape(self.m))}")
         if element_type(self.m) != element_type(self.query):
