@@ -10,9 +10,14 @@ compiled.save("out")                          # out/model.mlir, out/weights.safe
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
+import logging
+import os
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -343,10 +348,46 @@ def export_model(spec: ModelSpec) -> torch.export.ExportedProgram:
         if spec.model is None:
             raise AttncError(f"{spec.name} has neither a model nor an exported program")
         try:
-            program = torch.export.export(cast(torch.nn.Module, spec.model), spec.inputs)
+            with quiet_torch_logs():
+                program = torch.export.export(cast(torch.nn.Module, spec.model), spec.inputs)
         except Exception as error:
-            raise AttncError(f"torch.export failed for {spec.name}: {type(error).__name__}: {error}") from None
+            raise AttncError(export_failure(spec.name, error)) from None
     return program.run_decompositions({})
+
+
+@contextlib.contextmanager
+def quiet_torch_logs() -> Iterator[None]:
+    """Silences torch's log records and prints (a failed export dumps the whole traced graph, twice) unless
+    ATTNC_DEBUG is set; the failure itself still reaches the caller as an exception."""
+    if os.environ.get("ATTNC_DEBUG"):
+        yield
+        return
+    logger = logging.getLogger("torch")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def export_failure(name: str, error: Exception) -> str:
+    """One line for a failed ``torch.export``: the first sentence of torch's message, the user's line that
+    raised it, and what to do about data-dependent control flow (the usual cause)."""
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else ""
+    first = first.split(". ")[0].split(" (unhinted")[0]
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\w+)', text)
+    user = [f for f in frames if "site-packages" not in f[0] and f"{os.sep}torch{os.sep}" not in f[0]]
+    where = f" at {user[-1][0]}:{user[-1][1]} in {user[-1][2]}" if user else ""
+    hint = ""
+    if "DataDependent" in type(error).__name__ or "data-dependent" in text:
+        hint = (
+            "; the model branches on tensor values, which export cannot trace: make the branch static "
+            "(for nn.Transformer*, pass is_causal/tgt_is_causal=True with the causal mask)"
+        )
+    return f"torch.export failed for {name}: {type(error).__name__}: {first}{where}{hint}"
 
 
 def compile_model(

@@ -51,6 +51,21 @@ def bare_tensor():
 
 def nan_input():
     return Tiny(), (torch.tensor([[1.0, float("nan"), 0.0]]),)
+
+class Decoder(torch.nn.Module):
+    """nn.TransformerDecoder checks whether its mask is causal by looking at the values: export cannot."""
+
+    def __init__(self):
+        super().__init__()
+        layer = torch.nn.TransformerDecoderLayer(16, 2, 32, batch_first=True)
+        self.decoder = torch.nn.TransformerDecoder(layer, 1)
+
+    def forward(self, tgt, memory):
+        mask = torch.nn.Transformer.generate_square_subsequent_mask(tgt.shape[1])
+        return self.decoder(tgt, memory, tgt_mask=mask)
+
+def data_dependent():
+    return Decoder().eval(), (torch.randn(1, 4, 16), torch.randn(1, 5, 16))
 '''
 
 
@@ -110,6 +125,18 @@ def copy(artifact, tmp_path) -> Path:
 )
 def test_bad_factory_is_one_line(factories, tmp_path, factory, named):
     one_error(*run(attnc_cli.main, "compile", f"{factories}:{factory}", "-o", str(tmp_path / "out")), *named)
+
+
+def test_export_failure_is_one_line_naming_the_user_line(factories, tmp_path):
+    """A model export cannot trace: torch dumps its graph twice and raises a long message; attnc says one line
+    (in a fresh process, as a user sees it)."""
+    attnc = str(Path(sys.executable).with_name("attnc"))
+    result = subprocess.run(
+        [attnc, "compile", f"{factories}:data_dependent", "-o", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=600,
+    )
+    line = one_error(result.returncode, result.stderr, "torch.export failed", "data-dependent", "tgt_is_causal")
+    assert f"{factories}:" in line  # the user's line that branches on values
 
 
 # --- pass options and pipelines ---------------------------------------------------------------------------
