@@ -21,14 +21,17 @@ xDSL 0.74's printer and parser disagree in two places, and both lose a saved mod
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from xdsl.context import Context
 from xdsl.dialects.builtin import AnyFloat, DenseIntOrFPElementsAttr, Float32Type, Float64Type
 from xdsl.ir import Attribute, Block, SSAValue
 from xdsl.parser import Parser
 from xdsl.printer import Printer
-from xdsl.utils.mlir_lexer import MLIRTokenKind
+from xdsl.utils.lexer import Input
+from xdsl.utils.mlir_lexer import MLIRLexer, MLIRTokenKind
 
 # Significant decimal digits that always round-trip a binary float of this type.
 _EXACT_DIGITS = {Float32Type: 9, Float64Type: 17}
@@ -131,8 +134,27 @@ class RoundTripPrinter(Printer):
             self.print_list(values, lambda value: self.print_float(value, element_type))
 
 
+class LinearTimeLexer(MLIRLexer):
+    """xDSL's lexer with a string-literal pattern that runs in linear time.
+
+    xDSL 0.74 matches a string with ``"(?:[^"...]+|escape)*"``: a repeated group around a repeated class,
+    which backtracks exponentially on an unterminated string (a mutated ``loc("...")`` kept ``attnc run``
+    busy for minutes). One character per iteration, with a possessive loop, accepts the same strings.
+    """
+
+    _unescaped_characters_regex = re.compile(r'"(?:[^"\\\n\v\f]|\\(?:["nt\\]|[0-9A-Fa-f]{2}))*+"')
+
+
 class RoundTripParser(Parser):
-    """xDSL's parser, reading a hexadecimal element of a float dense literal as its bit pattern (as MLIR does)."""
+    """xDSL's parser, reading a hexadecimal element of a float dense literal as its bit pattern (as MLIR does),
+    on a lexer that cannot backtrack exponentially (``LinearTimeLexer``)."""
+
+    def __init__(self, ctx: Context, input: str | bytes, name: str = "<unknown>") -> None:
+        super().__init__(ctx, input, name)
+        text = input.decode("utf-8") if isinstance(input, bytes) else input
+        lexer = LinearTimeLexer(Input(text, name))
+        self._parser_state.lexer = lexer
+        self._parser_state.current_token = lexer.lex()
 
     @dataclass
     class _BitPatternElement(Parser._TensorLiteralElement):

@@ -176,6 +176,18 @@ def test_model_mlir_that_is_not_utf8_or_has_no_main_or_nests_too_deeply(copy):
     one_error(*run(opt_cli.main, str(copy / "model.mlir")), "nests too deeply", tool="attnc-opt")
 
 
+def test_unterminated_string_is_a_prompt_error(copy, tmp_path):
+    """An unterminated string before a long line (a mutated ``loc("...")``) made xDSL 0.74's lexer backtrack
+    exponentially: attnc-opt ran for minutes. Now it is the parser's one-line error, in a fresh process."""
+    text = (copy / "model.mlir").read_text()
+    broken = tmp_path / "broken.mlir"
+    broken.write_text(text.replace("loc(unknown))", 'loc"unknown))', 1))
+    assert broken.read_text() != text
+    attnc_opt = str(Path(sys.executable).with_name("attnc-opt"))
+    result = subprocess.run([attnc_opt, str(broken), "-p", "attn-raise"], capture_output=True, text=True, timeout=120)
+    one_error(result.returncode, result.stderr, "closing string literal", f"{broken}:2:", tool="attnc-opt")
+
+
 def test_attnc_opt_on_a_missing_file(tmp_path):
     one_error(*run(opt_cli.main, str(tmp_path / "missing.mlir")), "missing.mlir", tool="attnc-opt")
 
