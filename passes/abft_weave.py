@@ -71,7 +71,7 @@ class CheckAttention(RewritePattern):
             on_fault=self.on_fault,
         )
         checked.location = op.location
-        rewriter.replace_op(op, checked)
+        rewriter.replace(op, checked)
 
 
 @dataclass
@@ -94,7 +94,7 @@ class CheckLinear(RewritePattern):
             return
         checked = abft.CheckedLinearOp(op.input, op.weight, op.bias, op.result.type, tol=self.tol, on_fault=self.on_fault)
         checked.location = op.location
-        rewriter.replace_op(op, checked)
+        rewriter.replace(op, checked)
 
 
 @dataclass(frozen=True)
