@@ -84,7 +84,7 @@ class SdpaOp(IRDLOperation):
         causal: bool,
         result_type: Attribute,
         check: str = "flash",
-        tol: float = 1e-4,
+        tol: float = 1e-5,
         block: int = 64,
         on_fault: str = "raise",
     ):
@@ -136,7 +136,7 @@ class CheckedLinearOp(IRDLOperation):
         weight: SSAValue,
         bias: SSAValue | None,
         result_type: Attribute,
-        tol: float = 1e-4,
+        tol: float = 1e-5,
         on_fault: str = "raise",
     ):
         super().__init__(

@@ -90,7 +90,7 @@ def blockwise_attention(
     causal: bool = False,
     block: int = 64,
     check: str = "none",
-    tol: float = 1e-4,
+    tol: float = 1e-5,
     hook: Hook | None = None,
     query_offset: int = 0,
     keep_residuals: bool = False,

@@ -20,7 +20,7 @@ from runtime.abft_kernels import ATTENTION_SITES, LinearEncoding, blockwise_atte
 from runtime.executor import Executor
 from runtime.fault_injection import FAULT_MODELS, Fault, FaultInjector, SiteProfile, corrupt_value, fault_stream
 
-TOL = 1e-4  # abft-weave's default relative tolerance
+TOL = 1e-5  # abft-weave's default relative tolerance
 
 
 def _qkv(shape=(2, 3, 77, 16), dtype=torch.float32, seed=0, spread=1.0):
