@@ -94,6 +94,7 @@ class TrialRunner:
     seed: int
     models: tuple[str, ...] = FAULT_MODELS
     pool: int = INPUT_POOL
+    residuals: bool = False  # also return the largest relative residual of any check (to sweep τ afterwards)
     _state: dict[str, Any] = field(default_factory=dict)
 
     def _setup(self) -> dict[str, Any]:
@@ -106,7 +107,7 @@ class TrialRunner:
         compiled = CompiledModel.load(self.outdir)
         if not compiled.inputs:
             raise AttncError(f"{self.outdir} holds no example inputs: a campaign varies them")
-        functions = AbftFunctions(on_fault="count")
+        functions = AbftFunctions(on_fault="count", keep_residuals=self.residuals)
         executor = compiled.executor(extra_functions=[functions])
         pool = [compiled.inputs] + [varied_inputs(compiled.inputs, self.seed * 1000 + i) for i in range(1, self.pool)]
         with torch.no_grad():
@@ -133,6 +134,7 @@ class TrialRunner:
         which = rng.randrange(len(state["pool"]))
         functions = state["functions"]
         functions.detections.clear()
+        functions.residuals.clear()
         functions.injector = FaultInjector(fault)
         with torch.no_grad():
             outputs = state["executor"](*state["pool"][which])
@@ -140,17 +142,28 @@ class TrialRunner:
         change = relative_change(outputs, state["clean"][which])
         invariants = sorted({name for d in functions.detections for name in d.invariants})
         return {"kind": "trial", "site": site, "model": fault.model, "change": change, "detected": bool(functions.detections),
-                "invariants": invariants}
+                "invariants": invariants, **self._worst_residuals(functions)}
+
+    def _worst_residuals(self, functions) -> dict[str, Any]:
+        """{"residual": largest relative residual of any check, "residuals": per invariant} when asked."""
+        if not self.residuals:
+            return {}
+        per_invariant: dict[str, float] = {}
+        for seen in functions.residuals.values():
+            for name, ratio in seen.items():
+                per_invariant[name] = max(per_invariant.get(name, 0.0), ratio)
+        return {"residual": max(per_invariant.values(), default=0.0), "residuals": per_invariant}
 
     def _clean(self, index: int) -> dict[str, Any]:
         state = self._setup()
         functions = state["functions"]
         functions.detections.clear()
+        functions.residuals.clear()
         inputs = varied_inputs(state["pool"][0], 10_000_019 * (self.seed + 1) + index + 1)
         with torch.no_grad():
             state["executor"](*inputs)
         return {"kind": "clean", "false_alarm": bool(functions.detections),
-                "where": [d.describe() for d in functions.detections][:3]}
+                "where": [d.describe() for d in functions.detections][:3], **self._worst_residuals(functions)}
 
 
 def _chunks(items: list[tuple], size: int) -> list[list[tuple]]:
@@ -165,10 +178,11 @@ def run_items(
     workers: int,
     address: str | None,
     progress: Callable[[int], None] | None = None,
+    residuals: bool = False,
 ) -> tuple[list[dict[str, Any]], str]:
     """Runs work items in this process (one worker, no address) or on Ray; returns results and the engine."""
     if workers == 1 and not address:
-        runner = TrialRunner(outdir, seed, models)
+        runner = TrialRunner(outdir, seed, models, residuals=residuals)
         results = []
         for chunk in _chunks(items, CHUNK):
             results.extend(runner.run(chunk))
@@ -184,7 +198,7 @@ def run_items(
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     actor = ray.remote(num_cpus=1)(TrialRunner)
-    pool = ActorPool([actor.remote(outdir, seed, models) for _ in range(workers)])  # type: ignore[attr-defined]
+    pool = ActorPool([actor.remote(outdir, seed, models, residuals=residuals) for _ in range(workers)])  # type: ignore[attr-defined]
     results = []
     chunks = _chunks(items, CHUNK)
     for done in pool.map_unordered(lambda a, chunk: a.run.remote(chunk), chunks):

@@ -6,7 +6,7 @@ runtime (runtime/abft_kernels.py) computes the same value as the unchecked op an
 with the op's module path and the invariant that fired (docs/methods/abft.md).
 
 ```mlir
-%o = abft.sdpa flash %q, %k, %v mask %m tol 1.0e-04 block 64 on_fault "raise" {scale = 0.17677669529663687 : f64, causal = false}
+%o = abft.sdpa flash %q, %k, %v mask %m tol 1.0e-05 block 128 on_fault "raise" {scale = 0.17677669529663687 : f64, causal = false}
        : (tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<2x12x9x32xf32>, tensor<2x1x9x9xf32>)
        -> tensor<2x12x9x32xf32> loc("encoder.layer.0.attention.self")
 %y = abft.linear %x, %w, %b tol 1.0e-04 on_fault "raise" : (...) -> tensor<2x9x384xf32>
@@ -85,7 +85,7 @@ class SdpaOp(IRDLOperation):
         result_type: Attribute,
         check: str = "flash",
         tol: float = 1e-5,
-        block: int = 64,
+        block: int = 128,
         on_fault: str = "raise",
     ):
         super().__init__(

@@ -11,7 +11,7 @@ attention, computed blockwise with an online softmax and checked once per query 
 * ``linear=true``: also every ``nn.linear`` whose weight is a static parameter (``nn.param``) becomes
   ``abft.linear`` with row and column checksums; a linear whose weight is computed is left with a remark.
 * ``tol`` (relative; default 1e-5, chosen from the clean residuals, see the docs), ``block`` (keys per
-  online-softmax step, 64), ``on-fault`` (``raise``: stop with the op's module path and the invariant;
+  online-softmax step, 128), ``on-fault`` (``raise``: stop with the op's module path and the invariant;
   ``recompute``: re-run the failing block and return the fault-free output; ``count``: record and go on).
 
 Ops already checked are left alone, so the pass is idempotent.
@@ -20,7 +20,7 @@ Ops already checked are left alone, so the pass is idempotent.
 // before
 %o = attn.sdpa %q, %k, %v mask %m {scale = 0.25 : f64, causal = false} : (...) -> tensor<2x4x8x16xf32> loc("layer.0.attn")
 // after
-%o = abft.sdpa "flash" %q, %k, %v mask %m tol 1.000000e-05 : f64 block 64 : i64 on_fault "raise"
+%o = abft.sdpa "flash" %q, %k, %v mask %m tol 1.000000e-05 : f64 block 128 : i64 on_fault "raise"
        {scale = 0.25 : f64, causal = false} : (...) -> tensor<2x4x8x16xf32> loc("layer.0.attn")
 ```
 """
@@ -108,7 +108,7 @@ class AbftWeavePass(ModulePass):
     layers: str = ""
     linear: bool = False
     on_fault: str = "raise"
-    block: int = 64
+    block: int = 128
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         check_layers_pattern(self.name, self.layers)

@@ -69,8 +69,8 @@ class AbftFunctions(InterpreterFunctions):
         if self.keep_residuals:
             seen = self.residuals.setdefault(location, {})
             for name, ratio in result.residuals.items():
-                finite = ratio[torch.isfinite(ratio)]
-                worst = float(finite.max()) if finite.numel() else 0.0
+                worst = float(ratio.max()) if ratio.numel() else 0.0
+                worst = worst if bool(torch.isfinite(ratio).all()) else float("inf")  # a NaN residual fails any τ
                 seen[name] = max(seen.get(name, 0.0), worst)
 
     def _detect(self, op: Any, result: KernelResult, action: str) -> Detection:

@@ -88,12 +88,13 @@ def blockwise_attention(
     mask: torch.Tensor | None = None,
     scale: float | None = None,
     causal: bool = False,
-    block: int = 64,
+    block: int = 128,
     check: str = "none",
     tol: float = 1e-5,
     hook: Hook | None = None,
     query_offset: int = 0,
     keep_residuals: bool = False,
+    flash_invariants: tuple[str, ...] = FLASH_INVARIANTS,
 ) -> KernelResult:
     """``softmax(scale·QKᵀ + mask)V`` by key blocks with an online softmax, checked when ``check`` != "none".
 
@@ -101,13 +102,17 @@ def blockwise_attention(
     (..., Lq, Lk), i1 keeps ``True``, a float mask is added. ``causal`` keeps key j for query i when
     ``j <= i + query_offset`` (``query_offset``: where these query rows start, for re-executing a block).
     Rows whose keys are all masked give 0, as PyTorch's SDPA does. ``keep_residuals`` also returns each
-    invariant's relative residual per row (what ``tol`` is compared with).
+    invariant's relative residual per row (what ``tol`` is compared with). ``flash_invariants`` narrows
+    ``flash`` to some of its invariants (to measure what each one costs).
     """
     if check not in CHECKS:
         raise ValueError(f"check must be one of {', '.join(CHECKS)}, got {check!r}")
     flash = check in ("flash", "both")
     per_gemm = check in ("per-gemm", "both")
-    checked = flash or per_gemm
+    output_checksum = flash and "output-checksum" in flash_invariants
+    score_rowsum = flash and "score-rowsum" in flash_invariants
+    normaliser = flash and "normaliser" in flash_invariants
+    extended = output_checksum or per_gemm  # V carries its checksum columns
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     lq, lk, ev = q.shape[-2], k.shape[-2], v.shape[-1]
     blocks = _key_blocks(lk, block)
@@ -122,9 +127,10 @@ def blockwise_attention(
             result.residuals[name] = torch.maximum(result.residuals[name], ratio) if name in result.residuals else ratio
 
     q = q * scale  # the scale folded into Q once: the scores are the logits before the mask
-    if checked:  # encodings, from the operands as loaded (before a fault can strike the working copies)
-        v_ext = torch.cat([v, v.sum(-1, keepdim=True), v.abs().sum(-1, keepdim=True)], dim=-1)
-        if flash:
+    if flash or per_gemm:  # encodings, from the operands as loaded (before a fault can strike the working copies)
+        sums = [v.sum(-1), v.abs().sum(-1)] + ([torch.ones_like(v[..., 0])] if normaliser else [])
+        v_sums = torch.stack(sums, dim=-1) if extended else v  # c_j, |v_j|₁ (and 1: ℓ from the same product)
+        if score_rowsum:
             score_sum = q @ k.sum(-2).unsqueeze(-1)  # (..., Lq, 1): q_i · Σ_j k_j
             score_bound = q.abs() @ k.abs().sum(-2).unsqueeze(-1)
         if per_gemm:
@@ -134,9 +140,10 @@ def blockwise_attention(
             block_score_bound = q.abs() @ k_block_abs.transpose(-1, -2)
     if hook is not None:
         q, k, v = hook("q", q, 0), hook("k", k, 0), hook("v", v, 0)
-    if checked:
-        v_ext = torch.cat([v, v_ext[..., ev:]], dim=-1)  # the working V beside the checksums of V as loaded
-    values = v_ext if checked else v
+    if extended:
+        values = torch.cat([v, v_sums], dim=-1)  # the working V beside the checksums of V as loaded
+    else:
+        values = v
 
     if mask is not None:
         mask = mask.expand(*mask.shape[:-2], lq, lk)
@@ -153,7 +160,7 @@ def blockwise_attention(
         scores = q @ k[..., start:end, :].transpose(-1, -2)
         if hook is not None:
             scores = hook("s", scores, step)
-        if flash:
+        if score_rowsum:
             score_total = score_total + scores.sum(-1)
         if per_gemm:
             flag("gemm-scores", scores.sum(-1) - block_score_sum[..., step], block_score_bound[..., step])
@@ -171,18 +178,18 @@ def blockwise_attention(
         p = torch.exp(shifted)
         if hook is not None:
             p = hook("p", p, step)
-        norm = rescale * norm + p.sum(-1)
+        product = p @ values[..., start:end, :]
+        norm = rescale * norm + (product[..., ev + 2] if normaliser and extended else p.sum(-1))
         if hook is not None:
             norm = hook("l", norm, step)
-        if flash:
+        if normaliser:  # ℓ again, from exponentials evaluated a second time
             norm_check = rescale * norm_check + torch.exp(shifted).sum(-1)
-        product = p @ values[..., start:end, :]
         if per_gemm:
             flag("gemm-pv", product[..., :ev].sum(-1) - product[..., ev], product[..., ev + 1])
         acc = rescale.unsqueeze(-1) * acc + product
         if hook is not None:
-            acc = torch.cat([hook("acc", acc[..., :ev], step), acc[..., ev:]], dim=-1) if checked else hook("acc", acc, step)
-            if checked:
+            acc = torch.cat([hook("acc", acc[..., :ev], step), acc[..., ev:]], dim=-1) if extended else hook("acc", acc, step)
+            if extended:
                 acc = torch.cat([acc[..., :ev], hook("checksum", acc[..., ev : ev + 1], step), acc[..., ev + 1 :]], dim=-1)
         m = m_new
 
@@ -190,10 +197,12 @@ def blockwise_attention(
     out = acc[..., :ev] / torch.where(attended, norm, torch.ones_like(norm)).unsqueeze(-1)
     if hook is not None:
         out = hook("o", out, 0)
-    if flash:
+    if output_checksum:
         denominator = torch.where(attended, norm, torch.ones_like(norm))
         flag("output-checksum", out.sum(-1) - acc[..., ev] / denominator, acc[..., ev + 1] / denominator)
+    if score_rowsum:
         flag("score-rowsum", score_total - score_sum[..., 0], score_bound[..., 0])
+    if normaliser:
         flag("normaliser", norm - norm_check, norm_check.masked_fill(~attended, 1.0))
     result.output = out
     return result

@@ -26,7 +26,7 @@ func.func @masked(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xf32>, %v: tensor
 }
 
 // CHECK-LABEL: func.func @masked
-// CHECK-NEXT:    %o = abft.sdpa "flash" %q, %k, %v mask %m tol 1.000000e-05 : f64 block 64 : i64 on_fault "raise" {scale = 2.500000e-01 : f64, causal = false} : {{.*}} loc("layer.0.attn")
+// CHECK-NEXT:    %o = abft.sdpa "flash" %q, %k, %v mask %m tol 1.000000e-05 : f64 block 128 : i64 on_fault "raise" {scale = 2.500000e-01 : f64, causal = false} : {{.*}} loc("layer.0.attn")
 // CHECK-NEXT:    func.return %o
 // CHECK-NOT:     attn.sdpa
 
@@ -34,7 +34,7 @@ func.func @masked(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xf32>, %v: tensor
 // GEMM-NEXT:    abft.sdpa "per-gemm" %q, %k, %v mask %m tol 1.000000e-03 : f64 block 32 : i64 on_fault "recompute"
 
 // BOTH-LABEL: func.func @masked
-// BOTH-NEXT:    abft.sdpa "both" %q, %k, %v mask %m tol 1.000000e-05 : f64 block 64 : i64 on_fault "count"
+// BOTH-NEXT:    abft.sdpa "both" %q, %k, %v mask %m tol 1.000000e-05 : f64 block 128 : i64 on_fault "count"
 
 // LAYERS-LABEL: func.func @masked
 // LAYERS-NEXT:    attn.sdpa %q, %k, %v mask %m
@@ -54,7 +54,7 @@ func.func @block(%x: tensor<1x8x16xf32>, %q: tensor<1x2x8x8xf32>, %k: tensor<1x2
 
 // CHECK-LABEL: func.func @block
 // CHECK:         nn.linear %x, %w, %b
-// CHECK:         abft.sdpa "flash" %q, %k, %v tol 1.000000e-05 : f64 block 64 : i64 on_fault "raise" {scale = 0.35355339059327373 : f64, causal = true}
+// CHECK:         abft.sdpa "flash" %q, %k, %v tol 1.000000e-05 : f64 block 128 : i64 on_fault "raise" {scale = 0.35355339059327373 : f64, causal = true}
 
 // LINEAR-LABEL: func.func @block
 // LINEAR:         %y = abft.linear %x, %w, %b tol 1.000000e-05 : f64 on_fault "raise" : (tensor<1x8x16xf32>, tensor<16x16xf32>, tensor<16xf32>) -> tensor<1x8x16xf32> loc("layer.1.proj")
