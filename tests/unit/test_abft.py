@@ -243,3 +243,28 @@ def test_injector_is_reproducible_by_seed():
         hook = _Hook(first[3][1])
         outputs.append(blockwise_attention(q, k, v, block=16, check="flash", hook=hook).output)
     assert torch.equal(torch.nan_to_num(outputs[0], nan=7.0), torch.nan_to_num(outputs[1], nan=7.0))
+
+
+LINEAR_IR = """
+func.func @main(%x: tensor<2x9x32xf32>) -> tensor<2x9x24xf32> {
+  %w = nn.param @proj.weight : tensor<24x32xf32> loc("proj")
+  %b = nn.param @proj.bias : tensor<24xf32> loc("proj")
+  %y = nn.linear %x, %w, %b : (tensor<2x9x32xf32>, tensor<24x32xf32>, tensor<24xf32>) -> tensor<2x9x24xf32> loc("proj")
+  func.return %y : tensor<2x9x24xf32>
+}
+"""
+
+
+@pytest.mark.parametrize("site", ["weight", "output"])
+def test_linear_recompute_returns_the_fault_free_output(site):
+    gen = torch.Generator().manual_seed(4)
+    weights = {"proj.weight": torch.randn(24, 32, generator=gen), "proj.bias": torch.randn(24, generator=gen)}
+    x = torch.randn(2, 9, 32, generator=gen)
+    module = parse_module(LINEAR_IR)
+    apply_passes(module, parse_pipeline("abft-weave{linear=true on-fault=recompute}"))
+    assert [op.name for op in module.walk() if op.name.startswith("abft.")] == ["abft.linear"]
+    functions = AbftFunctions(FaultInjector(Fault(site, call=0, element=5, model="bitflip-exponent", bit=30)))
+    repaired = Executor(module, weights, extra_functions=[functions])(x)[0]
+    assert torch.equal(repaired, F.linear(x, weights["proj.weight"], weights["proj.bias"]))
+    assert [(d.location, d.action) for d in functions.detections] == [("proj", "recomputed")]
+    assert "linear-row" in functions.detections[0].invariants
