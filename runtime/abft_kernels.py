@@ -217,24 +217,31 @@ def attention_rows(
     return q[..., start:end, :], k, v, mask
 
 
+LINEAR_GROUPS = 8
+
+
 @dataclass
 class LinearEncoding:
-    """Checksums of a linear layer's weight and bias, taken once from the stored (fault-free) tensors."""
+    """Checksums of a linear layer's weight and bias, taken once from the stored (fault-free) tensors.
 
-    weight_sum: torch.Tensor  # Σ_o W_oi, (in,)
-    weight_abs_sum: torch.Tensor
-    bias_sum: torch.Tensor  # Σ_o b_o (0 without bias)
-    bias_abs_sum: torch.Tensor
+    The output features are split into ``groups`` contiguous groups with one weight checksum each
+    (Σ_{o∈g} W_o), so a row check compares a group's output sum with ``x·Σ_{o∈g} W_o``: its rounding bound
+    covers one group, not the whole row, which makes it that much more sensitive to one wrong weight.
+    """
+
+    group_of: torch.Tensor  # (out, groups) one-hot membership of each output feature
+    weight_sums: torch.Tensor  # (groups, in)
+    weight_abs_sums: torch.Tensor
+    bias_sums: torch.Tensor  # (groups,) (zeros without bias)
+    bias_abs_sums: torch.Tensor
 
     @classmethod
-    def of(cls, weight: torch.Tensor, bias: torch.Tensor | None) -> LinearEncoding:
-        zero = weight.new_zeros(())
-        return cls(
-            weight.sum(0),
-            weight.abs().sum(0),
-            bias.sum() if bias is not None else zero,
-            bias.abs().sum() if bias is not None else zero,
-        )
+    def of(cls, weight: torch.Tensor, bias: torch.Tensor | None, groups: int = LINEAR_GROUPS) -> LinearEncoding:
+        out = weight.shape[0]
+        groups = max(1, min(groups, out))
+        group_of = torch.nn.functional.one_hot(torch.arange(out) * groups // out, groups).to(weight.dtype)
+        bias = bias if bias is not None else weight.new_zeros(out)
+        return cls(group_of, group_of.T @ weight, group_of.T @ weight.abs(), group_of.T @ bias, group_of.T @ bias.abs())
 
 
 def checked_linear(
@@ -246,11 +253,12 @@ def checked_linear(
     hook: Hook | None = None,
     keep_residuals: bool = False,
 ) -> KernelResult:
-    """``y = x Wᵀ + b`` with classic ABFT: a row checksum per output row against the encoded weight checksum
-    (covers W and y) and a column checksum per output feature (covers y).
+    """``y = x Wᵀ + b`` with classic ABFT: per output row and group of output features, the output sum
+    against the encoded weight checksum (``linear-row``: covers W and y), and per output feature the sum over
+    rows against ``(Σ_n x_n) Wᵀ`` (``linear-column``: covers y).
 
-    The flags have the shape of ``x`` without its last dimension (``linear-row``) and ``(out,)``
-    (``linear-column``).
+    The flags have the shape of ``x`` with its last dimension replaced by the groups (``linear-row``) and
+    ``(out,)`` (``linear-column``).
     """
     if hook is not None:
         weight = hook("weight", weight, 0)
@@ -258,8 +266,8 @@ def checked_linear(
     if hook is not None:
         y = hook("output", y, 0)
     result = KernelResult(output=y)
-    row_residual = y.sum(-1) - (x @ encoding.weight_sum + encoding.bias_sum)
-    row_bound = x.abs() @ encoding.weight_abs_sum + encoding.bias_abs_sum
+    row_residual = y @ encoding.group_of - (x @ encoding.weight_sums.T + encoding.bias_sums)
+    row_bound = x.abs() @ encoding.weight_abs_sums.T + encoding.bias_abs_sums
     rows = x.reshape(-1, x.shape[-1])
     count = rows.shape[0]
     column_expected = rows.sum(0) @ weight.transpose(0, 1) + (count * bias if bias is not None else 0)
