@@ -95,12 +95,14 @@ class TrialRunner:
     models: tuple[str, ...] = FAULT_MODELS
     pool: int = INPUT_POOL
     residuals: bool = False  # also return the largest relative residual of any check (to sweep τ afterwards)
+    one_thread: bool = False  # a Ray worker: one torch thread per process, the processes are the parallelism
     _state: dict[str, Any] = field(default_factory=dict)
 
     def _setup(self) -> dict[str, Any]:
         if self._state:
             return self._state
-        torch.set_num_threads(1)
+        if self.one_thread:
+            torch.set_num_threads(1)
         from compiler.api import CompiledModel
         from runtime.abft_impl import AbftFunctions
 
@@ -198,7 +200,8 @@ def run_items(
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     actor = ray.remote(num_cpus=1)(TrialRunner)
-    pool = ActorPool([actor.remote(outdir, seed, models, residuals=residuals) for _ in range(workers)])  # type: ignore[attr-defined]
+    actors = [actor.remote(outdir, seed, models, residuals=residuals, one_thread=True) for _ in range(workers)]  # type: ignore[attr-defined]
+    pool = ActorPool(actors)
     results = []
     chunks = _chunks(items, CHUNK)
     for done in pool.map_unordered(lambda a, chunk: a.run.remote(chunk), chunks):

@@ -84,7 +84,10 @@ def test_tiny_campaign_on_local_ray(tmp_path):
     assert again["sites"] == summary["sites"]  # same seed, same faults, whatever the number of workers
 
 
-def test_campaign_errors_are_one_line(tmp_path):
+def test_campaign_errors_are_one_line_and_leave_the_thread_count(tmp_path, capsys):
     from compiler.cli.main import main
 
+    threads = torch.get_num_threads()
     assert main(["faults", str(tmp_path / "missing")]) == 1
+    assert "attnc: error:" in capsys.readouterr().err
+    assert torch.get_num_threads() == threads  # only Ray workers pin one thread; the caller's setting stays
