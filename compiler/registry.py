@@ -49,6 +49,18 @@ def _kv_clip() -> type[ModulePass]:
     return KvClipPass
 
 
+def _abft() -> Dialect:
+    from dialects.abft import ABFT
+
+    return ABFT
+
+
+def _abft_weave() -> type[ModulePass]:
+    from passes.abft_weave import AbftWeavePass
+
+    return AbftWeavePass
+
+
 def _xbar() -> Dialect:
     from dialects.xbar import XBAR
 
@@ -65,6 +77,7 @@ DIALECTS: dict[str, Callable[[], Dialect]] = {
     "nn": _nn,
     "attn": _attn,
     "xbar": _xbar,
+    "abft": _abft,
 }
 
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
@@ -73,6 +86,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "kv-clip": _kv_clip,
     "attn-prune": _attn_prune,
     "lower-to-xbar": _lower_to_xbar,
+    "abft-weave": _abft_weave,
 }
 
 UNIVERSE = Universe(all_dialects=DIALECTS, all_passes=PASSES)

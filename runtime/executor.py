@@ -18,6 +18,7 @@ from xdsl.interpreters.func import FuncFunctions
 from dialects import nn
 from dialects.diagnostics import AttncError
 from dialects.locations import module_path_of
+from runtime.abft_impl import AbftFunctions, FaultDetected
 from runtime.attn_impl import AttnFunctions
 from runtime.dtypes import torch_dtype
 from runtime.nn_impl import NnFunctions
@@ -91,8 +92,12 @@ class Executor:
         self.interpreter.register_implementations(FuncFunctions())
         self.interpreter.register_implementations(NnFunctions(self.weights))
         self.interpreter.register_implementations(AttnFunctions())
+        self.abft = AbftFunctions()  # checked ops; its ``detections`` log what they found
+        self.interpreter.register_implementations(self.abft)
         for functions in extra_functions:
             self.interpreter.register_implementations(functions, override=True)
+            if isinstance(functions, AbftFunctions):
+                self.abft = functions
 
     def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         expected = self.function.function_type.inputs.data
@@ -112,6 +117,8 @@ class Executor:
             op = self._current.op
             where = f" at '{module_path_of(op)}'" if op is not None and module_path_of(op) else ""
             cause = error.__cause__ or error
+            if isinstance(cause, FaultDetected):  # already names the op's module path and the invariant
+                raise cause from None
             raise ExecutionError(
                 f"{op.name if op is not None else '<entry>'}{where} failed: {type(cause).__name__}: {cause}"
             ) from error

@@ -78,6 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list", help="bundled models, named pipelines and passes")
 
+    faults_cmd = commands.add_parser("faults", help="fault-injection campaign on a model compiled with abft-weave")
+    faults_cmd.add_argument("outdir", help="directory written by `attnc compile` (with abft-weave in the pipeline)")
+    faults_cmd.add_argument("--sites", default="all", help="comma-separated fault sites, or all (default)")
+    faults_cmd.add_argument("--trials", type=int, default=1000, help="faults per site (1000)")
+    faults_cmd.add_argument("--seed", type=int, default=0, help="campaign seed: same seed, same faults (0)")
+    faults_cmd.add_argument("--workers", type=int, default=1, help="Ray workers; 1 without --address runs in-process (1)")
+    faults_cmd.add_argument("--address", help="address of an existing Ray cluster (default: a local Ray instance)")
+    faults_cmd.add_argument("--clean-runs", type=int, default=1000, help="fault-free runs on varied inputs (1000)")
+    faults_cmd.add_argument("--threshold", type=float, default=1e-3, help="significant: relative output change above (1e-3)")
+    faults_cmd.add_argument("--models", default="all", help="comma-separated fault models, or all (default)")
+    faults_cmd.add_argument("--json", help="write the results to this JSON file")
+
     recover_cmd = commands.add_parser(
         "recover", help="fit cosine attention's per-head m (and optionally projections) to the original model"
     )
@@ -205,6 +217,36 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_faults(args) -> int:
+    from compiler.faults import FAULT_MODELS, run_campaign, write_report
+
+    models = FAULT_MODELS if args.models == "all" else tuple(m.strip() for m in args.models.split(",") if m.strip())
+    summary = run_campaign(
+        args.outdir, args.sites, args.trials, args.seed, args.workers, args.address, args.clean_runs, args.threshold, models,
+        progress=_progress_bar,
+    )
+    write_report(summary, args.json)
+    return 0
+
+
+def _progress_bar(total: int, workers: int):
+    """A progress bar on stderr; returns the function that advances it."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("faults"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=Console(stderr=True), transient=True)
+    task = bar.add_task("runs", total=total)
+    bar.start()
+
+    def advance(count: int) -> None:
+        bar.advance(task, count)
+        if bar.finished:
+            bar.stop()
+
+    return advance
+
+
 def cmd_demo(args) -> int:
     from compiler.demo import run_demo
 
@@ -267,6 +309,7 @@ COMMANDS = {
     "list": cmd_list,
     "demo": cmd_demo,
     "recover": cmd_recover,
+    "faults": cmd_faults,
 }
 
 
