@@ -200,7 +200,7 @@ def run_items(
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     actor = ray.remote(num_cpus=1)(TrialRunner)
-    actors = [actor.remote(outdir, seed, models, residuals=residuals, one_thread=True) for _ in range(workers)]  # type: ignore[attr-defined]
+    actors = [actor.remote(outdir, seed, models, residuals=residuals, one_thread=True) for _ in range(workers)]
     pool = ActorPool(actors)
     results = []
     chunks = _chunks(items, CHUNK)
