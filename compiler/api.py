@@ -69,14 +69,21 @@ class ModelSpec:
     model: Callable[..., Any] | None
     inputs: tuple[torch.Tensor, ...]
     program: torch.export.ExportedProgram | None = None
+    importer: Callable[[], Any] | None = None  # a frontend other than torch.export (ONNX): () -> ImportedProgram
 
 
-def load_spec(spec: str, trust_pickle: bool = False) -> ModelSpec:
-    """Resolves SPEC: a ``.pt2`` file, ``path/to/file.py:factory``, or a bundled model name.
+def load_spec(spec: str, trust_pickle: bool = False, **onnx_options: Any) -> ModelSpec:
+    """Resolves SPEC: a ``.pt2`` file, ``path/to/file.py:factory``, an ``.onnx`` file, or a bundled model name.
 
     A ``.pt2`` is inspected first and refused if loading it would unpickle anything (pickles can run
     code), unless ``trust_pickle``. A ``file.py:factory`` is executed, like an import.
     """
+    if spec.endswith(".onnx"):
+        from compiler.frontend.onnx_importer import import_onnx, load_onnx
+
+        onnx_model = load_onnx(spec, onnx_options.get("inputs_file"), onnx_options.get("dims"))
+        return ModelSpec(onnx_model.name, onnx_model.reference(), onnx_model.inputs,
+                         importer=lambda: import_onnx(onnx_model))
     if spec.endswith(".pt2"):
         path = Path(spec)
         if not path.is_file():
@@ -355,6 +362,7 @@ def compile_model(
     on_imported: Callable[[ModuleOp], None] | None = None,
     trust_pickle: bool = False,
     calibration: str | Path | Sequence[tuple[torch.Tensor, ...]] | None = None,
+    **onnx_options: Any,
 ) -> CompiledModel:
     """Load → export → import → passes, timing each stage; ``on_imported`` sees the module before the passes.
 
@@ -362,19 +370,25 @@ def compile_model(
     ``calibration``: the inputs of passes that need activations (``attn-prune``), as a safetensors file
     (one tensor per model input, samples stacked on dim 0) or a list of input batches; default: the
     example inputs. After each pass, the steps it asked for run on them (``fitting/steps.py``).
+    ``onnx_options`` (an ``.onnx`` spec): ``inputs_file`` (example inputs) and ``dims`` (symbolic dimensions).
     """
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     if isinstance(spec, str):
-        spec = load_spec(spec, trust_pickle)
+        spec = load_spec(spec, trust_pickle, **onnx_options)
     seconds["load"] = time.perf_counter() - start
     passes = parse_pipeline(pipeline)
-    start = time.perf_counter()
-    program = export_model(spec)
-    seconds["export"] = time.perf_counter() - start
-    start = time.perf_counter()
-    imported = import_exported_program(program)
-    seconds["import"] = time.perf_counter() - start
+    if spec.importer is not None:
+        start = time.perf_counter()
+        imported = spec.importer()
+        seconds["import"] = time.perf_counter() - start
+    else:
+        start = time.perf_counter()
+        program = export_model(spec)
+        seconds["export"] = time.perf_counter() - start
+        start = time.perf_counter()
+        imported = import_exported_program(program)
+        seconds["import"] = time.perf_counter() - start
     if on_imported is not None:
         on_imported(imported.module)
     batches = calibration_batches(calibration, imported.input_names, spec.inputs)
