@@ -284,6 +284,29 @@ def _gather(c: Context_) -> list[Operation]:
     return [nn.IndexOp(data, [indices], [axis], c.result_type)]
 
 
+@rule("GatherElements")
+def _gather_elements(c: Context_) -> list[Operation]:
+    rank = len(nn.tensor_shape(c.operands[0]))
+    return [nn.GatherOp(c.operands[0], c.operands[1], (int_attribute(c.op, "axis", 0) or 0) % rank, c.result_type)]
+
+
+@rule("GatherND")
+def _gather_nd(c: Context_) -> list[Operation]:
+    """``data[i0, i1, ...]`` with the index tuples a constant holds: one index constant per leading dimension."""
+    if int_attribute(c.op, "batch_dims", 0):
+        raise c.fail("only batch_dims = 0 is supported")
+    values = c.constant_operand(1, "indices")
+    shape = nn.tensor_shape(c.operands[1])
+    depth, leading = shape[-1], list(shape[:-1])
+    index_type = TensorType(IntegerType(64), leading)
+    ops: list[Operation] = [
+        nn.ConstantOp(DenseIntOrFPElementsAttr.from_list(index_type, [int(v) for v in values[d::depth]]))  # type: ignore[arg-type]
+        for d in range(depth)
+    ]
+    ops.append(nn.IndexOp(c.operands[0], [op.results[0] for op in ops], list(range(depth)), c.result_type))
+    return ops
+
+
 @rule("Slice")
 def _slice(c: Context_) -> list[Operation]:
     starts = c.constant_operand(1, "starts")

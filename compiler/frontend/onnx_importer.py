@@ -9,9 +9,10 @@ The steps, each for a reason:
    everything that does not depend on the inputs' *data* (``Shape`` → ``Gather`` → ``Concat`` chains,
    position ids, scalars): those integer, boolean and scalar values are folded into ``Constant`` nodes,
    as the FX frontend folds input-independent masks and scalars.
-3. Initializers become function arguments before torch-mlir sees the graph (it would otherwise inline
+3. Initializers holding floats (weights) become function arguments before torch-mlir sees the graph (it would otherwise inline
    them as hex blobs); the arguments become ``nn.param`` symbols named after the initializers, with the
-   tensors in the safetensors weights file.
+   tensors in the safetensors weights file. Integer and boolean initializers (index tables) and 0-d ones
+   are constants, as in step 2.
 4. torch-mlir imports the graph (each node located at its ONNX node name); xDSL reads its generic form
    with the partial ``torch`` dialect; ``convert-torch-to-nn`` rewrites it into ``nn``.
 
@@ -231,6 +232,10 @@ def prepared_graph(model: OnnxModel) -> tuple[Any, dict[str, torch.Tensor]]:
             dependent.update(o for o in node.output if o)
     nodes = []
     folded: set[str] = set()
+    for name, init in list(initializers.items()):  # index tables and scalars are constants, not weights
+        if foldable(name, values, dependent):
+            nodes.append(constant_node(name, values[name], name))
+            del initializers[name]
     for node in graph.node:
         outputs = [o for o in node.output if o]
         if node.op_type != "Constant" and outputs and all(foldable(o, values, dependent) for o in outputs):
