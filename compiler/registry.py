@@ -61,10 +61,23 @@ def _lower_to_xbar() -> type[ModulePass]:
     return LowerToXbarPass
 
 
+def _torch() -> Dialect:
+    from dialects.torch import TORCH
+
+    return TORCH
+
+
+def _convert_torch_to_nn() -> type[ModulePass]:
+    from passes.convert_torch_to_nn import ConvertTorchToNnPass
+
+    return ConvertTorchToNnPass
+
+
 DIALECTS: dict[str, Callable[[], Dialect]] = {
     "nn": _nn,
     "attn": _attn,
     "xbar": _xbar,
+    "torch": _torch,
 }
 
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
@@ -73,6 +86,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "kv-clip": _kv_clip,
     "attn-prune": _attn_prune,
     "lower-to-xbar": _lower_to_xbar,
+    "convert-torch-to-nn": _convert_torch_to_nn,
 }
 
 UNIVERSE = Universe(all_dialects=DIALECTS, all_passes=PASSES)
