@@ -115,11 +115,11 @@ def constant_values(value: SSAValue) -> list[int | float] | None:
         dense = attribute(owner, "value")
     if not isinstance(dense, DenseIntOrFPElementsAttr):
         return None
-    values = dense.get_values()
+    values: list[int | float] = list(dense.get_values())
     count = 1
-    for dim in dense.get_type().get_shape():
+    for dim in nn.tensor_shape(dense.get_type()):
         count *= dim
-    return list(values) * count if len(values) == 1 and count != 1 else list(values)
+    return values * count if len(values) == 1 and count != 1 else values
 
 
 def is_none(value: SSAValue) -> bool:
@@ -195,10 +195,10 @@ def _constant(c: Context_) -> list[Operation]:
         scalar = attribute(c.op, "value_float") or attribute(c.op, "value_int")
         if not isinstance(scalar, (FloatAttr, IntegerAttr)) or not isinstance(c.result_type, TensorType):
             raise c.fail("only tensor, value_float and value_int constants are supported")
-        return [nn.ConstantOp(DenseIntOrFPElementsAttr.from_list(c.result_type, [scalar.value.data]))]  # type: ignore[arg-type]
+        return [nn.ConstantOp(DenseIntOrFPElementsAttr.from_list(c.result_type, [scalar.value.data]))]
     assert isinstance(c.result_type, TensorType)
     values = value.get_values()
-    return [nn.ConstantOp(DenseIntOrFPElementsAttr.from_list(c.result_type, list(values)))]  # type: ignore[arg-type]
+    return [nn.ConstantOp(DenseIntOrFPElementsAttr.from_list(c.result_type, list(values)))]
 
 
 @rule("MatMul")
@@ -300,7 +300,7 @@ def _gather_nd(c: Context_) -> list[Operation]:
     depth, leading = shape[-1], list(shape[:-1])
     index_type = TensorType(IntegerType(64), leading)
     ops: list[Operation] = [
-        nn.ConstantOp(DenseIntOrFPElementsAttr.from_list(index_type, [int(v) for v in values[d::depth]]))  # type: ignore[arg-type]
+        nn.ConstantOp(DenseIntOrFPElementsAttr.from_list(index_type, [int(v) for v in values[d::depth]]))
         for d in range(depth)
     ]
     ops.append(nn.IndexOp(c.operands[0], [op.results[0] for op in ops], list(range(depth)), c.result_type))
@@ -396,7 +396,7 @@ def _shape(c: Context_) -> list[Operation]:
     assert isinstance(c.result_type, TensorType)
     shape = list(nn.tensor_shape(c.operands[0]))
     start, end = int_attribute(c.op, "start", 0) or 0, int_attribute(c.op, "end")
-    return [nn.ConstantOp(DenseIntOrFPElementsAttr.from_list(c.result_type, shape[start:end]))]  # type: ignore[arg-type]
+    return [nn.ConstantOp(DenseIntOrFPElementsAttr.from_list(c.result_type, shape[start:end]))]
 
 
 @rule("ConstantOfShape")
