@@ -165,7 +165,8 @@ def check_versions(proto: Any, name: str) -> None:
 
 
 def example_input(name: str, shape: list[int], dtype: torch.dtype, proto: Any) -> torch.Tensor:
-    """Deterministic example data: token ids below the smallest embedding table, masks all ones, floats N(0, 1)."""
+    """Deterministic example data: token ids below the size of the table they index, masks all ones,
+    token types zeros, floats N(0, 1)."""
     generator = torch.Generator().manual_seed(0)
     if dtype.is_floating_point:
         return torch.randn(shape, generator=generator, dtype=dtype)
@@ -173,14 +174,26 @@ def example_input(name: str, shape: list[int], dtype: torch.dtype, proto: Any) -
         return torch.ones(shape, dtype=dtype)
     if "type" in name.lower():  # token_type_ids
         return torch.zeros(shape, dtype=dtype)
-    return torch.randint(0, vocabulary_size(proto), shape, generator=generator, dtype=dtype)
+    return torch.randint(0, table_rows(name, proto), shape, generator=generator, dtype=dtype)
 
 
-def vocabulary_size(proto: Any) -> int:
-    """The rows of the smallest 2-d initializer a Gather reads (an embedding table), or 2."""
-    gathered = {node.input[0] for node in proto.graph.node if node.op_type == "Gather"}
-    rows = [init.dims[0] for init in proto.graph.initializer if init.name in gathered and len(init.dims) == 2]
-    return max(2, min(rows)) if rows else 2
+_INDEX_PRESERVING = {"Cast", "Identity", "Reshape", "Unsqueeze", "Squeeze", "Flatten"}
+
+
+def table_rows(input_name: str, proto: Any) -> int:
+    """Rows of the embedding table the input indexes (a ``Gather`` on an initializer, reached through casts
+    and reshapes); without one, the smallest such table; 2 when the graph gathers from none."""
+    rows = {init.name: init.dims[0] for init in proto.graph.initializer if len(init.dims) >= 1}
+    reached, found = {input_name}, []
+    for node in proto.graph.node:
+        if node.op_type in _INDEX_PRESERVING and node.input and node.input[0] in reached:
+            reached.update(node.output)
+        elif node.op_type == "Gather" and len(node.input) > 1 and node.input[1] in reached and node.input[0] in rows:
+            found.append(rows[node.input[0]])
+    if found:
+        return max(2, min(found))
+    gathered = [rows[n.input[0]] for n in proto.graph.node if n.op_type == "Gather" and n.input[0] in rows]
+    return max(2, min(gathered)) if gathered else 2
 
 
 # ---------------------------------------------------------------------------------------------------------
