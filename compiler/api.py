@@ -49,6 +49,7 @@ WEIGHTS_ATTRIBUTE = "attnc.weights"
 INPUTS_ATTRIBUTE = "attnc.inputs"  # input names in order: SSA name hints lose a `_<digits>` suffix when parsed
 MODEL_FILE, WEIGHTS_FILE, INPUTS_FILE = "model.mlir", "weights.safetensors", "inputs.safetensors"
 REFERENCE_FILE = "reference.safetensors"
+FRONTENDS = ("fx", "torch-mlir")  # for torch.export programs; an .onnx SPEC always goes through torch-mlir
 
 
 def make_context() -> Context:
@@ -362,6 +363,7 @@ def compile_model(
     on_imported: Callable[[ModuleOp], None] | None = None,
     trust_pickle: bool = False,
     calibration: str | Path | Sequence[tuple[torch.Tensor, ...]] | None = None,
+    frontend: str = "fx",
     **onnx_options: Any,
 ) -> CompiledModel:
     """Load → export → import → passes, timing each stage; ``on_imported`` sees the module before the passes.
@@ -371,7 +373,10 @@ def compile_model(
     (one tensor per model input, samples stacked on dim 0) or a list of input batches; default: the
     example inputs. After each pass, the steps it asked for run on them (``fitting/steps.py``).
     ``onnx_options`` (an ``.onnx`` spec): ``inputs_file`` (example inputs) and ``dims`` (symbolic dimensions).
+    ``frontend``: ``fx`` (attnc's importer) or ``torch-mlir`` (torch-mlir's FX importer, then the same ATen table).
     """
+    if frontend not in FRONTENDS:
+        raise AttncError(f"unknown frontend '{frontend}': expected one of {', '.join(FRONTENDS)}")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     if isinstance(spec, str):
@@ -387,7 +392,12 @@ def compile_model(
         program = export_model(spec)
         seconds["export"] = time.perf_counter() - start
         start = time.perf_counter()
-        imported = import_exported_program(program)
+        if frontend == "torch-mlir":
+            from compiler.frontend.torch_mlir_route import import_via_torch_mlir
+
+            imported = import_via_torch_mlir(program)
+        else:
+            imported = import_exported_program(program)
         seconds["import"] = time.perf_counter() - start
     if on_imported is not None:
         on_imported(imported.module)

@@ -45,6 +45,11 @@ def _add_onnx_inputs(parser: argparse.ArgumentParser) -> None:
                         help="value of a symbolic dimension of an .onnx SPEC's inputs (default: 1 first, 16 others)")
 
 
+def _add_frontend(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--frontend", choices=("fx", "torch-mlir"), default="fx",
+                        help="importer of a PyTorch SPEC: attnc's FX importer (default) or torch-mlir's (a cross-check)")
+
+
 def _onnx_options(args) -> dict:
     """``inputs_file`` and ``dims`` for an ``.onnx`` SPEC; the options are refused for any other SPEC."""
     from compiler.errors import AttncError
@@ -76,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trust_pickle(compile_cmd)
     _add_calibration(compile_cmd)
     _add_onnx_inputs(compile_cmd)
+    _add_frontend(compile_cmd)
     compile_cmd.add_argument(
         "--report", action="store_true", help="list every softmax left unraised, with its module path and why"
     )
@@ -99,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trust_pickle(verify_cmd)
     _add_calibration(verify_cmd)
     _add_onnx_inputs(verify_cmd)
+    _add_frontend(verify_cmd)
 
     demo_cmd = commands.add_parser("demo", help="compile the bundled MiniLM and print a report")
     demo_cmd.add_argument("spec", nargs="?", default="minilm")
@@ -129,7 +136,8 @@ def cmd_compile(args) -> int:
 
     check_output_directory(Path(args.output))  # before minutes of compiling, not after
     compiled = compile_model(
-        args.spec, args.pipeline, trust_pickle=args.trust_pickle, calibration=args.calibration, **_onnx_options(args)
+        args.spec, args.pipeline, trust_pickle=args.trust_pickle, calibration=args.calibration, frontend=args.frontend,
+        **_onnx_options(args),
     )
     outdir = compiled.save(args.output, with_reference=True)
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in compiled.stage_seconds.items())
@@ -205,7 +213,8 @@ def cmd_verify(args) -> int:
     from compiler.errors import AttncError
 
     compiled = compile_model(
-        args.spec, args.pipeline, trust_pickle=args.trust_pickle, calibration=args.calibration, **_onnx_options(args)
+        args.spec, args.pipeline, trust_pickle=args.trust_pickle, calibration=args.calibration, frontend=args.frontend,
+        **_onnx_options(args),
     )
     reference = compiled.run_reference()
     in_memory = compiled.run()
