@@ -32,14 +32,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from xdsl.context import Context
 from xdsl.dialects import builtin, func
-from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
+from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.parser import Parser
+from xdsl.transforms.dead_code_elimination import dce
 
 from compiler.errors import AttncError, one_line
 from compiler.frontend.fx_importer import ImportedProgram
 from dialects import nn
 from dialects.locations import module_location
+from dialects.torch import TORCH
 from runtime.dtypes import tensor_type
 
 MIN_OPSET, MAX_OPSET, MIN_IR_VERSION = 13, 23, 7
@@ -348,27 +351,24 @@ def torch_dialect_text(proto: Any) -> str:
 
 
 def parse_torch_dialect(text: str) -> ModuleOp:
-    from xdsl.context import Context
-
-    from dialects.torch import TORCH
-
+    """torch-mlir's generic-form output as an xDSL module (builtin, func, the partial torch dialect)."""
     ctx = Context()
     ctx.load_dialect(builtin.Builtin)
     ctx.load_dialect(func.Func)
     ctx.load_dialect(TORCH)
     ctx.load_dialect(nn.NN)
-    return Parser(ctx, text, "<torch-mlir>").parse_module()
+    try:
+        return Parser(ctx, text, "<torch-mlir>").parse_module()
+    except Exception as error:  # torch-mlir wrote a type or op the partial torch dialect does not define
+        raise AttncError(f"cannot read torch-mlir's output: {one_line(error)}") from None
 
 
 def import_onnx(model: OnnxModel) -> ImportedProgram:
     """The ONNX model as an ``nn`` module with its weights (initializers as ``nn.param`` symbols)."""
-    from dialects.diagnostics import pass_failure  # noqa: F401  (the pass reports through it)
     from passes.convert_torch_to_nn import ConvertTorchToNnPass
 
     proto, weights = prepared_graph(model)
     module = parse_torch_dialect(torch_dialect_text(proto))
-    from xdsl.context import Context
-
     ConvertTorchToNnPass().apply(Context(), module)
     function = next(op for op in module.ops if isinstance(op, func.FuncOp))
     block = function.body.block
@@ -391,8 +391,6 @@ def import_onnx(model: OnnxModel) -> ImportedProgram:
     for name in [k for k in function.attributes if k.startswith("torch.")]:
         del function.attributes[name]
     module.attributes.pop("torch.debug_module_name", None)
-    from xdsl.transforms.dead_code_elimination import dce
-
     dce(module)
     module.verify()
     used = {op.key for op in module.walk() if isinstance(op, nn.ParamOp)}
@@ -409,5 +407,3 @@ def sanitized(name: str) -> str | None:
     hint = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name).strip("_")
     return hint if hint.isidentifier() else None
 
-
-__all__ = ["ArrayAttr", "OnnxModel", "import_onnx", "load_onnx", "require_extra"]
