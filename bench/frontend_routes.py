@@ -70,7 +70,7 @@ def main() -> None:
         "# Import time of the three frontends",
         "",
         "- Command: `.venv/bin/python bench/frontend_routes.py` (from the repository root)",
-        f"- Date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
+        f"- Date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
         f"- Machine: {platform.machine()}, {os.cpu_count()} logical cores (shared with other jobs), Python "
         f"{platform.python_version()}; 1-min load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end; "
         f"wall time {time.time() - started:.0f} s",
