@@ -34,7 +34,7 @@ from compiler.artifacts import (
     write_directory,
 )
 from compiler.errors import AttncError, one_line
-from compiler.frontend.fx_importer import import_exported_program
+from compiler.frontend.fx_importer import ImportedProgram, import_exported_program
 from compiler.pipelines import parse_passes, resolve_pipeline
 from compiler.registry import DIALECTS, PASSES
 from compiler.textual_ir import RoundTripParser, RoundTripPrinter
@@ -383,22 +383,12 @@ def compile_model(
         spec = load_spec(spec, trust_pickle, **onnx_options)
     seconds["load"] = time.perf_counter() - start
     passes = parse_pipeline(pipeline)
-    if spec.importer is not None:
-        start = time.perf_counter()
-        imported = spec.importer()
-        seconds["import"] = time.perf_counter() - start
-    else:
-        start = time.perf_counter()
-        program = export_model(spec)
-        seconds["export"] = time.perf_counter() - start
-        start = time.perf_counter()
-        if frontend == "torch-mlir":
-            from compiler.frontend.torch_mlir_route import import_via_torch_mlir
-
-            imported = import_via_torch_mlir(program)
-        else:
-            imported = import_exported_program(program)
-        seconds["import"] = time.perf_counter() - start
+    start = time.perf_counter()
+    program = export_model(spec) if spec.importer is None else None  # an .onnx SPEC has its own importer
+    seconds["export"] = time.perf_counter() - start
+    start = time.perf_counter()
+    imported = import_program(spec, program, frontend)
+    seconds["import"] = time.perf_counter() - start
     if on_imported is not None:
         on_imported(imported.module)
     batches = calibration_batches(calibration, imported.input_names, spec.inputs)
@@ -419,6 +409,18 @@ def compile_model(
         reference=spec.model,
         remarks=remarks,
     )
+
+
+def import_program(spec: ModelSpec, program: torch.export.ExportedProgram | None, frontend: str) -> ImportedProgram:
+    """The ``nn`` module of an exported program (by ``frontend``), or of a SPEC with its own importer (ONNX)."""
+    if program is None:
+        assert spec.importer is not None
+        return spec.importer()
+    if frontend == "torch-mlir":
+        from compiler.frontend.torch_mlir_route import import_via_torch_mlir
+
+        return import_via_torch_mlir(program)
+    return import_exported_program(program)
 
 
 def calibration_batches(
