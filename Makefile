@@ -11,7 +11,7 @@ STAMP := $(VENV)/.attnc-installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[models,test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[models,test,onnx]'
 	touch $(STAMP)
 
 install: $(STAMP)

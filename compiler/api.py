@@ -39,7 +39,7 @@ from compiler.artifacts import (
     write_directory,
 )
 from compiler.errors import AttncError, one_line
-from compiler.frontend.fx_importer import import_exported_program
+from compiler.frontend.fx_importer import ImportedProgram, import_exported_program
 from compiler.pipelines import parse_passes, resolve_pipeline
 from compiler.registry import DIALECTS, PASSES
 from compiler.textual_ir import RoundTripParser, RoundTripPrinter
@@ -54,6 +54,7 @@ WEIGHTS_ATTRIBUTE = "attnc.weights"
 INPUTS_ATTRIBUTE = "attnc.inputs"  # input names in order: SSA name hints lose a `_<digits>` suffix when parsed
 MODEL_FILE, WEIGHTS_FILE, INPUTS_FILE = "model.mlir", "weights.safetensors", "inputs.safetensors"
 REFERENCE_FILE = "reference.safetensors"
+FRONTENDS = ("fx", "torch-mlir")  # for torch.export programs; an .onnx SPEC always goes through torch-mlir
 
 
 def make_context() -> Context:
@@ -74,14 +75,21 @@ class ModelSpec:
     model: Callable[..., Any] | None
     inputs: tuple[torch.Tensor, ...]
     program: torch.export.ExportedProgram | None = None
+    importer: Callable[[], Any] | None = None  # a frontend other than torch.export (ONNX): () -> ImportedProgram
 
 
-def load_spec(spec: str, trust_pickle: bool = False) -> ModelSpec:
-    """Resolves SPEC: a ``.pt2`` file, ``path/to/file.py:factory``, or a bundled model name.
+def load_spec(spec: str, trust_pickle: bool = False, **onnx_options: Any) -> ModelSpec:
+    """Resolves SPEC: a ``.pt2`` file, ``path/to/file.py:factory``, an ``.onnx`` file, or a bundled model name.
 
     A ``.pt2`` is inspected first and refused if loading it would unpickle anything (pickles can run
     code), unless ``trust_pickle``. A ``file.py:factory`` is executed, like an import.
     """
+    if spec.endswith(".onnx"):
+        from compiler.frontend.onnx_importer import import_onnx, load_onnx
+
+        onnx_model = load_onnx(spec, onnx_options.get("inputs_file"), onnx_options.get("dims"))
+        return ModelSpec(onnx_model.name, onnx_model.reference(), onnx_model.inputs,
+                         importer=lambda: import_onnx(onnx_model))
     if spec.endswith(".pt2"):
         path = Path(spec)
         if not path.is_file():
@@ -396,6 +404,8 @@ def compile_model(
     on_imported: Callable[[ModuleOp], None] | None = None,
     trust_pickle: bool = False,
     calibration: str | Path | Sequence[tuple[torch.Tensor, ...]] | None = None,
+    frontend: str = "fx",
+    **onnx_options: Any,
 ) -> CompiledModel:
     """Load → export → import → passes, timing each stage; ``on_imported`` sees the module before the passes.
 
@@ -403,18 +413,22 @@ def compile_model(
     ``calibration``: the inputs of passes that need activations (``attn-prune``), as a safetensors file
     (one tensor per model input, samples stacked on dim 0) or a list of input batches; default: the
     example inputs. After each pass, the steps it asked for run on them (``fitting/steps.py``).
+    ``onnx_options`` (an ``.onnx`` spec): ``inputs_file`` (example inputs) and ``dims`` (symbolic dimensions).
+    ``frontend``: ``fx`` (attnc's importer) or ``torch-mlir`` (torch-mlir's FX importer, then the same ATen table).
     """
+    if frontend not in FRONTENDS:
+        raise AttncError(f"unknown frontend '{frontend}': expected one of {', '.join(FRONTENDS)}")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     if isinstance(spec, str):
-        spec = load_spec(spec, trust_pickle)
+        spec = load_spec(spec, trust_pickle, **onnx_options)
     seconds["load"] = time.perf_counter() - start
     passes = parse_pipeline(pipeline)
     start = time.perf_counter()
-    program = export_model(spec)
+    program = export_model(spec) if spec.importer is None else None  # an .onnx SPEC has its own importer
     seconds["export"] = time.perf_counter() - start
     start = time.perf_counter()
-    imported = import_exported_program(program)
+    imported = import_program(spec, program, frontend)
     seconds["import"] = time.perf_counter() - start
     if on_imported is not None:
         on_imported(imported.module)
@@ -436,6 +450,18 @@ def compile_model(
         reference=spec.model,
         remarks=remarks,
     )
+
+
+def import_program(spec: ModelSpec, program: torch.export.ExportedProgram | None, frontend: str) -> ImportedProgram:
+    """The ``nn`` module of an exported program (by ``frontend``), or of a SPEC with its own importer (ONNX)."""
+    if program is None:
+        assert spec.importer is not None
+        return spec.importer()
+    if frontend == "torch-mlir":
+        from compiler.frontend.torch_mlir_route import import_via_torch_mlir
+
+        return import_via_torch_mlir(program)
+    return import_exported_program(program)
 
 
 def calibration_batches(

@@ -73,11 +73,24 @@ def _lower_to_xbar() -> type[ModulePass]:
     return LowerToXbarPass
 
 
+def _torch() -> Dialect:
+    from dialects.torch import TORCH
+
+    return TORCH
+
+
+def _convert_torch_to_nn() -> type[ModulePass]:
+    from passes.convert_torch_to_nn import ConvertTorchToNnPass
+
+    return ConvertTorchToNnPass
+
+
 DIALECTS: dict[str, Callable[[], Dialect]] = {
     "nn": _nn,
     "attn": _attn,
     "xbar": _xbar,
     "abft": _abft,
+    "torch": _torch,
 }
 
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
@@ -87,6 +100,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "attn-prune": _attn_prune,
     "lower-to-xbar": _lower_to_xbar,
     "abft-weave": _abft_weave,
+    "convert-torch-to-nn": _convert_torch_to_nn,
 }
 
 UNIVERSE = Universe(all_dialects=DIALECTS, all_passes=PASSES)

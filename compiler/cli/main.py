@@ -38,6 +38,35 @@ def _add_calibration(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_onnx_inputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--inputs", metavar="FILE", help="example inputs of an .onnx SPEC (safetensors, by input name); "
+                        "default: generated from its declared input types")
+    parser.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE",
+                        help="value of a symbolic dimension of an .onnx SPEC's inputs (default: 1 first, 16 others)")
+
+
+def _add_frontend(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--frontend", choices=("fx", "torch-mlir"), default="fx",
+                        help="importer of a PyTorch SPEC: attnc's FX importer (default) or torch-mlir's (a cross-check)")
+
+
+def _onnx_options(args) -> dict:
+    """``inputs_file`` and ``dims`` for an ``.onnx`` SPEC; the options are refused for any other SPEC."""
+    from compiler.errors import AttncError
+
+    if not args.spec.endswith(".onnx"):
+        if args.inputs or args.dim:
+            raise AttncError("--inputs and --dim apply to an .onnx SPEC only")
+        return {}
+    dims = {}
+    for item in args.dim:
+        name, _, value = item.partition("=")
+        if not name or not value.isdigit() or int(value) < 1:
+            raise AttncError(f"--dim expects NAME=VALUE with a positive integer VALUE, got '{item}'")
+        dims[name] = int(value)
+    return {"inputs_file": args.inputs, "dims": dims}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attnc", description="Compile Transformer attention graphs.")
     parser.add_argument(
@@ -46,11 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     compile_cmd = commands.add_parser("compile", help="compile SPEC into OUTDIR (model.mlir + weights)")
-    compile_cmd.add_argument("spec", help="model.pt2 | path/to/file.py:factory | bundled name (e.g. minilm)")
+    compile_cmd.add_argument("spec", help="model.pt2 | model.onnx | path/to/file.py:factory | bundled name (e.g. minilm)")
     _add_pipeline(compile_cmd)
     compile_cmd.add_argument("-o", "--output", required=True, help="output directory")
     _add_trust_pickle(compile_cmd)
     _add_calibration(compile_cmd)
+    _add_onnx_inputs(compile_cmd)
+    _add_frontend(compile_cmd)
     compile_cmd.add_argument(
         "--report", action="store_true", help="list every softmax left unraised, with its module path and why"
     )
@@ -65,12 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--check-finite", action="store_true", help="stop at the first op whose result holds NaN or Inf, naming it"
     )
 
-    verify_cmd = commands.add_parser("verify", help="compile, run both, print max_abs_err vs PyTorch")
+    verify_cmd = commands.add_parser(
+        "verify", help="compile, run both, print max_abs_err vs PyTorch (vs onnxruntime for an .onnx SPEC)"
+    )
     verify_cmd.add_argument("spec")
     _add_pipeline(verify_cmd)
     verify_cmd.add_argument("--tol", type=float, default=1e-4, help="fail above this max abs error (default 1e-4)")
     _add_trust_pickle(verify_cmd)
     _add_calibration(verify_cmd)
+    _add_onnx_inputs(verify_cmd)
+    _add_frontend(verify_cmd)
 
     demo_cmd = commands.add_parser("demo", help="compile the bundled MiniLM and print a report")
     demo_cmd.add_argument("spec", nargs="?", default="minilm")
@@ -112,7 +147,10 @@ def cmd_compile(args) -> int:
     from compiler.artifacts import check_output_directory
 
     check_output_directory(Path(args.output))  # before minutes of compiling, not after
-    compiled = compile_model(args.spec, args.pipeline, trust_pickle=args.trust_pickle, calibration=args.calibration)
+    compiled = compile_model(
+        args.spec, args.pipeline, trust_pickle=args.trust_pickle, calibration=args.calibration, frontend=args.frontend,
+        **_onnx_options(args),
+    )
     outdir = compiled.save(args.output, with_reference=True)
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in compiled.stage_seconds.items())
     print(f"wrote {outdir / 'model.mlir'} and {outdir / 'weights.safetensors'} ({stages})")
@@ -186,7 +224,10 @@ def cmd_verify(args) -> int:
     from compiler.api import CompiledModel, compile_model, max_abs_error, same_outputs
     from compiler.errors import AttncError
 
-    compiled = compile_model(args.spec, args.pipeline, trust_pickle=args.trust_pickle, calibration=args.calibration)
+    compiled = compile_model(
+        args.spec, args.pipeline, trust_pickle=args.trust_pickle, calibration=args.calibration, frontend=args.frontend,
+        **_onnx_options(args),
+    )
     reference = compiled.run_reference()
     in_memory = compiled.run()
     with tempfile.TemporaryDirectory(prefix="attnc-verify-") as outdir:
