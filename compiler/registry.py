@@ -55,6 +55,18 @@ def _xbar() -> Dialect:
     return XBAR
 
 
+def _tinycl() -> Dialect:
+    from dialects.tinycl import TINYCL
+
+    return TINYCL
+
+
+def _lower_to_tinycl() -> type[ModulePass]:
+    from targets.tinycl.lowering import LowerToTinyclPass
+
+    return LowerToTinyclPass
+
+
 def _lower_to_xbar() -> type[ModulePass]:
     from targets.crossbar.lowering import LowerToXbarPass
 
@@ -65,6 +77,7 @@ DIALECTS: dict[str, Callable[[], Dialect]] = {
     "nn": _nn,
     "attn": _attn,
     "xbar": _xbar,
+    "tinycl": _tinycl,
 }
 
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
@@ -73,6 +86,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "kv-clip": _kv_clip,
     "attn-prune": _attn_prune,
     "lower-to-xbar": _lower_to_xbar,
+    "lower-to-tinycl": _lower_to_tinycl,
 }
 
 UNIVERSE = Universe(all_dialects=DIALECTS, all_passes=PASSES)
