@@ -145,7 +145,9 @@ class _Builder:
 
 
 def _float_operands(op: Operation) -> bool:
-    return all(is_float(element_type(v)) for v in (*op.operands, *op.results))
+    """Whether the values the array would compute on are float (an attention mask is not one of them)."""
+    mask = op.mask if isinstance(op, attn.SdpaOp) else None
+    return all(is_float(element_type(v)) for v in (*op.operands, *op.results) if v is not mask)
 
 
 @dataclass
@@ -188,6 +190,8 @@ class LowerToTinycl(RewritePattern):
             return "an explicit mask is not supported by the fixed-point softmax (causal is)"
         if attn.softcap_value(op) is not None:
             return "soft-capped scores are not supported by the fixed-point softmax"
+        if self.numerics.frac > self.numerics.total - 2:
+            return f"the fixed-point softmax needs 1.0 representable (frac-bits <= total-bits - 2), got {self.numerics.data}"
         q, k, v = (tensor_shape(x) for x in (op.query, op.key, op.value))
         if not (len(q) >= 2 and k[:-2] == q[:-2] and v[:-2] == q[:-2]):
             return f"Q {fmt_shape(q)}, K {fmt_shape(k)}, V {fmt_shape(v)} need one batch shape"
