@@ -140,7 +140,7 @@ class _Builder:
         out = tinycl.DequantizeOp(fixed, result.type)
         out.location = self.op.location
         self.ops.append(out)
-        rewriter.replace_op(self.op, self.ops)
+        rewriter.replace(self.op, self.ops)
         out.result.name_hint = self.prefix
 
 
