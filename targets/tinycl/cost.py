@@ -126,20 +126,49 @@ def mac_figures(op: tinycl.MacOp, config: ArrayConfig, snake: bool) -> tuple[int
         batch, m = 1, math.prod(lhs[:-1])
     else:
         batch, m = math.prod(lhs[:-2]), lhs[-2]
+    bias = n if op.bias is not None else 0
+    return product_figures(batch, m, n, depth, config, snake, _is_weight(op.rhs), bias)
+
+
+def product_figures(
+    batch: int, m: int, n: int, depth: int, config: ArrayConfig, snake: bool, rhs_off_chip: bool = False, bias: int = 0
+) -> tuple[int, int, int, int]:
+    """(MACs, cycles, on-chip words, off-chip words) of ``batch`` products (M × K)·(N × K)ᵀ on the array."""
     rows, cols = config.pe_rows, config.pe_cols
     tiles = math.ceil(m / rows) * math.ceil(n / cols)
     cycles = batch * tiles * (depth + rows + cols - 2)
     lhs_words, rhs_words = tile_loads(rows, cols, depth, m, n, snake)
-    outputs = batch * m * n
-    on_chip = batch * lhs_words + outputs
-    off_chip = 0
-    if _is_weight(op.rhs):
+    on_chip = batch * (lhs_words + m * n)
+    off_chip = bias
+    if rhs_off_chip:
         off_chip += batch * rhs_words
     else:
         on_chip += batch * rhs_words
-    if op.bias is not None:
-        off_chip += n
     return batch * m * n * depth, cycles, on_chip, off_chip
+
+
+def attention_figures(kind: str, batch: int, length: int, dim: int, config: ArrayConfig, snake: bool = True) -> dict[str, float]:
+    """The array's figures for one attention of ``batch`` (batch × heads) sequences of ``length`` tokens of ``dim``
+    features: ``softmax`` (Q·Kᵀ, the softmax unit on L² scores, P·V) or ``cosine`` (row L2 norms of Q and K,
+    N(K)ᵀ·V, N(Q)·(N(K)ᵀV): linear in L). Element-wise work goes to the vector unit (``pe_cols`` per cycle)."""
+    if kind == "softmax":
+        products = [(length, length, dim), (length, dim, length)]
+        elementwise = 3 * length * length  # requantise scores, softmax, requantise P·V's accumulator
+    elif kind == "cosine":
+        products = [(dim, dim, length), (length, dim, dim)]
+        elementwise = 4 * length * dim + dim * dim  # two norms, two requantisations, the d×d state
+    else:
+        raise ValueError(f"unknown attention kind '{kind}'")
+    figures = {"macs": 0.0, "cycles": 0.0, "on_chip": 0.0, "off_chip": 0.0}
+    for m, n, depth in products:
+        macs, cycles, on_chip, off_chip = product_figures(batch, m, n, depth, config, snake)
+        for key, value in zip(figures, (macs, cycles, on_chip, off_chip)):
+            figures[key] += value
+    figures["cycles"] += batch * math.ceil(elementwise / config.pe_cols)
+    figures["on_chip"] += batch * 2 * elementwise
+    bits = config.total_bits
+    figures["energy_pj"] = figures["macs"] * mac_energy_pj(bits, 2 * bits + 8) + figures["on_chip"] * sram_energy_pj(bits)
+    return figures
 
 
 def layer_costs(module: ModuleOp) -> list[LayerCost]:
