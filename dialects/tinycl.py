@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from xdsl.dialects.builtin import BoolAttr, FloatAttr, IntAttr, StringAttr, TensorType
+from xdsl.dialects.builtin import BoolAttr, FloatAttr, IntAttr, IntegerType, StringAttr, TensorType
 from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, SSAValue, TypeAttribute
 from xdsl.irdl import (
     IRDLOperation,
@@ -326,19 +326,21 @@ def _same_fixed_shape(op: IRDLOperation, input: SSAValue, result: SSAValue) -> F
 @irdl_op_definition
 class SoftmaxOp(IRDLOperation):
     """Softmax over the last dim in fixed point: ``exp(scale·(s − max))`` from a table, an integer sum and one
-    rounded integer division per element; ``causal`` drops keys after the query position."""
+    rounded integer division per element. An i1 ``mask`` (broadcast to the input) keeps its true positions;
+    ``causal`` drops keys after the query position; a row with no kept key is all zeros."""
 
     name = "tinycl.softmax"
     input = operand_def(TensorType)
+    mask = opt_operand_def(TensorType)
     scale = attr_def(FloatAttr)
     causal = attr_def(BoolAttr)
     result = result_def(TensorType)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    assembly_format = "$input (`mask` $mask^)? attr-dict `:` functional-type(operands, results)"
     traits = traits_def(Pure())
 
-    def __init__(self, input: SSAValue, scale: float, causal: bool):
+    def __init__(self, input: SSAValue, scale: float, causal: bool, mask: SSAValue | None = None):
         super().__init__(
-            operands=[input],
+            operands=[input, [mask] if mask is not None else []],
             result_types=[input.type],
             attributes={"scale": FloatAttr(float(scale), 64), "causal": BoolAttr.from_bool(causal)},
         )
@@ -349,6 +351,14 @@ class SoftmaxOp(IRDLOperation):
             raise VerifyException(f"scale must be positive, got {self.scale.value.data}")
         if fmt.frac.data > fmt.total.data - 2:
             raise VerifyException(f"softmax needs 1.0 representable: frac bits <= total bits - 2, got {fmt}")
+        if self.mask is not None:
+            mask_type = element_type(self.mask)
+            if not (isinstance(mask_type, IntegerType) and mask_type.width.data == 1):
+                raise VerifyException(f"the mask must be i1 (true keeps a key), got {mask_type}")
+            shape, mask = tensor_shape(self.input), tensor_shape(self.mask)
+            padded = (1,) * (len(shape) - len(mask)) + mask
+            if len(mask) > len(shape) or any(m not in (1, d) for m, d in zip(padded, shape)):
+                raise VerifyException(f"the mask {fmt_shape(mask)} does not broadcast to the scores {fmt_shape(shape)}")
 
 
 @irdl_op_definition

@@ -127,25 +127,26 @@ def exp_table(scale: float, frac: int) -> torch.Tensor:
     return table[: int((table > 0).sum())]
 
 
-def softmax(codes: torch.Tensor, fmt: Format, scale: float, causal: bool) -> torch.Tensor:
+def softmax(codes: torch.Tensor, fmt: Format, scale: float, causal: bool, keep: torch.Tensor | None = None) -> torch.Tensor:
     """Softmax of ``scale · s`` over the last dim, codes in and out of ``fmt``: table exponentials, exact int64
     row sums, one rounded division per element; error within ``2^-(frac+1)`` + the table's ``2^-(TABLE_BITS+1)``
-    relative error per term."""
+    relative error per term. ``keep`` (bool, broadcast to the scores) and ``causal`` drop keys; a row with no
+    key left is all zeros."""
     total, frac = fmt
     table = exp_table(scale, frac)
-    if causal:
-        rows, cols = codes.shape[-2], codes.shape[-1]
-        keep = torch.ones(rows, cols, dtype=torch.bool).tril()
-        low = code_range(total)[0] - 1
-        codes = codes.masked_fill(~keep, low)
-    else:
-        keep = None
-    distance = codes.max(dim=-1, keepdim=True).values - codes
-    exps = torch.where(distance < len(table), table[distance.clamp(max=len(table) - 1)], torch.zeros_like(distance))
+    kept = torch.ones(codes.shape, dtype=torch.bool)
     if keep is not None:
-        exps = exps.masked_fill(~keep, 0)
+        kept = kept & keep.to(torch.bool)
+    if causal:
+        kept = kept & torch.ones(codes.shape[-2], codes.shape[-1], dtype=torch.bool).tril()
+    low = code_range(total)[0]
+    row_max = codes.masked_fill(~kept, low).max(dim=-1, keepdim=True).values
+    distance = (row_max - codes).clamp(min=0)
+    exps = torch.where(distance < len(table), table[distance.clamp(max=len(table) - 1)], torch.zeros_like(distance))
+    exps = exps.masked_fill(~kept, 0)
     sums = exps.sum(dim=-1, keepdim=True)
-    return fit(divide_rounded(exps << frac, sums), total, "saturate")
+    probs = divide_rounded(exps << frac, sums.clamp(min=1))
+    return fit(probs, total, "saturate")
 
 
 def integer_sqrt(values: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,8 @@ the same format is folded away, so chains of lowered ops stay in fixed point):
   the accumulator format, then ``tinycl.requant`` back to the data format;
 * ``nn.matmul`` (two dynamic operands): the rhs is transposed, then as a linear without bias;
 * ``attn.sdpa``: ``Q·Kᵀ`` on the array, ``tinycl.softmax`` (exp table, exact integer sums, one rounded division
-  per element; the scale folds into the table), ``P·V`` on the array; ``causal`` is supported, an explicit
-  mask or soft-capping leaves the attention in float with a remark;
+  per element; the scale folds into the table), ``P·V`` on the array; ``causal`` and an i1 keep-mask are
+  supported, an additive float mask or soft-capping leaves the attention in float with a remark;
 * ``nn.layer_norm`` over the last dim with an affine weight and bias: ``tinycl.layer_norm``;
 * ``nn.gelu`` (exact) and ``nn.relu``: ``tinycl.lut``.
 
@@ -49,7 +49,7 @@ from xdsl.transforms.dead_code_elimination import dce
 
 from dialects import attn, nn, tinycl
 from dialects.diagnostics import pass_failure, remark
-from dialects.shapes import element_type, fmt_shape, is_float, tensor_shape
+from dialects.shapes import element_type, fmt_shape, is_bool, is_float, tensor_shape
 from targets.tinycl.cost import SramOverflow, memory_plan
 
 PASS = "lower-to-tinycl"
@@ -186,8 +186,8 @@ class LowerToTinycl(RewritePattern):
         return None
 
     def _SdpaOp(self, op: attn.SdpaOp, rewriter: PatternRewriter) -> str | None:
-        if op.mask is not None:
-            return "an explicit mask is not supported by the fixed-point softmax (causal is)"
+        if op.mask is not None and not is_bool(element_type(op.mask)):
+            return "an additive float mask is not supported by the fixed-point softmax (an i1 keep-mask and causal are)"
         if attn.softcap_value(op) is not None:
             return "soft-capped scores are not supported by the fixed-point softmax"
         if self.numerics.frac > self.numerics.total - 2:
@@ -199,7 +199,7 @@ class LowerToTinycl(RewritePattern):
         query, key = b.quantize(op.query, "q_q"), b.quantize(op.key, "k_q")
         value_t = b.quantize(b.transpose(op.value, "vt"), "vt_q")
         scores = b.requant(b.mac(query, key, None, q[-1], "scores_acc"), "scores")
-        probs = b.add(tinycl.SoftmaxOp(scores, op.scale.value.data, bool(op.causal.value.data)), "probs")
+        probs = b.add(tinycl.SoftmaxOp(scores, op.scale.value.data, bool(op.causal.value.data), op.mask), "probs")
         b.finish(rewriter, b.requant(b.mac(probs, value_t, None, k[-2], "out_acc"), "out_q"))
         return None
 

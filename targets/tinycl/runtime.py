@@ -52,7 +52,8 @@ class TinyclFunctions(InterpreterFunctions):
 
     @impl(tinycl.SoftmaxOp)
     def run_softmax(self, interpreter: Interpreter, op: tinycl.SoftmaxOp, args):
-        return (fp.softmax(args[0], format_of(op.input), op.scale.value.data, bool(op.causal.value.data)),)
+        keep = args[1] if len(args) > 1 else None
+        return (fp.softmax(args[0], format_of(op.input), op.scale.value.data, bool(op.causal.value.data), keep),)
 
     @impl(tinycl.LayerNormOp)
     def run_layer_norm(self, interpreter: Interpreter, op: tinycl.LayerNormOp, args):

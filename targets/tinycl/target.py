@@ -19,8 +19,7 @@ class TinyclTarget(Target):
     lowering_pass = "lower-to-tinycl"
     seed_meaning = "the stream of stochastic rounding (rounding=stochastic); other modes ignore it"
     demo_pipelines = (
-        ("lower-to-tinycl{total-bits=16 frac-bits=8}", "16-bit fixed point, 8 fractional bits"),
-        ("lower-to-tinycl{total-bits=8 frac-bits=4}", "8-bit fixed point, 4 fractional bits"),
+        ("lower-to-tinycl{total-bits=16 frac-bits=8 sram-kb=65536}", "16-bit fixed point, 8 fractional bits, 64 MiB SRAM"),
     )
 
     def owns(self, module: ModuleOp) -> bool:

@@ -156,6 +156,12 @@ def test_nonlinearities_are_within_their_documented_error():
             logits = logits.masked_fill(~torch.ones(17, 17, dtype=torch.bool).tril(), -math.inf)
         error = (probs - torch.softmax(logits, -1)).abs().max().item()
         assert error <= half_step + 2.0**-fp.TABLE_BITS, error
+    keep = torch.rand(6, 1, 1, 17, generator=generator) > 0.3
+    keep[0] = False  # a row with no key left: zeros
+    probs = fp.dequantize(fp.softmax(scores, fmt, 0.25, False, keep), fmt, torch.float64)
+    logits = (fp.dequantize(scores, fmt, torch.float64) * 0.25).masked_fill(~keep, -math.inf)
+    assert (probs[1:] - torch.softmax(logits, -1)[1:]).abs().max().item() <= half_step + 2.0**-fp.TABLE_BITS
+    assert bool((probs[0] == 0).all())
     x = fp.quantize(torch.randn(8, 17, 64, generator=generator) * 2, fmt, "nearest-even", "saturate")
     gelu = fp.dequantize(fp.lut(x, "gelu", fmt), fmt, torch.float64)
     assert (gelu - torch.nn.functional.gelu(fp.dequantize(x, fmt, torch.float64))).abs().max() <= half_step

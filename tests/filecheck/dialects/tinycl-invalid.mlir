@@ -160,3 +160,19 @@ func.func @lut_type(%x: tensor<2x!tinycl.fixed<16, 8>>) {
 }
 // CHECK: tinycl.lut keeps the input's type tensor<2x!tinycl.fixed<16, 8>>, got tensor<2x!tinycl.fixed<16, 4>>
 // CHECK: | Operation does not verify: tinycl.lut keeps the input's type tensor<2x!tinycl.fixed<16, 8>>, got tensor<2x!tinycl.fixed<16, 4>>
+
+// -----
+func.func @softmax_mask_type(%s: tensor<2x3x!tinycl.fixed<8, 4>>, %m: tensor<2x3xf32>) {
+  %p = tinycl.softmax %s mask %m {scale = 1.0 : f64, causal = false} : (tensor<2x3x!tinycl.fixed<8, 4>>, tensor<2x3xf32>) -> tensor<2x3x!tinycl.fixed<8, 4>>
+  func.return
+}
+// CHECK: the mask must be i1 (true keeps a key), got f32
+// CHECK: | Operation does not verify: the mask must be i1 (true keeps a key), got f32
+
+// -----
+func.func @softmax_mask_shape(%s: tensor<2x3x!tinycl.fixed<8, 4>>, %m: tensor<2x2xi1>) {
+  %p = tinycl.softmax %s mask %m {scale = 1.0 : f64, causal = false} : (tensor<2x3x!tinycl.fixed<8, 4>>, tensor<2x2xi1>) -> tensor<2x3x!tinycl.fixed<8, 4>>
+  func.return
+}
+// CHECK: the mask 2x2 does not broadcast to the scores 2x3
+// CHECK: | Operation does not verify: the mask 2x2 does not broadcast to the scores 2x3

@@ -21,7 +21,7 @@
 // SRAM:     attnc-opt: error: lower-to-tinycl: the model does not fit sram-kb=16 (16384 B): layer 'big' (tinycl.mac) needs 36864 B (36.0 KiB) of live on-chip buffers: y_x_q 16384 B, y_acc 20480 B
 
 // What stays digital says why, once per op, in file order.
-// REMARK:      remark: lower-to-tinycl: masked.attn: attn.sdpa stays digital (float on the host): an explicit mask is not supported by the fixed-point softmax (causal is)
+// REMARK:      remark: lower-to-tinycl: masked.attn: attn.sdpa stays digital (float on the host): an additive float mask is not supported by the fixed-point softmax (an i1 keep-mask and causal are)
 // REMARK-NEXT: remark: lower-to-tinycl: tanh.act: nn.gelu stays digital (float on the host): the table holds exact GELU, not approximate = "tanh"
 // REMARK-NEXT: remark: lower-to-tinycl: residual: nn.add is not a TinyCL operator: stays digital (float on the host)
 // REMARK-NOT:  remark
@@ -95,13 +95,13 @@ func.func @matmul_norm_gelu(%a: tensor<3x6xf32>, %b: tensor<6x4xf32>) -> tensor<
 }
 
 // -----
-// negative: a masked attention, tanh-GELU and an add stay as they were (remarks above).
+// negative: an attention with an additive mask, tanh-GELU and an add stay as they were (remarks above).
 // CHECK-LABEL: func.func @negative_digital
 // CHECK-NEXT:  %o = attn.sdpa %q, %q, %q mask %mask
 // CHECK-NEXT:  %t = nn.gelu %o {approximate = "tanh"}
 // CHECK-NEXT:  %s = nn.add %t, %q
-func.func @negative_digital(%q: tensor<1x2x5x8xf32>, %mask: tensor<1x1x5x5xi1>) -> tensor<1x2x5x8xf32> {
-  %o = attn.sdpa %q, %q, %q mask %mask {scale = 0.35355339059327373 : f64, causal = false} : (tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x1x5x5xi1>) -> tensor<1x2x5x8xf32> loc("masked.attn")
+func.func @negative_digital(%q: tensor<1x2x5x8xf32>, %mask: tensor<1x1x5x5xf32>) -> tensor<1x2x5x8xf32> {
+  %o = attn.sdpa %q, %q, %q mask %mask {scale = 0.35355339059327373 : f64, causal = false} : (tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x1x5x5xf32>) -> tensor<1x2x5x8xf32> loc("masked.attn")
   %t = nn.gelu %o {approximate = "tanh"} : (tensor<1x2x5x8xf32>) -> tensor<1x2x5x8xf32> loc("tanh.act")
   %s = nn.add %t, %q : (tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>) -> tensor<1x2x5x8xf32> loc("residual")
   func.return %s : tensor<1x2x5x8xf32>
@@ -115,4 +115,13 @@ func.func @big_linear(%x: tensor<128x64xf32>) -> tensor<128x32xf32> {
   %w = nn.param @big.weight : tensor<32x64xf32> loc("big")
   %y = nn.linear %x, %w : (tensor<128x64xf32>, tensor<32x64xf32>) -> tensor<128x32xf32> loc("big")
   func.return %y : tensor<128x32xf32>
+}
+
+// -----
+// An i1 keep-mask (key padding) goes into the fixed-point softmax.
+// CHECK-LABEL: func.func @padding_mask
+// CHECK:       %o_probs = tinycl.softmax %o_scores mask %keep {scale = 0.35355339059327373 : f64, causal = false} : (tensor<1x2x5x5x!tinycl.fixed<16, 8>>, tensor<1x1x1x5xi1>) -> tensor<1x2x5x5x!tinycl.fixed<16, 8>>
+func.func @padding_mask(%q: tensor<1x2x5x8xf32>, %keep: tensor<1x1x1x5xi1>) -> tensor<1x2x5x8xf32> {
+  %o = attn.sdpa %q, %q, %q mask %keep {scale = 0.35355339059327373 : f64, causal = false} : (tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x1x1x5xi1>) -> tensor<1x2x5x8xf32> loc("padded.attn")
+  func.return %o : tensor<1x2x5x8xf32>
 }
