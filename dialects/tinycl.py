@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from xdsl.dialects.builtin import BoolAttr, FloatAttr, IntAttr, IntegerType, StringAttr, TensorType
+from xdsl.dialects.builtin import BoolAttr, FloatAttr, IntAttr, IntegerAttr, IntegerType, StringAttr, TensorType
 from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, SSAValue, TypeAttribute
 from xdsl.irdl import (
     IRDLOperation,
@@ -446,8 +446,68 @@ class LutOp(IRDLOperation):
         _check_choice(self.function.data, LUT_FUNCTIONS, "table function")
 
 
+@irdl_op_definition
+class L2NormalizeOp(IRDLOperation):
+    """Each row (last dim) divided by its L2 norm, in integers (exact sum of squares, integer square root with
+    guard bits, one rounded division per element); a zero row stays zero."""
+
+    name = "tinycl.l2_normalize"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input: SSAValue):
+        super().__init__(operands=[input], result_types=[input.type])
+
+    def verify_(self) -> None:
+        fmt = _same_fixed_shape(self, self.input, self.result)
+        if fmt.frac.data > fmt.total.data - 2:
+            raise VerifyException(f"a unit vector needs 1.0 representable: frac bits <= total bits - 2, got {fmt}")
+
+
+@irdl_op_definition
+class HeadScaleOp(IRDLOperation):
+    """Cosine attention's per-head divisor: ``x / max(1, length^sigmoid(m))`` over (batch, heads, ...) codes; the
+    factor is computed from the float ``m`` (one per head) on the host, quantized to ``total`` bits with
+    ``total − 2`` fractional bits, and the product requantised with the rounding and overflow modes."""
+
+    name = "tinycl.head_scale"
+    input = operand_def(TensorType)
+    m = operand_def(TensorType)
+    length = attr_def(IntegerAttr)
+    rounding = attr_def(StringAttr)
+    overflow = attr_def(StringAttr)
+    result = result_def(TensorType)
+    assembly_format = "$input `,` $m attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input: SSAValue, m: SSAValue, length: int, rounding: str, overflow: str):
+        super().__init__(
+            operands=[input, m],
+            result_types=[input.type],
+            attributes={
+                "length": IntegerAttr(length, 64),
+                "rounding": StringAttr(rounding),
+                "overflow": StringAttr(overflow),
+            },
+        )
+
+    def verify_(self) -> None:
+        _same_fixed_shape(self, self.input, self.result)
+        _check_choice(self.rounding.data, ROUNDING_MODES, "rounding mode")
+        _check_choice(self.overflow.data, OVERFLOW_MODES, "overflow mode")
+        shape = tensor_shape(self.input)
+        if len(shape) < 2 or tensor_shape(self.m) != (shape[1],) or not is_float(element_type(self.m)):
+            raise VerifyException(
+                f"m must be a float tensor with one value per head ({shape[1] if len(shape) > 1 else '?'}), got {self.m.type}"
+            )
+        if self.length.value.data < 0:
+            raise VerifyException(f"length must be >= 0, got {self.length.value.data}")
+
+
 TINYCL = Dialect(
     "tinycl",
-    [QuantizeOp, RequantOp, DequantizeOp, MacOp, SoftmaxOp, LayerNormOp, LutOp],
+    [QuantizeOp, RequantOp, DequantizeOp, MacOp, SoftmaxOp, LayerNormOp, LutOp, L2NormalizeOp, HeadScaleOp],
     [FixedType],
 )

@@ -171,13 +171,24 @@ def attention_figures(kind: str, batch: int, length: int, dim: int, config: Arra
     return figures
 
 
+COMPUTE_OPS = (
+    tinycl.MacOp,
+    tinycl.SoftmaxOp,
+    tinycl.LayerNormOp,
+    tinycl.LutOp,
+    tinycl.RequantOp,
+    tinycl.L2NormalizeOp,
+    tinycl.HeadScaleOp,
+)
+
+
 def layer_costs(module: ModuleOp) -> list[LayerCost]:
     """One entry per module path that holds tinycl compute, in program order."""
     config = ArrayConfig.of(module)
     layers: dict[str, LayerCost] = {}
     bits = config.total_bits
     for op in module.walk():
-        if not isinstance(op, (tinycl.MacOp, tinycl.SoftmaxOp, tinycl.LayerNormOp, tinycl.LutOp, tinycl.RequantOp)):
+        if not isinstance(op, COMPUTE_OPS):
             continue
         path = module_path_of(op) or "<top>"
         cost = layers.setdefault(path, LayerCost(path))

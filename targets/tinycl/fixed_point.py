@@ -182,6 +182,34 @@ def layer_norm(
     return requantize(affine, (64, 3 * frac), fmt, rounding, overflow, generator)
 
 
+def l2_normalize(codes: torch.Tensor, fmt: Format) -> torch.Tensor:
+    """Rows divided by their L2 norm: ``round(c · 2^frac / ||c||)`` with ``||c||`` an integer square root carrying
+    NORM_GUARD_BITS extra bits; a zero row stays zero."""
+    frac = fmt[1]
+    root = integer_sqrt((codes * codes).sum(dim=-1, keepdim=True) << (2 * NORM_GUARD_BITS))  # units of 2^-(frac+G)
+    return fit(divide_rounded(codes << (frac + NORM_GUARD_BITS), root.clamp(min=1)), fmt[0], "saturate")
+
+
+def head_scale(
+    codes: torch.Tensor,
+    m: torch.Tensor,
+    length: int,
+    fmt: Format,
+    rounding: str,
+    overflow: str,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``codes / max(1, length^sigmoid(m))`` per head (dim 1): the factor quantized to ``(total, total − 2)``,
+    the exact product requantised to ``fmt``."""
+    total = fmt[0]
+    factor_format = (total, total - 2)
+    factor = 1.0 / torch.clamp(float(max(length, 1)) ** torch.sigmoid(m.detach().to(torch.float64)), min=1.0)
+    factor_codes = quantize(factor, factor_format, "nearest-even", "saturate")
+    shape = (1, -1) + (1,) * (codes.dim() - 2)
+    product = codes * factor_codes.reshape(shape)
+    return requantize(product, (64, fmt[1] + factor_format[1]), fmt, rounding, overflow, generator)
+
+
 def _gelu(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
 

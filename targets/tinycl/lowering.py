@@ -9,6 +9,8 @@ the same format is folded away, so chains of lowered ops stay in fixed point):
 * ``attn.sdpa``: ``Q·Kᵀ`` on the array, ``tinycl.softmax`` (exp table, exact integer sums, one rounded division
   per element; the scale folds into the table), ``P·V`` on the array; ``causal`` and an i1 keep-mask are
   supported, an additive float mask or soft-capping leaves the attention in float with a remark;
+* ``attn.cosine`` (bidirectional, no mask): ``tinycl.l2_normalize`` of Q and K, ``(N(K)ᵀ·V)ᵀ`` and
+  ``N(Q)·(N(K)ᵀV)`` on the array (linear in the sequence length), ``tinycl.head_scale`` for ``max(1, L^s)``;
 * ``nn.layer_norm`` over the last dim with an affine weight and bias: ``tinycl.layer_norm``;
 * ``nn.gelu`` (exact) and ``nn.relu``: ``tinycl.lut``.
 
@@ -68,6 +70,9 @@ DATA_MOVEMENT = (
     nn.ArangeOp,
     nn.DropoutOp,
 )
+
+
+LOWERED = (nn.LinearOp, nn.MatmulOp, attn.SdpaOp, attn.CosineOp, nn.LayerNormOp, nn.GeluOp, nn.ReluOp)
 
 
 @dataclass(frozen=True)
@@ -157,7 +162,7 @@ class LowerToTinycl(RewritePattern):
     numerics: Numerics
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not isinstance(op, (nn.LinearOp, nn.MatmulOp, attn.SdpaOp, nn.LayerNormOp, nn.GeluOp, nn.ReluOp)):
+        if not isinstance(op, LOWERED):
             return
         if not _float_operands(op):
             remark(PASS, op, f"{op.name} on non-float operands stays digital (float on the host)")
@@ -203,6 +208,24 @@ class LowerToTinycl(RewritePattern):
         b.finish(rewriter, b.requant(b.mac(probs, value_t, None, k[-2], "out_acc"), "out_q"))
         return None
 
+    def _CosineOp(self, op: attn.CosineOp, rewriter: PatternRewriter) -> str | None:
+        if op.causal.value.data or op.mask is not None:
+            return "only bidirectional cosine attention without a mask is lowered"
+        if self.numerics.frac > self.numerics.total - 2:
+            return f"unit vectors need 1.0 representable (frac-bits <= total-bits - 2), got {self.numerics.data}"
+        q, k = tensor_shape(op.query), tensor_shape(op.key)
+        b = _Builder(op, self.numerics)
+        query = b.add(tinycl.L2NormalizeOp(b.quantize(op.query, "q_q")), "qn")
+        key = b.add(tinycl.L2NormalizeOp(b.quantize(op.key, "k_q")), "kn")
+        key_float = b.add(tinycl.DequantizeOp(key, op.key.type), "kn_f")
+        key_t = b.quantize(b.transpose(key_float, "knt_f"), "knt")
+        value_t = b.quantize(b.transpose(op.value, "vt"), "vt_q")
+        state = b.requant(b.mac(value_t, key_t, None, k[-2], "state_acc"), "state")  # (N(K)ᵀV)ᵀ: (…, dv, d)
+        out = b.requant(b.mac(query, state, None, q[-1], "out_acc"), "out_q")
+        n = self.numerics
+        b.finish(rewriter, b.add(tinycl.HeadScaleOp(out, op.m, k[-2], n.rounding, n.overflow), "scaled"))
+        return None
+
     def _LayerNormOp(self, op: nn.LayerNormOp, rewriter: PatternRewriter) -> str | None:
         if len(tensor_shape(op.result)) < 1 or len(list(op.normalized_shape.iter_values())) != 1:
             return "only normalisation over the last dim is supported"
@@ -230,7 +253,7 @@ class LowerToTinycl(RewritePattern):
 def _remark_digital(module: ModuleOp) -> None:
     for op in module.walk():
         if op.dialect_name() in ("nn", "attn") and not isinstance(op, DATA_MOVEMENT):
-            if isinstance(op, (nn.LinearOp, nn.MatmulOp, attn.SdpaOp, nn.LayerNormOp, nn.GeluOp, nn.ReluOp)):
+            if isinstance(op, LOWERED):
                 continue  # these already said why they stayed
             remark(PASS, op, f"{op.name} is not a TinyCL operator: stays digital (float on the host)")
 

@@ -61,6 +61,17 @@ class TinyclFunctions(InterpreterFunctions):
         fmt = format_of(op.input)
         return (fp.layer_norm(x, gamma, beta, fmt, op.eps.value.data, op.rounding.data, op.overflow.data, self.generator),)
 
+    @impl(tinycl.L2NormalizeOp)
+    def run_l2_normalize(self, interpreter: Interpreter, op: tinycl.L2NormalizeOp, args):
+        return (fp.l2_normalize(args[0], format_of(op.input)),)
+
+    @impl(tinycl.HeadScaleOp)
+    def run_head_scale(self, interpreter: Interpreter, op: tinycl.HeadScaleOp, args):
+        codes, m = args
+        fmt = format_of(op.input)
+        length = op.length.value.data
+        return (fp.head_scale(codes, m, length, fmt, op.rounding.data, op.overflow.data, self.generator),)
+
     @impl(tinycl.LutOp)
     def run_lut(self, interpreter: Interpreter, op: tinycl.LutOp, args):
         return (fp.lut(args[0], op.function.data, format_of(op.input)),)

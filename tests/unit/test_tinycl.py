@@ -268,3 +268,34 @@ def test_cli_compile_then_run_report_and_verify_in_new_processes(tmp_path):
 
     in_memory = compile_model("vit-digits", "attn-raise,lower-to-tinycl{total-bits=16 frac-bits=8}").run()
     assert torch.equal(load_file(str(outputs))["output_0"], in_memory[0])
+
+
+def test_cosine_attention_on_the_array_matches_the_reference():
+    """attn.cosine lowered (L2 norms, two products linear in L, the per-head divisor) against the float kernel."""
+    from xdsl.context import Context
+
+    from runtime.cosine_kernels import cosine_attention_reference
+
+    module = parse_module(COSINE)
+    LowerToTinyclPass().apply(Context(), module)
+    assert any(isinstance(op, tinycl.L2NormalizeOp) for op in module.walk())
+    generator = torch.Generator().manual_seed(6)
+    q, k, v = (torch.randn(2, 3, 9, 8, generator=generator) for _ in range(3))
+    m = torch.tensor([-1.0, 0.0, 2.0])
+    (out,) = Executor(module, {"attn.m": m}, extra_functions=[TinyclFunctions()])(q, k, v)
+    reference = cosine_attention_reference(q, k, v, m)
+    assert (out - reference).abs().max().item() < 0.02  # 16/8: a few steps of 2^-8 through two products
+    assert (out - reference).abs().max().item() > 0  # it did run in fixed point
+    normed = fp.dequantize(fp.l2_normalize(fp.quantize(q, (16, 8), "nearest-even", "saturate"), (16, 8)), (16, 8))
+    assert (normed.norm(dim=-1) - 1).abs().max() < 0.02
+    assert torch.equal(fp.l2_normalize(torch.zeros(2, 4, dtype=torch.int64), (16, 8)), torch.zeros(2, 4, dtype=torch.int64))
+
+
+COSINE = """
+func.func @main(%q: tensor<2x3x9x8xf32>, %k: tensor<2x3x9x8xf32>, %v: tensor<2x3x9x8xf32>) -> tensor<2x3x9x8xf32> {
+  %m = nn.param @attn.m : tensor<3xf32> loc("attn")
+  %o = attn.cosine %q, %k, %v, %m {causal = false, form = "chunked"}
+    : (tensor<2x3x9x8xf32>, tensor<2x3x9x8xf32>, tensor<2x3x9x8xf32>, tensor<3xf32>) -> tensor<2x3x9x8xf32> loc("attn")
+  func.return %o : tensor<2x3x9x8xf32>
+}
+"""

@@ -176,3 +176,19 @@ func.func @softmax_mask_shape(%s: tensor<2x3x!tinycl.fixed<8, 4>>, %m: tensor<2x
 }
 // CHECK: the mask 2x2 does not broadcast to the scores 2x3
 // CHECK: | Operation does not verify: the mask 2x2 does not broadcast to the scores 2x3
+
+// -----
+func.func @l2_normalize_no_one(%x: tensor<2x3x!tinycl.fixed<8, 7>>) {
+  %y = tinycl.l2_normalize %x : (tensor<2x3x!tinycl.fixed<8, 7>>) -> tensor<2x3x!tinycl.fixed<8, 7>>
+  func.return
+}
+// CHECK: a unit vector needs 1.0 representable: frac bits <= total bits - 2, got !tinycl.fixed<8, 7>
+// CHECK: | Operation does not verify: a unit vector needs 1.0 representable: frac bits <= total bits - 2, got !tinycl.fixed<8, 7>
+
+// -----
+func.func @head_scale_m(%x: tensor<1x2x5x8x!tinycl.fixed<16, 8>>, %m: tensor<3xf32>) {
+  %y = tinycl.head_scale %x, %m {length = 5 : i64, rounding = "nearest-even", overflow = "saturate"} : (tensor<1x2x5x8x!tinycl.fixed<16, 8>>, tensor<3xf32>) -> tensor<1x2x5x8x!tinycl.fixed<16, 8>>
+  func.return
+}
+// CHECK: m must be a float tensor with one value per head (2), got tensor<3xf32>
+// CHECK: | Operation does not verify: m must be a float tensor with one value per head (2), got tensor<3xf32>

@@ -41,6 +41,9 @@ func.func @linear(%x: tensor<2x4xf32>, %w: tensor<3x4xf32>, %b: tensor<3xf32>, %
 // CHECK-NEXT: %keep = "test.op"() : () -> tensor<5x6xi1>
 // CHECK-NEXT: %sq = tinycl.requant %s nearest-even saturate
 // CHECK-NEXT: %p = tinycl.softmax %sq mask %keep {scale = 1.000000e+00 : f64, causal = false} : (tensor<2x4x5x6x!tinycl.fixed<8, 4>>, tensor<5x6xi1>) -> tensor<2x4x5x6x!tinycl.fixed<8, 4>>
+// CHECK-NEXT: %qn = tinycl.l2_normalize %q : (tensor<2x4x5x8x!tinycl.fixed<8, 4>>) -> tensor<2x4x5x8x!tinycl.fixed<8, 4>>
+// CHECK-NEXT: %m = "test.op"() : () -> tensor<4xf32>
+// CHECK-NEXT: %hs = tinycl.head_scale %qn, %m {length = 6 : i64, rounding = "truncate", overflow = "wrap"} : (tensor<2x4x5x8x!tinycl.fixed<8, 4>>, tensor<4xf32>) -> tensor<2x4x5x8x!tinycl.fixed<8, 4>>
 // CHECK-NEXT: %w2 = tinycl.mac update %w, %w : (tensor<3x8x!tinycl.fixed<8, 4>>, tensor<3x8x!tinycl.fixed<8, 4>>) -> tensor<3x8x!tinycl.fixed<9, 4>>
 func.func @modes(%q: tensor<2x4x5x8x!tinycl.fixed<8, 4>>, %k: tensor<2x4x6x8x!tinycl.fixed<8, 4>>, %dy: tensor<5x3x!tinycl.fixed<8, 4>>, %w: tensor<3x8x!tinycl.fixed<8, 4>>, %x: tensor<5x8x!tinycl.fixed<8, 4>>) {
   %s = tinycl.mac forward %q, %k : (tensor<2x4x5x8x!tinycl.fixed<8, 4>>, tensor<2x4x6x8x!tinycl.fixed<8, 4>>) -> tensor<2x4x5x6x!tinycl.fixed<20, 8>>
@@ -49,6 +52,9 @@ func.func @modes(%q: tensor<2x4x5x8x!tinycl.fixed<8, 4>>, %k: tensor<2x4x6x8x!ti
   %keep = "test.op"() : () -> tensor<5x6xi1>
   %sq = tinycl.requant %s nearest-even saturate : (tensor<2x4x5x6x!tinycl.fixed<20, 8>>) -> tensor<2x4x5x6x!tinycl.fixed<8, 4>>
   %p = tinycl.softmax %sq mask %keep {scale = 1.0 : f64, causal = false} : (tensor<2x4x5x6x!tinycl.fixed<8, 4>>, tensor<5x6xi1>) -> tensor<2x4x5x6x!tinycl.fixed<8, 4>>
+  %qn = tinycl.l2_normalize %q : (tensor<2x4x5x8x!tinycl.fixed<8, 4>>) -> tensor<2x4x5x8x!tinycl.fixed<8, 4>>
+  %m = "test.op"() : () -> tensor<4xf32>
+  %hs = tinycl.head_scale %qn, %m {length = 6 : i64, rounding = "truncate", overflow = "wrap"} : (tensor<2x4x5x8x!tinycl.fixed<8, 4>>, tensor<4xf32>) -> tensor<2x4x5x8x!tinycl.fixed<8, 4>>
   %w2 = tinycl.mac update %w, %w : (tensor<3x8x!tinycl.fixed<8, 4>>, tensor<3x8x!tinycl.fixed<8, 4>>) -> tensor<3x8x!tinycl.fixed<9, 4>>
   func.return
 }

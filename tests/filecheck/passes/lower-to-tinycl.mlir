@@ -24,7 +24,6 @@
 // REMARK:      remark: lower-to-tinycl: masked.attn: attn.sdpa stays digital (float on the host): an additive float mask is not supported by the fixed-point softmax (an i1 keep-mask and causal are)
 // REMARK-NEXT: remark: lower-to-tinycl: tanh.act: nn.gelu stays digital (float on the host): the table holds exact GELU, not approximate = "tanh"
 // REMARK-NEXT: remark: lower-to-tinycl: residual: nn.add is not a TinyCL operator: stays digital (float on the host)
-// REMARK-NOT:  remark
 
 // The configuration lands on the module.
 // CHECK: builtin.module attributes {tinycl.config = {total_bits = 16 : i64, frac_bits = 8 : i64, weight_frac_bits = 8 : i64, rounding = "nearest-even", overflow = "saturate", pe_rows = 16 : i64, pe_cols = 16 : i64, sram_kb = 512 : i64, snake = true}}
@@ -125,3 +124,23 @@ func.func @padding_mask(%q: tensor<1x2x5x8xf32>, %keep: tensor<1x1x1x5xi1>) -> t
   %o = attn.sdpa %q, %q, %q mask %keep {scale = 0.35355339059327373 : f64, causal = false} : (tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x1x1x5xi1>) -> tensor<1x2x5x8xf32> loc("padded.attn")
   func.return %o : tensor<1x2x5x8xf32>
 }
+
+// -----
+// Bidirectional cosine attention: row L2 norms of Q and K, the (dv x d) state (N(K)ᵀV)ᵀ and N(Q)·state on the
+// array (both linear in the length), the per-head divisor max(1, L^sigmoid(m)) from m. Causal cosine stays.
+// CHECK-LABEL: func.func @cosine
+// CHECK:       %o_qn = tinycl.l2_normalize %o_q_q : (tensor<1x2x5x8x!tinycl.fixed<16, 8>>) -> tensor<1x2x5x8x!tinycl.fixed<16, 8>>
+// CHECK:       %o_kn = tinycl.l2_normalize %o_k_q
+// CHECK:       %o_state_acc = tinycl.mac forward %o_vt_q, %o_knt : (tensor<1x2x8x5x!tinycl.fixed<16, 8>>, tensor<1x2x8x5x!tinycl.fixed<16, 8>>) -> tensor<1x2x8x8x!tinycl.fixed<36, 16>>
+// CHECK:       %o_out_acc = tinycl.mac forward %o_qn, %o_state : (tensor<1x2x5x8x!tinycl.fixed<16, 8>>, tensor<1x2x8x8x!tinycl.fixed<16, 8>>) -> tensor<1x2x5x8x!tinycl.fixed<37, 16>>
+// CHECK:       %o_scaled = tinycl.head_scale %o_out_q, %m {length = 5 : i64, rounding = "nearest-even", overflow = "saturate"} : (tensor<1x2x5x8x!tinycl.fixed<16, 8>>, tensor<2xf32>) -> tensor<1x2x5x8x!tinycl.fixed<16, 8>>
+// CHECK-NEXT:  %o = tinycl.dequantize %o_scaled
+// CHECK:       %c = attn.cosine %q, %k, %v, %m {causal = true, form = "chunked"}
+// REMARK-NEXT: remark: lower-to-tinycl: cos.causal: attn.cosine stays digital (float on the host): only bidirectional cosine attention without a mask is lowered
+func.func @cosine(%q: tensor<1x2x5x8xf32>, %k: tensor<1x2x5x8xf32>, %v: tensor<1x2x5x8xf32>) -> (tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>) {
+  %m = nn.param @attn.m : tensor<2xf32> loc("cos.attn")
+  %o = attn.cosine %q, %k, %v, %m {causal = false, form = "chunked"} : (tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<2xf32>) -> tensor<1x2x5x8xf32> loc("cos.attn")
+  %c = attn.cosine %q, %k, %v, %m {causal = true, form = "chunked"} : (tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<2xf32>) -> tensor<1x2x5x8xf32> loc("cos.causal")
+  func.return %o, %c : tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>
+}
+// REMARK-NOT:  remark
