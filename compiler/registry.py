@@ -67,6 +67,18 @@ def _xbar() -> Dialect:
     return XBAR
 
 
+def _tinycl() -> Dialect:
+    from dialects.tinycl import TINYCL
+
+    return TINYCL
+
+
+def _lower_to_tinycl() -> type[ModulePass]:
+    from targets.tinycl.lowering import LowerToTinyclPass
+
+    return LowerToTinyclPass
+
+
 def _lower_to_xbar() -> type[ModulePass]:
     from targets.crossbar.lowering import LowerToXbarPass
 
@@ -91,6 +103,7 @@ DIALECTS: dict[str, Callable[[], Dialect]] = {
     "xbar": _xbar,
     "abft": _abft,
     "torch": _torch,
+    "tinycl": _tinycl,
 }
 
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
@@ -101,6 +114,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "lower-to-xbar": _lower_to_xbar,
     "abft-weave": _abft_weave,
     "convert-torch-to-nn": _convert_torch_to_nn,
+    "lower-to-tinycl": _lower_to_tinycl,
 }
 
 UNIVERSE = Universe(all_dialects=DIALECTS, all_passes=PASSES)

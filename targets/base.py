@@ -43,3 +43,7 @@ class Target(ABC):
     @abstractmethod
     def cost_report(self, module: ModuleOp) -> dict[str, float]:
         """Figures of the lowered module on this target, by name (e.g. tiles, writes per inference)."""
+
+    def report(self, module: ModuleOp) -> str:
+        """The detailed report ``attnc run --report`` prints; by default the cost report, one figure a line."""
+        return "\n".join(f"{name}: {value:g}" for name, value in self.cost_report(module).items())

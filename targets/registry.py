@@ -33,5 +33,7 @@ def target_of(module: ModuleOp) -> Target | None:
 
 def _load_builtin_targets() -> None:
     from targets.crossbar.target import CROSSBAR
+    from targets.tinycl.target import TINYCL
 
     _TARGETS.setdefault(CROSSBAR.name, CROSSBAR)
+    _TARGETS.setdefault(TINYCL.name, TINYCL)

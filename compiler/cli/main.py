@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument(
         "--check-finite", action="store_true", help="stop at the first op whose result holds NaN or Inf, naming it"
     )
+    run_cmd.add_argument("--report", action="store_true", help="print the target's cost report (per layer where it has one)")
 
     verify_cmd = commands.add_parser(
         "verify", help="compile, run both, print max_abs_err vs PyTorch (vs onnxruntime for an .onnx SPEC)"
@@ -203,6 +204,11 @@ def cmd_run(args) -> int:
                 cosine = torch.nn.functional.cosine_similarity(out.flatten().double(), ref.flatten().double(), dim=0)
                 error = (out.double() - ref.double()).abs().max()
                 print(f"output {index} vs PyTorch: cosine={cosine:.6f} max_abs_err={error:.3e}")
+    if args.report:
+        from targets.registry import target_of
+
+        owner = target_of(compiled.module)
+        print(owner.report(compiled.module) if owner is not None else "report: the reference target has no cost model")
     if args.output:
         atomic_write_tensors({f"output_{i}": o for i, o in enumerate(outputs)}, args.output)
         print(f"wrote {args.output}")

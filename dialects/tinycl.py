@@ -1,0 +1,513 @@
+"""The ``tinycl`` dialect: a fixed-point accelerator whose MAC array runs every phase of training.
+
+A value on the accelerator is a tensor of fixed-point codes whose element type names its format:
+``!tinycl.fixed<16, 8>`` is a 16-bit two's-complement integer ``c`` holding ``c · 2⁻⁸``. Formats are explicit on
+every value, so each change of format is an op (``tinycl.requant``) with its rounding and overflow modes.
+
+```mlir
+%xq = tinycl.quantize %x nearest-even saturate : (tensor<8x17x64xf32>) -> tensor<8x17x64x!tinycl.fixed<16, 8>>
+%acc = tinycl.mac forward %xq, %wq, %bq : (tensor<8x17x64x!tinycl.fixed<16, 8>>, tensor<192x64x!tinycl.fixed<16, 8>>,
+         tensor<192x!tinycl.fixed<40, 16>>) -> tensor<8x17x192x!tinycl.fixed<40, 16>>
+%y = tinycl.requant %acc nearest-even saturate : (tensor<8x17x192x!tinycl.fixed<40, 16>>)
+         -> tensor<8x17x192x!tinycl.fixed<16, 8>>
+%p = tinycl.softmax %s {scale = 0.25 : f64, causal = false} : (...) -> ...
+%g = tinycl.lut %y gelu : (...) -> ...
+%f = tinycl.dequantize %y : (tensor<8x17x192x!tinycl.fixed<16, 8>>) -> tensor<8x17x192xf32>
+```
+
+``tinycl.mac`` is the reconfigurable MAC array; its ``mode`` selects the contraction (TinyCL shares one array
+between the phases of a training step):
+
+* ``forward``: ``(…, M, K) × (…, N, K) → (…, M, N)``, ``y = x Wᵀ`` (a 2-d rhs is a weight, shared by the batch);
+* ``input-gradient``: ``(…, M, N) × (…, N, K) → (…, M, K)``, ``dx = dy W``;
+* ``weight-gradient``: ``(…, M, N) × (…, M, K) → (N, K)``, ``dW = Σ dyᵀ x`` over the batch and M;
+* ``update``: element-wise ``a − b`` (``W − η·dW`` with η folded into b's requantisation).
+
+The accumulator is the result type: its fractional bits are the sum of the operands' (the difference's
+operands are aligned to the finer format for ``update``), and its width is what the lowering chose so the sum
+cannot overflow. An optional third operand (the bias) is already in the accumulator format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import BoolAttr, FloatAttr, IntAttr, IntegerAttr, IntegerType, StringAttr, TensorType
+from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, SSAValue, TypeAttribute
+from xdsl.irdl import (
+    IRDLOperation,
+    attr_def,
+    irdl_attr_definition,
+    irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    result_def,
+    traits_def,
+)
+from xdsl.parser import AttrParser, Parser
+from xdsl.printer import Printer
+from xdsl.traits import Pure
+from xdsl.utils.exceptions import VerifyException
+
+from dialects.shapes import element_type, fmt_shape, is_float, tensor_shape
+
+CONFIG_ATTRIBUTE = "tinycl.config"
+ROUNDING_MODES = ("nearest-even", "truncate", "stochastic")
+OVERFLOW_MODES = ("saturate", "wrap")
+MAC_MODES = ("forward", "input-gradient", "weight-gradient", "update")
+LUT_FUNCTIONS = ("gelu", "relu")
+MAX_BITS = 64  # codes live in int64
+
+
+def fixed_format_errors(total_bits: int, frac_bits: int) -> list[str]:
+    """What is wrong with a fixed-point format (empty when it is valid); shared by the type and the lowering."""
+    if not 2 <= total_bits <= MAX_BITS:
+        return [f"total bits must be in [2, {MAX_BITS}], got {total_bits}"]
+    if not 0 <= frac_bits < total_bits:
+        return [f"fractional bits must be in [0, total bits) = [0, {total_bits}), got {frac_bits}"]
+    return []
+
+
+@irdl_attr_definition
+class FixedType(ParametrizedAttribute, TypeAttribute):
+    """A two's-complement fixed-point number: ``total`` bits, ``frac`` of them fractional."""
+
+    name = "tinycl.fixed"
+
+    total: IntAttr
+    frac: IntAttr
+
+    def __init__(self, total: int, frac: int):
+        super().__init__(IntAttr(total), IntAttr(frac))
+
+    @property
+    def bits(self) -> tuple[int, int]:
+        return self.total.data, self.frac.data
+
+    def verify(self) -> None:
+        for error in fixed_format_errors(*self.bits):
+            raise VerifyException(f"!tinycl.fixed: {error}")
+
+    def print_parameters(self, printer: Printer) -> None:
+        printer.print_string(f"<{self.total.data}, {self.frac.data}>")
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> list[Attribute]:
+        with parser.in_angle_brackets():
+            total = parser.parse_integer(allow_boolean=False, allow_negative=False)
+            parser.parse_punctuation(",")
+            frac = parser.parse_integer(allow_boolean=False, allow_negative=False)
+        return [IntAttr(total), IntAttr(frac)]
+
+
+def fixed_of(value: SSAValue | Attribute, what: str) -> FixedType:
+    typ = element_type(value)
+    if not isinstance(typ, FixedType):
+        raise VerifyException(f"{what} must be a tensor of !tinycl.fixed, got {typ}")
+    return typ
+
+
+def _check_choice(value: str, choices: Sequence[str], what: str) -> None:
+    if value not in choices:
+        raise VerifyException(f"unknown {what} '{value}': expected one of {', '.join(choices)}")
+
+
+def parse_kebab_word(parser: Parser) -> str:
+    """A bare word that may hold hyphens (``nearest-even``, ``input-gradient``), as the options spell it."""
+    words = [parser.parse_identifier()]
+    while parser.parse_optional_punctuation("-") is not None:
+        words.append(parser.parse_identifier())
+    return "-".join(words)
+
+
+class _RoundingOp(IRDLOperation):
+    """Shared syntax ``op %x ROUNDING OVERFLOW : (in) -> out`` of the ops that round into a fixed format."""
+
+    input = operand_def(TensorType)
+    rounding = attr_def(StringAttr)
+    overflow = attr_def(StringAttr)
+    result = result_def(TensorType)
+
+    def __init__(self, input: SSAValue, result_type: Attribute, rounding: str, overflow: str):
+        super().__init__(
+            operands=[input],
+            result_types=[result_type],
+            attributes={"rounding": StringAttr(rounding), "overflow": StringAttr(overflow)},
+        )
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_operand(self.input)
+        printer.print_string(f" {self.rounding.data} {self.overflow.data}")
+        extra = {k: v for k, v in self.attributes.items() if k not in ("rounding", "overflow")}
+        printer.print_op_attributes(extra)
+        printer.print_string(" : (")
+        printer.print_attribute(self.input.type)
+        printer.print_string(") -> ")
+        printer.print_attribute(self.result.type)
+
+    @classmethod
+    def parse(cls, parser: Parser):
+        operand = parser.parse_operand()
+        rounding = parse_kebab_word(parser)
+        overflow = parse_kebab_word(parser)
+        attributes = parser.parse_optional_attr_dict()
+        parser.parse_punctuation(":")
+        parser.parse_punctuation("(")
+        input_type = parser.parse_type()
+        parser.parse_punctuation(")")
+        parser.parse_punctuation("->")
+        result_type = parser.parse_type()
+        if operand.type != input_type:
+            parser.raise_error(f"operand has type {operand.type}, the signature says {input_type}")
+        op = cls(operand, result_type, rounding, overflow)
+        op.attributes.update(attributes)
+        return op
+
+    def verify_(self) -> None:
+        _check_choice(self.rounding.data, ROUNDING_MODES, "rounding mode")
+        _check_choice(self.overflow.data, OVERFLOW_MODES, "overflow mode")
+        if tensor_shape(self.input) != tensor_shape(self.result):
+            raise VerifyException(
+                f"result shape {fmt_shape(tensor_shape(self.result))} must equal the input's "
+                f"{fmt_shape(tensor_shape(self.input))}"
+            )
+        fixed_of(self.result, "the result")
+
+
+@irdl_op_definition
+class QuantizeOp(_RoundingOp):
+    """Float → fixed point: ``round(x · 2^frac)`` with the rounding mode, then the overflow mode."""
+
+    name = "tinycl.quantize"
+    traits = traits_def(Pure())
+
+    def verify_(self) -> None:
+        super().verify_()
+        if not is_float(element_type(self.input)):
+            raise VerifyException(f"tinycl.quantize takes a float tensor, got {element_type(self.input)}")
+
+
+@irdl_op_definition
+class RequantOp(_RoundingOp):
+    """Fixed → fixed: shift to the result's fractional bits (rounding the dropped bits), then fit its width."""
+
+    name = "tinycl.requant"
+
+    def verify_(self) -> None:
+        super().verify_()
+        fixed_of(self.input, "the input")
+
+
+@irdl_op_definition
+class DequantizeOp(IRDLOperation):
+    """Fixed → float: ``c · 2^-frac`` (exact in f32 up to 24 significant bits)."""
+
+    name = "tinycl.dequantize"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input: SSAValue, result_type: Attribute):
+        super().__init__(operands=[input], result_types=[result_type])
+
+    def verify_(self) -> None:
+        fixed_of(self.input, "the input")
+        if not is_float(element_type(self.result)):
+            raise VerifyException(f"tinycl.dequantize produces a float tensor, got {element_type(self.result)}")
+        if tensor_shape(self.input) != tensor_shape(self.result):
+            raise VerifyException("tinycl.dequantize keeps the shape")
+
+
+def mac_result_shape(mode: str, lhs: tuple[int, ...], rhs: tuple[int, ...]) -> tuple[int, ...]:
+    """The result shape of ``tinycl.mac`` in ``mode``, or a VerifyException saying which dims disagree."""
+    if mode == "update":
+        if lhs != rhs:
+            raise VerifyException(f"update takes operands of one shape, got {fmt_shape(lhs)} and {fmt_shape(rhs)}")
+        return lhs
+    if len(lhs) < 2 or len(rhs) < 2:
+        raise VerifyException(f"{mode} takes operands of rank >= 2, got {fmt_shape(lhs)} and {fmt_shape(rhs)}")
+    if len(rhs) != 2 and rhs[:-2] != lhs[:-2]:
+        raise VerifyException(f"{mode}: a batched rhs {fmt_shape(rhs)} needs the lhs's batch dims {fmt_shape(lhs[:-2])}")
+    if mode == "forward":
+        if lhs[-1] != rhs[-1]:
+            raise VerifyException(f"forward contracts the last dims: lhs {fmt_shape(lhs)} and rhs {fmt_shape(rhs)} differ")
+        return (*lhs[:-1], rhs[-2])
+    if mode == "input-gradient":
+        if lhs[-1] != rhs[-2]:
+            raise VerifyException(f"input-gradient contracts lhs's last dim with rhs's rows: {fmt_shape(lhs)}, {fmt_shape(rhs)}")
+        return (*lhs[:-1], rhs[-1])
+    if lhs[:-1] != rhs[:-1] and not (len(rhs) == 2 and lhs[-2] == rhs[-2]):
+        raise VerifyException(f"weight-gradient needs operands with the same rows, got {fmt_shape(lhs)} and {fmt_shape(rhs)}")
+    return (lhs[-1], rhs[-1])
+
+
+def mac_accumulator_frac(mode: str, lhs: FixedType, rhs: FixedType) -> int:
+    return max(lhs.frac.data, rhs.frac.data) if mode == "update" else lhs.frac.data + rhs.frac.data
+
+
+@irdl_op_definition
+class MacOp(IRDLOperation):
+    """The MAC array in one of its modes (see the module docstring); the result type is the accumulator."""
+
+    name = "tinycl.mac"
+    mode = attr_def(StringAttr)
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    result = result_def(TensorType)
+
+    def __init__(self, mode: str, lhs: SSAValue, rhs: SSAValue, bias: SSAValue | None, result_type: Attribute):
+        super().__init__(
+            operands=[lhs, rhs, [bias] if bias is not None else []],
+            result_types=[result_type],
+            attributes={"mode": StringAttr(mode)},
+        )
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(f" {self.mode.data} ")
+        printer.print_list(self.operands, printer.print_operand)
+        printer.print_op_attributes({k: v for k, v in self.attributes.items() if k != "mode"})
+        printer.print_string(" : (")
+        printer.print_list([o.type for o in self.operands], printer.print_attribute)
+        printer.print_string(") -> ")
+        printer.print_attribute(self.result.type)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> MacOp:
+        mode = parse_kebab_word(parser)
+        operands = parser.parse_comma_separated_list(Parser.Delimiter.NONE, parser.parse_operand)
+        attributes = parser.parse_optional_attr_dict()
+        parser.parse_punctuation(":")
+        types = parser.parse_comma_separated_list(Parser.Delimiter.PAREN, parser.parse_type)
+        parser.parse_punctuation("->")
+        result_type = parser.parse_type()
+        if len(operands) not in (2, 3) or len(types) != len(operands):
+            parser.raise_error("tinycl.mac takes lhs, rhs and an optional bias, with one type each")
+        for operand, typ in zip(operands, types):
+            if operand.type != typ:
+                parser.raise_error(f"operand has type {operand.type}, the signature says {typ}")
+        op = cls(mode, operands[0], operands[1], operands[2] if len(operands) == 3 else None, result_type)
+        op.attributes.update(attributes)
+        return op
+
+    def verify_(self) -> None:
+        mode = self.mode.data
+        _check_choice(mode, MAC_MODES, "MAC mode")
+        lhs, rhs, acc = fixed_of(self.lhs, "lhs"), fixed_of(self.rhs, "rhs"), fixed_of(self.result, "the accumulator")
+        expected = mac_result_shape(mode, tensor_shape(self.lhs), tensor_shape(self.rhs))
+        if tensor_shape(self.result) != expected:
+            raise VerifyException(f"{mode} result must be {fmt_shape(expected)}, got {fmt_shape(tensor_shape(self.result))}")
+        frac = mac_accumulator_frac(mode, lhs, rhs)
+        if acc.frac.data != frac:
+            raise VerifyException(
+                f"the accumulator of {mode} has {frac} fractional bits (lhs {lhs.frac.data}, rhs {rhs.frac.data}), "
+                f"got {acc.frac.data}"
+            )
+        if acc.total.data < max(lhs.total.data, rhs.total.data):
+            raise VerifyException(f"the accumulator ({acc.total.data} bits) is narrower than an operand")
+        if self.bias is not None:
+            if mode != "forward":
+                raise VerifyException(f"only forward takes a bias, not {mode}")
+            if element_type(self.bias) != acc:
+                raise VerifyException(f"the bias must be in the accumulator format {acc}, got {element_type(self.bias)}")
+            if tensor_shape(self.bias) != (expected[-1],):
+                raise VerifyException(f"the bias must have shape {expected[-1]}, got {fmt_shape(tensor_shape(self.bias))}")
+
+
+def _same_fixed_shape(op: IRDLOperation, input: SSAValue, result: SSAValue) -> FixedType:
+    fmt = fixed_of(input, "the input")
+    if result.type != input.type:
+        raise VerifyException(f"{op.name} keeps the input's type {input.type}, got {result.type}")
+    return fmt
+
+
+@irdl_op_definition
+class SoftmaxOp(IRDLOperation):
+    """Softmax over the last dim in fixed point: ``exp(scale·(s − max))`` from a table, an integer sum and one
+    rounded integer division per element. An i1 ``mask`` (broadcast to the input) keeps its true positions;
+    ``causal`` drops keys after the query position; a row with no kept key is all zeros."""
+
+    name = "tinycl.softmax"
+    input = operand_def(TensorType)
+    mask = opt_operand_def(TensorType)
+    scale = attr_def(FloatAttr)
+    causal = attr_def(BoolAttr)
+    result = result_def(TensorType)
+    assembly_format = "$input (`mask` $mask^)? attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input: SSAValue, scale: float, causal: bool, mask: SSAValue | None = None):
+        super().__init__(
+            operands=[input, [mask] if mask is not None else []],
+            result_types=[input.type],
+            attributes={"scale": FloatAttr(float(scale), 64), "causal": BoolAttr.from_bool(causal)},
+        )
+
+    def verify_(self) -> None:
+        fmt = _same_fixed_shape(self, self.input, self.result)
+        if not self.scale.value.data > 0:
+            raise VerifyException(f"scale must be positive, got {self.scale.value.data}")
+        if fmt.frac.data > fmt.total.data - 2:
+            raise VerifyException(f"softmax needs 1.0 representable: frac bits <= total bits - 2, got {fmt}")
+        if self.mask is not None:
+            mask_type = element_type(self.mask)
+            if not (isinstance(mask_type, IntegerType) and mask_type.width.data == 1):
+                raise VerifyException(f"the mask must be i1 (true keeps a key), got {mask_type}")
+            shape, mask = tensor_shape(self.input), tensor_shape(self.mask)
+            padded = (1,) * (len(shape) - len(mask)) + mask
+            if len(mask) > len(shape) or any(m not in (1, d) for m, d in zip(padded, shape)):
+                raise VerifyException(f"the mask {fmt_shape(mask)} does not broadcast to the scores {fmt_shape(shape)}")
+
+
+@irdl_op_definition
+class LayerNormOp(IRDLOperation):
+    """Layer normalisation over the last dim in integer arithmetic (exact mean and variance, integer square
+    root), then ``γ·y + β`` requantised with the rounding and overflow modes; γ, β in the input format."""
+
+    name = "tinycl.layer_norm"
+    input = operand_def(TensorType)
+    gamma = operand_def(TensorType)
+    beta = operand_def(TensorType)
+    eps = attr_def(FloatAttr)
+    rounding = attr_def(StringAttr)
+    overflow = attr_def(StringAttr)
+    result = result_def(TensorType)
+    assembly_format = "$input `,` $gamma `,` $beta attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input: SSAValue, gamma: SSAValue, beta: SSAValue, eps: float, rounding: str, overflow: str):
+        super().__init__(
+            operands=[input, gamma, beta],
+            result_types=[input.type],
+            attributes={
+                "eps": FloatAttr(float(eps), 64),
+                "rounding": StringAttr(rounding),
+                "overflow": StringAttr(overflow),
+            },
+        )
+
+    def verify_(self) -> None:
+        fmt = _same_fixed_shape(self, self.input, self.result)
+        _check_choice(self.rounding.data, ROUNDING_MODES, "rounding mode")
+        _check_choice(self.overflow.data, OVERFLOW_MODES, "overflow mode")
+        width = tensor_shape(self.input)[-1:]
+        for operand, what in ((self.gamma, "gamma"), (self.beta, "beta")):
+            if tensor_shape(operand) != width or element_type(operand) != fmt:
+                raise VerifyException(f"{what} must be {fmt_shape(width)} of {fmt}, got {operand.type}")
+        if not self.eps.value.data > 0:
+            raise VerifyException(f"eps must be positive, got {self.eps.value.data}")
+
+
+@irdl_op_definition
+class LutOp(IRDLOperation):
+    """An element-wise function by table over every code of the format (GELU, ReLU), entries rounded to nearest
+    even and saturated; formats wider than 16 bits index the table by their top 16 bits."""
+
+    name = "tinycl.lut"
+    input = operand_def(TensorType)
+    function = attr_def(StringAttr)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+
+    def __init__(self, input: SSAValue, function: str):
+        super().__init__(operands=[input], result_types=[input.type], attributes={"function": StringAttr(function)})
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_operand(self.input)
+        printer.print_string(f" {self.function.data}")
+        printer.print_op_attributes({k: v for k, v in self.attributes.items() if k != "function"})
+        printer.print_string(" : (")
+        printer.print_attribute(self.input.type)
+        printer.print_string(") -> ")
+        printer.print_attribute(self.result.type)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> LutOp:
+        operand = parser.parse_operand()
+        function = parse_kebab_word(parser)
+        attributes = parser.parse_optional_attr_dict()
+        parser.parse_punctuation(":")
+        parser.parse_punctuation("(")
+        input_type = parser.parse_type()
+        parser.parse_punctuation(")")
+        parser.parse_punctuation("->")
+        result_type = parser.parse_type()
+        if operand.type != input_type:
+            parser.raise_error(f"operand has type {operand.type}, the signature says {input_type}")
+        return cls.create(
+            operands=[operand], result_types=[result_type], attributes={"function": StringAttr(function), **attributes}
+        )
+
+    def verify_(self) -> None:
+        _same_fixed_shape(self, self.input, self.result)
+        _check_choice(self.function.data, LUT_FUNCTIONS, "table function")
+
+
+@irdl_op_definition
+class L2NormalizeOp(IRDLOperation):
+    """Each row (last dim) divided by its L2 norm, in integers (exact sum of squares, integer square root with
+    guard bits, one rounded division per element); a zero row stays zero."""
+
+    name = "tinycl.l2_normalize"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input: SSAValue):
+        super().__init__(operands=[input], result_types=[input.type])
+
+    def verify_(self) -> None:
+        fmt = _same_fixed_shape(self, self.input, self.result)
+        if fmt.frac.data > fmt.total.data - 2:
+            raise VerifyException(f"a unit vector needs 1.0 representable: frac bits <= total bits - 2, got {fmt}")
+
+
+@irdl_op_definition
+class HeadScaleOp(IRDLOperation):
+    """Cosine attention's per-head divisor: ``x / max(1, length^sigmoid(m))`` over (batch, heads, ...) codes; the
+    factor is computed from the float ``m`` (one per head) on the host, quantized to ``total`` bits with
+    ``total − 2`` fractional bits, and the product requantised with the rounding and overflow modes."""
+
+    name = "tinycl.head_scale"
+    input = operand_def(TensorType)
+    m = operand_def(TensorType)
+    length = attr_def(IntegerAttr)
+    rounding = attr_def(StringAttr)
+    overflow = attr_def(StringAttr)
+    result = result_def(TensorType)
+    assembly_format = "$input `,` $m attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input: SSAValue, m: SSAValue, length: int, rounding: str, overflow: str):
+        super().__init__(
+            operands=[input, m],
+            result_types=[input.type],
+            attributes={
+                "length": IntegerAttr(length, 64),
+                "rounding": StringAttr(rounding),
+                "overflow": StringAttr(overflow),
+            },
+        )
+
+    def verify_(self) -> None:
+        _same_fixed_shape(self, self.input, self.result)
+        _check_choice(self.rounding.data, ROUNDING_MODES, "rounding mode")
+        _check_choice(self.overflow.data, OVERFLOW_MODES, "overflow mode")
+        shape = tensor_shape(self.input)
+        if len(shape) < 2 or tensor_shape(self.m) != (shape[1],) or not is_float(element_type(self.m)):
+            raise VerifyException(
+                f"m must be a float tensor with one value per head ({shape[1] if len(shape) > 1 else '?'}), got {self.m.type}"
+            )
+        if self.length.value.data < 0:
+            raise VerifyException(f"length must be >= 0, got {self.length.value.data}")
+
+
+TINYCL = Dialect(
+    "tinycl",
+    [QuantizeOp, RequantOp, DequantizeOp, MacOp, SoftmaxOp, LayerNormOp, LutOp, L2NormalizeOp, HeadScaleOp],
+    [FixedType],
+)

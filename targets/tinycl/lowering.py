@@ -1,0 +1,331 @@
+"""``lower-to-tinycl``: run a model's forward pass on the TinyCL fixed-point MAC array (the ``tinycl`` dialect).
+
+What is lowered (each op becomes quantize → fixed-point ops → dequantize; a dequantize feeding a quantize of
+the same format is folded away, so chains of lowered ops stay in fixed point):
+
+* ``nn.linear``: ``tinycl.mac forward`` on the quantized input and weight, the bias quantized straight into
+  the accumulator format, then ``tinycl.requant`` back to the data format;
+* ``nn.matmul`` (two dynamic operands): the rhs is transposed, then as a linear without bias;
+* ``attn.sdpa``: ``Q·Kᵀ`` on the array, ``tinycl.softmax`` (exp table, exact integer sums, one rounded division
+  per element; the scale folds into the table), ``P·V`` on the array; ``causal`` and an i1 keep-mask are
+  supported, an additive float mask or soft-capping leaves the attention in float with a remark;
+* ``attn.cosine`` (bidirectional, no mask): ``tinycl.l2_normalize`` of Q and K, ``(N(K)ᵀ·V)ᵀ`` and
+  ``N(Q)·(N(K)ᵀV)`` on the array (linear in the sequence length), ``tinycl.head_scale`` for ``max(1, L^s)``;
+* ``nn.layer_norm`` over the last dim with an affine weight and bias: ``tinycl.layer_norm``;
+* ``nn.gelu`` (exact) and ``nn.relu``: ``tinycl.lut``.
+
+Everything else stays digital, in float on the host, with one remark per compute op naming it (data movement
+such as reshapes and transposes stays silently: it does not change values). The accumulator of each MAC is wide
+enough that the sum cannot overflow: ``2·total + ceil(log2(K + 1)) + 1`` bits (at most 64); overflow happens
+only where the data format is narrower (requantisation, softmax, layer norm), with the ``overflow`` mode.
+
+Options: ``total-bits`` (2–16; 16 by default), ``frac-bits`` (0 ≤ frac < total; 8), ``rounding``
+(``nearest-even``, ``truncate``, ``stochastic``: seeded by ``attnc run --seed``), ``overflow`` (``saturate``,
+``wrap``), the array ``pe-rows`` × ``pe-cols`` (16 × 16), on-chip ``sram-kb`` (512) and ``snake`` (the tile order
+of the cost model; true). The pass fails when the memory plan's peak does not fit ``sram-kb``.
+
+```mlir
+// before
+%y = nn.linear %x, %w, %b : (tensor<8x17x64xf32>, tensor<192x64xf32>, tensor<192xf32>) -> tensor<8x17x192xf32>
+// after
+%x_q = tinycl.quantize %x nearest-even saturate : (tensor<8x17x64xf32>) -> tensor<8x17x64x!tinycl.fixed<16, 8>>
+%w_q = tinycl.quantize %w nearest-even saturate : (tensor<192x64xf32>) -> tensor<192x64x!tinycl.fixed<16, 8>>
+%b_q = tinycl.quantize %b nearest-even saturate : (tensor<192xf32>) -> tensor<192x!tinycl.fixed<40, 16>>
+%y_acc = tinycl.mac forward %x_q, %w_q, %b_q : (...) -> tensor<8x17x192x!tinycl.fixed<40, 16>>
+%y_q = tinycl.requant %y_acc nearest-even saturate : (...) -> tensor<8x17x192x!tinycl.fixed<16, 8>>
+%y = tinycl.dequantize %y_q : (tensor<8x17x192x!tinycl.fixed<16, 8>>) -> tensor<8x17x192xf32>
+```
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import BoolAttr, DictionaryAttr, IntegerAttr, ModuleOp, StringAttr, TensorType, i64
+from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern
+from xdsl.transforms.dead_code_elimination import dce
+
+from dialects import attn, nn, tinycl
+from dialects.diagnostics import pass_failure, remark
+from dialects.shapes import element_type, fmt_shape, is_bool, is_float, tensor_shape
+from targets.tinycl.cost import SramOverflow, memory_plan
+
+PASS = "lower-to-tinycl"
+MAX_TOTAL_BITS = 16  # the layer-norm statistics and the function tables are sized for 16-bit data
+DATA_MOVEMENT = (
+    nn.ReshapeOp,
+    nn.TransposeOp,
+    nn.PermuteOp,
+    nn.BroadcastToOp,
+    nn.SliceOp,
+    nn.SelectOp,
+    nn.ConcatOp,
+    nn.ParamOp,
+    nn.ConstantOp,
+    nn.FullOp,
+    nn.ArangeOp,
+    nn.DropoutOp,
+)
+
+
+LOWERED = (nn.LinearOp, nn.MatmulOp, attn.SdpaOp, attn.CosineOp, nn.LayerNormOp, nn.GeluOp, nn.ReluOp)
+
+
+@dataclass(frozen=True)
+class Numerics:
+    """The data format and the rounding/overflow modes of one lowering."""
+
+    total: int
+    frac: int
+    rounding: str
+    overflow: str
+    weight_frac: int
+
+    @property
+    def data(self) -> tinycl.FixedType:
+        return tinycl.FixedType(self.total, self.frac)
+
+    @property
+    def weight(self) -> tinycl.FixedType:
+        return tinycl.FixedType(self.total, self.weight_frac)
+
+    def accumulator(self, depth: int, rhs: tinycl.FixedType | None = None) -> tinycl.FixedType:
+        """A forward MAC's accumulator over ``depth`` products: wide enough that the sum cannot overflow."""
+        width = 2 * self.total + math.ceil(math.log2(depth + 1)) + 1
+        return tinycl.FixedType(min(tinycl.MAX_BITS, width), self.frac + (rhs or self.data).frac.data)
+
+
+def _fixed_tensor(value: SSAValue, fmt: tinycl.FixedType) -> TensorType:
+    return TensorType(fmt, tensor_shape(value))
+
+
+class _Builder:
+    """Emits the replacement ops of one op, each with its location and a readable name."""
+
+    def __init__(self, op: Operation, numerics: Numerics):
+        self.op, self.numerics = op, numerics
+        self.ops: list[Operation] = []
+        self.prefix = (op.results[0].name_hint if op.results else None) or "t"
+
+    def add(self, new: Operation, suffix: str) -> SSAValue:
+        new.location = self.op.location
+        new.results[0].name_hint = f"{self.prefix}_{suffix}"
+        self.ops.append(new)
+        return new.results[0]
+
+    def quantize(self, value: SSAValue, suffix: str, fmt: tinycl.FixedType | None = None) -> SSAValue:
+        fmt = fmt or self.numerics.data
+        source = value.owner
+        if isinstance(source, tinycl.DequantizeOp) and element_type(source.input) == fmt:
+            return source.input  # fixed → float → fixed in one format: nothing to do
+        n = self.numerics
+        return self.add(tinycl.QuantizeOp(value, _fixed_tensor(value, fmt), n.rounding, n.overflow), suffix)
+
+    def requant(self, value: SSAValue, suffix: str) -> SSAValue:
+        n = self.numerics
+        return self.add(tinycl.RequantOp(value, _fixed_tensor(value, n.data), n.rounding, n.overflow), suffix)
+
+    def mac(self, lhs: SSAValue, rhs: SSAValue, bias: SSAValue | None, depth: int, suffix: str) -> SSAValue:
+        shape = tinycl.mac_result_shape("forward", tensor_shape(lhs), tensor_shape(rhs))
+        rhs_format = element_type(rhs)
+        assert isinstance(rhs_format, tinycl.FixedType)
+        result = TensorType(self.numerics.accumulator(depth, rhs_format), shape)
+        return self.add(tinycl.MacOp("forward", lhs, rhs, bias, result), suffix)
+
+    def transpose(self, value: SSAValue, suffix: str) -> SSAValue:
+        rank = len(tensor_shape(value))
+        return self.add(nn.TransposeOp(value, rank - 2, rank - 1), suffix)
+
+    def finish(self, rewriter: PatternRewriter, fixed: SSAValue) -> None:
+        result = self.op.results[0]
+        out = tinycl.DequantizeOp(fixed, result.type)
+        out.location = self.op.location
+        self.ops.append(out)
+        rewriter.replace(self.op, self.ops)
+        out.result.name_hint = self.prefix
+
+
+def _float_operands(op: Operation) -> bool:
+    """Whether the values the array would compute on are float (an attention mask is not one of them)."""
+    mask = op.mask if isinstance(op, attn.SdpaOp) else None
+    return all(is_float(element_type(v)) for v in (*op.operands, *op.results) if v is not mask)
+
+
+@dataclass
+class LowerToTinycl(RewritePattern):
+    """Every supported op onto the array; see the module docstring."""
+
+    numerics: Numerics
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not isinstance(op, LOWERED):
+            return
+        if not _float_operands(op):
+            remark(PASS, op, f"{op.name} on non-float operands stays digital (float on the host)")
+            return
+        why = getattr(self, f"_{type(op).__name__}")(op, rewriter)
+        if why:
+            remark(PASS, op, f"{op.name} stays digital (float on the host): {why}")
+
+    def _LinearOp(self, op: nn.LinearOp, rewriter: PatternRewriter) -> str | None:
+        b = _Builder(op, self.numerics)
+        depth = tensor_shape(op.weight)[1]
+        n = self.numerics
+        x, w = b.quantize(op.input, "x_q"), b.quantize(op.weight, "w_q", n.weight)
+        bias = None if op.bias is None else b.quantize(op.bias, "b_q", n.accumulator(depth, n.weight))
+        b.finish(rewriter, b.requant(b.mac(x, w, bias, depth, "acc"), "q"))
+        return None
+
+    def _MatmulOp(self, op: nn.MatmulOp, rewriter: PatternRewriter) -> str | None:
+        lhs, rhs = tensor_shape(op.lhs), tensor_shape(op.rhs)
+        if len(lhs) < 2 or not (len(rhs) == 2 or rhs[:-2] == lhs[:-2]):
+            return f"operands {fmt_shape(lhs)} and {fmt_shape(rhs)} need one batch shape (or a 2-d rhs)"
+        b = _Builder(op, self.numerics)
+        a = b.quantize(op.lhs, "a_q")
+        rhs_t = b.quantize(b.transpose(op.rhs, "bt"), "bt_q")
+        b.finish(rewriter, b.requant(b.mac(a, rhs_t, None, lhs[-1], "acc"), "q"))
+        return None
+
+    def _SdpaOp(self, op: attn.SdpaOp, rewriter: PatternRewriter) -> str | None:
+        if op.mask is not None and not is_bool(element_type(op.mask)):
+            return "an additive float mask is not supported by the fixed-point softmax (an i1 keep-mask and causal are)"
+        if attn.softcap_value(op) is not None:
+            return "soft-capped scores are not supported by the fixed-point softmax"
+        if self.numerics.frac > self.numerics.total - 2:
+            return f"the fixed-point softmax needs 1.0 representable (frac-bits <= total-bits - 2), got {self.numerics.data}"
+        q, k, v = (tensor_shape(x) for x in (op.query, op.key, op.value))
+        if not (len(q) >= 2 and k[:-2] == q[:-2] and v[:-2] == q[:-2]):
+            return f"Q {fmt_shape(q)}, K {fmt_shape(k)}, V {fmt_shape(v)} need one batch shape"
+        b = _Builder(op, self.numerics)
+        query, key = b.quantize(op.query, "q_q"), b.quantize(op.key, "k_q")
+        value_t = b.quantize(b.transpose(op.value, "vt"), "vt_q")
+        scores = b.requant(b.mac(query, key, None, q[-1], "scores_acc"), "scores")
+        probs = b.add(tinycl.SoftmaxOp(scores, op.scale.value.data, bool(op.causal.value.data), op.mask), "probs")
+        b.finish(rewriter, b.requant(b.mac(probs, value_t, None, k[-2], "out_acc"), "out_q"))
+        return None
+
+    def _CosineOp(self, op: attn.CosineOp, rewriter: PatternRewriter) -> str | None:
+        if op.causal.value.data or op.mask is not None:
+            return "only bidirectional cosine attention without a mask is lowered"
+        if self.numerics.frac > self.numerics.total - 2:
+            return f"unit vectors need 1.0 representable (frac-bits <= total-bits - 2), got {self.numerics.data}"
+        q, k = tensor_shape(op.query), tensor_shape(op.key)
+        b = _Builder(op, self.numerics)
+        query = b.add(tinycl.L2NormalizeOp(b.quantize(op.query, "q_q")), "qn")
+        key = b.add(tinycl.L2NormalizeOp(b.quantize(op.key, "k_q")), "kn")
+        key_float = b.add(tinycl.DequantizeOp(key, op.key.type), "kn_f")
+        key_t = b.quantize(b.transpose(key_float, "knt_f"), "knt")
+        value_t = b.quantize(b.transpose(op.value, "vt"), "vt_q")
+        state = b.requant(b.mac(value_t, key_t, None, k[-2], "state_acc"), "state")  # (N(K)ᵀV)ᵀ: (…, dv, d)
+        out = b.requant(b.mac(query, state, None, q[-1], "out_acc"), "out_q")
+        n = self.numerics
+        b.finish(rewriter, b.add(tinycl.HeadScaleOp(out, op.m, k[-2], n.rounding, n.overflow), "scaled"))
+        return None
+
+    def _LayerNormOp(self, op: nn.LayerNormOp, rewriter: PatternRewriter) -> str | None:
+        if len(tensor_shape(op.result)) < 1 or len(list(op.normalized_shape.iter_values())) != 1:
+            return "only normalisation over the last dim is supported"
+        if op.weight is None or op.bias is None:
+            return "a layer norm without an affine weight and bias is not supported"
+        n = self.numerics
+        b = _Builder(op, n)
+        x, gamma, beta = b.quantize(op.input, "x_q"), b.quantize(op.weight, "g_q"), b.quantize(op.bias, "b_q")
+        b.finish(rewriter, b.add(tinycl.LayerNormOp(x, gamma, beta, op.eps.value.data, n.rounding, n.overflow), "q"))
+        return None
+
+    def _GeluOp(self, op: nn.GeluOp, rewriter: PatternRewriter) -> str | None:
+        if op.approximate.data != "none":
+            return f'the table holds exact GELU, not approximate = "{op.approximate.data}"'
+        b = _Builder(op, self.numerics)
+        b.finish(rewriter, b.add(tinycl.LutOp(b.quantize(op.input, "x_q"), "gelu"), "q"))
+        return None
+
+    def _ReluOp(self, op: nn.ReluOp, rewriter: PatternRewriter) -> str | None:
+        b = _Builder(op, self.numerics)
+        b.finish(rewriter, b.add(tinycl.LutOp(b.quantize(op.input, "x_q"), "relu"), "q"))
+        return None
+
+
+def _remark_digital(module: ModuleOp) -> None:
+    for op in module.walk():
+        if op.dialect_name() in ("nn", "attn") and not isinstance(op, DATA_MOVEMENT):
+            if isinstance(op, LOWERED):
+                continue  # these already said why they stayed
+            remark(PASS, op, f"{op.name} is not a TinyCL operator: stays digital (float on the host)")
+
+
+@dataclass(frozen=True)
+class LowerToTinyclPass(ModulePass):
+    """Lower the forward pass onto the TinyCL fixed-point MAC array; see the module docstring."""
+
+    name = "lower-to-tinycl"
+
+    total_bits: int = 16
+    frac_bits: int = 8
+    rounding: str = "nearest-even"
+    overflow: str = "saturate"
+    pe_rows: int = 16
+    pe_cols: int = 16
+    sram_kb: int = 512
+    snake: bool = True
+    weight_frac_bits: int = -1
+
+    @property
+    def weight_frac(self) -> int:
+        """Fractional bits of linear weights (``weight-frac-bits``; -1, the default, means ``frac-bits``)."""
+        return self.frac_bits if self.weight_frac_bits == -1 else self.weight_frac_bits
+
+    def option_errors(self) -> list[str]:
+        """Every problem with the options, spelled as on the command line."""
+        errors = []
+        if not 2 <= self.total_bits <= MAX_TOTAL_BITS:
+            errors.append(f"total-bits must be in [2, {MAX_TOTAL_BITS}], got {self.total_bits}")
+        elif not 0 <= self.frac_bits < self.total_bits:
+            errors.append(f"frac-bits must be in [0, total-bits) = [0, {self.total_bits}), got {self.frac_bits}")
+        elif not 0 <= self.weight_frac < self.total_bits:
+            errors.append(
+                f"weight-frac-bits must be -1 (= frac-bits) or in [0, total-bits) = [0, {self.total_bits}), "
+                f"got {self.weight_frac_bits}"
+            )
+        if self.rounding not in tinycl.ROUNDING_MODES:
+            errors.append(f"rounding must be one of {', '.join(tinycl.ROUNDING_MODES)}, got '{self.rounding}'")
+        if self.overflow not in tinycl.OVERFLOW_MODES:
+            errors.append(f"overflow must be one of {', '.join(tinycl.OVERFLOW_MODES)}, got '{self.overflow}'")
+        for option, value in (("pe-rows", self.pe_rows), ("pe-cols", self.pe_cols), ("sram-kb", self.sram_kb)):
+            if value < 1:
+                errors.append(f"{option} must be at least 1, got {value}")
+        return errors
+
+    def config_attribute(self) -> DictionaryAttr:
+        entries: dict[str, Attribute] = {
+            "total_bits": IntegerAttr(self.total_bits, i64),
+            "frac_bits": IntegerAttr(self.frac_bits, i64),
+            "weight_frac_bits": IntegerAttr(self.weight_frac, i64),
+            "rounding": StringAttr(self.rounding),
+            "overflow": StringAttr(self.overflow),
+            "pe_rows": IntegerAttr(self.pe_rows, i64),
+            "pe_cols": IntegerAttr(self.pe_cols, i64),
+            "sram_kb": IntegerAttr(self.sram_kb, i64),
+            "snake": BoolAttr.from_bool(self.snake),
+        }
+        return DictionaryAttr(entries)
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        errors = self.option_errors()
+        if errors:
+            raise pass_failure(PASS, errors[0])
+        if tinycl.CONFIG_ATTRIBUTE in op.attributes or any(o.dialect_name() == "tinycl" for o in op.walk()):
+            raise pass_failure(PASS, "the module is already lowered to TinyCL")
+        numerics = Numerics(self.total_bits, self.frac_bits, self.rounding, self.overflow, self.weight_frac)
+        PatternRewriteWalker(LowerToTinycl(numerics), apply_recursively=False).rewrite_module(op)
+        dce(op)
+        _remark_digital(op)
+        op.attributes[tinycl.CONFIG_ATTRIBUTE] = self.config_attribute()
+        try:
+            memory_plan(op, self.sram_kb)
+        except SramOverflow as error:
+            raise pass_failure(PASS, str(error)) from None
