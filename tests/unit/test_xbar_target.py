@@ -126,3 +126,30 @@ def test_compile_and_run_a_crossbar_model_from_the_cli(tmp_path, capsys) -> None
     assert "output 0 vs PyTorch: cosine=" in printed
     cosine = float(printed.split("output 0 vs PyTorch: cosine=")[1].split()[0])
     assert 0.5 < cosine < 0.99999  # noisy but sane
+
+
+def test_pruned_minilm_skips_its_all_zero_tiles_with_unchanged_outputs() -> None:
+    """Wanda at 90 % leaves whole 8x8 tiles of W_Q/W_K empty; their count is recorded at compile time, the
+    cost report has it, and an ideal chip gives the same outputs with and without skipping them."""
+    from compiler.api import compile_model
+    from dialects import xbar
+    from targets.crossbar.target import CROSSBAR
+
+    pipeline = "attn-raise,attn-prune{method=wanda sparsity=0.9},lower-to-xbar{tile-rows=8 tile-cols=8 %s gamma=0.0}"
+    skipping = compile_model("minilm", pipeline % "input-bits=0 adc-bits=0")
+    dense = compile_model("minilm", pipeline % "input-bits=0 adc-bits=0 skip-zero-tiles=false")
+    marked = {op.matrix.owner.key: op.zero_tiles.value.data for op in skipping.module.walk()
+              if isinstance(op, xbar.ProgramOp) and op.skip_zero_tiles is not None}
+    layers = [f"bert.encoder.layer.{i}.attention.self.{p}.weight" for i in range(6) for p in ("query", "key")]
+    assert sorted(marked) == sorted(layers)
+    expected = {}
+    for key in marked:  # an independent count: (out, in) -> 8x8 blocks, none non-zero
+        blocks = skipping.weights[key].reshape(48, 8, 48, 8)
+        expected[key] = int((blocks != 0).sum(dim=(1, 3)).eq(0).sum())
+    assert marked == expected and sum(expected.values()) > 100
+    assert CROSSBAR.cost_report(skipping.module)["zero tiles skipped"] == sum(expected.values())
+    assert CROSSBAR.cost_report(dense.module)["zero tiles skipped"] == 0
+    assert not any(op.skip_zero_tiles for op in dense.module.walk() if isinstance(op, xbar.ProgramOp))
+    remarks = [str(r) for r in skipping.remarks]
+    assert any(f"{sum(expected.values())} of {12 * 48 * 48} tiles of the 12 pruned matrices are all zero" in r for r in remarks)
+    assert torch.equal(skipping.run(seed=3)[0], dense.run(seed=3)[0])
