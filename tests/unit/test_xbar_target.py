@@ -8,7 +8,7 @@ import torch
 from compiler.api import CompiledModel, apply_passes, parse_pipeline, target_functions
 from compiler.frontend.fx_importer import import_exported_program
 from runtime.clip_kernels import kv_clip_values
-from runtime.executor import Executor
+from runtime.executor import ExecutionError, Executor
 from targets.crossbar.device import CrossbarConfig, clipformer_conductance
 
 # An (almost) ideal crossbar: 16-bit weights in 2-bit cells, ideal DAC and ADC, no noise of any kind.
@@ -158,3 +158,9 @@ def test_pruned_minilm_skips_its_all_zero_tiles_with_unchanged_outputs() -> None
     remarks = [str(r) for r in skipping.remarks]
     assert any(f"{sum(expected.values())} of {12 * 48 * 48} tiles of the 12 pruned matrices are all zero" in r for r in remarks)
     assert torch.equal(skipping.run(seed=3)[0], dense.run(seed=3)[0])
+    key = next(k for k, count in expected.items() if count)  # weights that are not the compiled ones: an error
+    changed = skipping.weights[key].clone()
+    changed[changed == 0] = 1e-3
+    other = CompiledModel(skipping.module, {**skipping.weights, key: changed}, skipping.inputs, skipping.input_names)
+    with pytest.raises(ExecutionError, match="not the weights the module was compiled with"):
+        other.run(seed=3)
