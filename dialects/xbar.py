@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from xdsl.dialects.builtin import ArrayAttr, FloatAttr, IntAttr, TensorType
+from xdsl.dialects.builtin import ArrayAttr, FloatAttr, IntAttr, IntegerAttr, TensorType, UnitAttr
 from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, SSAValue, TypeAttribute
 from xdsl.irdl import (
     IRDLOperation,
@@ -150,10 +150,15 @@ class ProgramOp(IRDLOperation):
     """Programs a static matrix ``(out, in)`` into crossbar tiles once per model instance.
 
     ``%t = xbar.program %w : (tensor<1536x384xf32>) -> !xbar.tiles<1536x384, tile = 64x64, grid = 6x24>``
+
+    ``skip_zero_tiles``: tiles that hold only zeros (a pruned weight) are not programmed; ``zero_tiles`` is
+    how many there are, counted from the weights at compile time (absent until counted).
     """
 
     name = "xbar.program"
     matrix = operand_def(TensorType)
+    skip_zero_tiles = opt_attr_def(UnitAttr)
+    zero_tiles = opt_attr_def(IntegerAttr)
     result = result_def(TilesType)
     assembly_format = "$matrix attr-dict `:` functional-type(operands, results)"
     traits = traits_def(Pure())
@@ -165,6 +170,12 @@ class ProgramOp(IRDLOperation):
         _verify_stored(self, self.matrix, self.result)
         if len(tensor_shape(self.matrix)) != 2:
             raise VerifyException(f"a static matrix is 2-d (out x in), got {fmt_shape(tensor_shape(self.matrix))}")
+        if self.zero_tiles is not None:
+            count, total = self.zero_tiles.value.data, self.result.type.tile_count()
+            if self.skip_zero_tiles is None:
+                raise VerifyException("zero_tiles is only meaningful with skip_zero_tiles")
+            if not 0 <= count <= total:
+                raise VerifyException(f"zero_tiles = {count} is not within the {total} tiles of the matrix")
 
 
 @irdl_op_definition

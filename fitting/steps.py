@@ -1,10 +1,10 @@
 """Compile steps that need data: a pass marks the IR, the driver runs the matching step right after it.
 
-A pass sees no weights and no activations. One that needs them (``attn-prune``; calibrated ADC ranges or
-fixed-point formats next) leaves a mark in the IR saying what it wants; after every pass the driver calls
-:func:`run_pending_steps` with the weights and the calibration batches, and each registered step whose mark
-is pending captures the activations it needs by running the executor (:mod:`fitting.capture`), updates the
-weights and marks the IR done. Nothing passes through global state.
+A pass sees no weights and no activations. One that needs them (``attn-prune``; ``lower-to-xbar``'s count of
+the all-zero tiles of pruned weights; calibrated ADC ranges or fixed-point formats next) leaves a mark in the
+IR saying what it wants; after every pass the driver calls :func:`run_pending_steps` with the weights and the
+calibration batches, and each registered step whose mark is pending captures the activations it needs by
+running the executor (:mod:`fitting.capture`), updates the weights and marks the IR done. Nothing passes through global state.
 """
 
 from __future__ import annotations
@@ -31,7 +31,13 @@ def _prune_step() -> PendingStep:
     return PendingStep("attn-prune", has_pending_pruning, prune_pending)
 
 
-STEPS: tuple[Callable[[], PendingStep], ...] = (_prune_step,)
+def _zero_tiles_step() -> PendingStep:
+    from fitting.zero_tiles import count_zero_tiles, has_pending_counts
+
+    return PendingStep("xbar-zero-tiles", has_pending_counts, count_zero_tiles)
+
+
+STEPS: tuple[Callable[[], PendingStep], ...] = (_prune_step, _zero_tiles_step)
 
 
 def run_pending_steps(

@@ -637,6 +637,19 @@ def _build_tiles(
     )
 
 
+def zero_tiles(weight: torch.Tensor, tile_rows: int, tile_cols: int) -> torch.Tensor:
+    """Which tiles of a matrix ``(out, in)`` hold only zeros: a bool ``(row_tiles, col_tiles)`` in crossbar
+    orientation (tile ``(r, c)`` holds inputs ``r·tile_rows …`` and outputs ``c·tile_cols …``; edge tiles
+    are padded with zeros)."""
+    if weight.dim() != 2:
+        raise ValueError(f"expected a matrix (out, in), got shape {tuple(weight.shape)}")
+    n_out, n_in = weight.shape
+    row_tiles, col_tiles = math.ceil(n_in / tile_rows), math.ceil(n_out / tile_cols)
+    nonzero = torch.nn.functional.pad(weight.detach().transpose(0, 1) != 0, (0, col_tiles * tile_cols - n_out,
+                                                                              0, row_tiles * tile_rows - n_in))
+    return ~nonzero.view(row_tiles, tile_rows, col_tiles, tile_cols).any(dim=3).any(dim=1)
+
+
 @torch.no_grad()
 def program(
     weight: torch.Tensor,
@@ -645,18 +658,30 @@ def program(
     *,
     adc_calibration: torch.Tensor | None = None,
     keep_conductances: bool = False,
+    skip_tiles: torch.Tensor | None = None,
 ) -> CrossbarTiles:
     """Program a static matrix ``(*batch, out, in)`` once: mapping, programming noise, stuck-at cells.
 
     ``adc_calibration``: sample inputs ``(..., in)`` that set the ADC full-scale per (tile, slice, column
     tile) when ``cfg.adc_range == "calibrated"`` (max |noise-free current| over the sample).
-    Random draws, in order: programming noise, stuck-at map, read-noise pool (each only if enabled).
+    ``skip_tiles``: a bool ``(row_tiles, col_tiles)`` (see :func:`zero_tiles`) of all-zero tiles that are not
+    programmed: no array holds them, so they contribute exactly zero (no programming noise, no stuck cells).
+    Random draws, in order: programming noise, stuck-at map, read-noise pool (each only if enabled); they are
+    drawn for every cell whether or not its tile is skipped, so the tiles that are programmed get the same
+    noise with and without skipping.
     """
     mapped = map_to_conductances(weight, cfg)
     g = program_noise(mapped.g, cfg, gen)
     stuck_map = None
     if cfg.stuck_at_rate > 0:
         g, stuck_map = apply_stuck_at(g, cfg, gen)
+    if skip_tiles is not None and bool(skip_tiles.any()):
+        n_in, n_out = g.shape[-2:]
+        expected = (math.ceil(n_in / cfg.tile_rows), math.ceil(n_out / cfg.tile_cols))
+        if tuple(skip_tiles.shape) != expected:
+            raise ValueError(f"skip_tiles has shape {tuple(skip_tiles.shape)}, the matrix has {expected} tiles")
+        cells = skip_tiles.repeat_interleave(cfg.tile_rows, 0).repeat_interleave(cfg.tile_cols, 1)[:n_in, :n_out]
+        g = torch.where(cells.to(g.device), mapped.g, g)  # the ideal zero: nothing is stored there
     return _build_tiles(g, mapped.scale, cfg, gen, keep_conductances, stuck_map, adc_calibration)
 
 

@@ -20,7 +20,11 @@ Options (kebab-case; defaults are ClipFormer's setup, docs/methods/clipformer.md
 ``G + γ·sqrt((G-g_min)(g_max-g_min))·N(0, σ²)`` on every write of K and V; default γ = 5, the paper's
 high-noise point; γ = 0 is noise-free; σ = 0.1 is a default, not the paper's), ``program-noise``/``read-noise``
 (std as a fraction of g_max - g_min), ``stuck-at-rate``,
-``mode`` (``fast``: one matmul per MVM with variance-matched ADC; ``exact``: per tile and slice).
+``mode`` (``fast``: one matmul per MVM with variance-matched ADC; ``exact``: per tile and slice),
+``skip-zero-tiles`` (default true): the weights ``attn-prune`` pruned get ``xbar.program {skip_zero_tiles}``;
+their all-zero tiles are not programmed. The pass sees no weights: the compile driver counts those tiles
+right after it (``fitting/zero_tiles.py``, ``zero_tiles = N`` on the op, one remark per matrix and a total),
+the simulator leaves them out at program time, and the target's cost report counts them.
 
 ```mlir
 // before
@@ -39,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import DictionaryAttr, FloatAttr, IntegerAttr, ModuleOp, StringAttr, TensorType, i64
+from xdsl.dialects.builtin import DictionaryAttr, FloatAttr, IntegerAttr, ModuleOp, StringAttr, TensorType, UnitAttr, i64
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern, op_type_rewrite_pattern
@@ -48,6 +52,7 @@ from xdsl.transforms.dead_code_elimination import dce
 
 from dialects import attn, nn, xbar
 from dialects.diagnostics import pass_failure, remark
+from dialects.projections import prune_record
 from dialects.shapes import element_type, fmt_shape, tensor_shape
 from passes.kv_clip import DEFAULT_G_MAX, DEFAULT_G_MIN, clipped_operand
 from passes.matchers import defining_op
@@ -55,6 +60,7 @@ from targets.crossbar.device import CrossbarConfig, crossbar_config_errors
 
 OpT = TypeVar("OpT", bound=Operation)
 TILE_FIELDS = ("tile_rows", "tile_cols")  # in the !xbar.tiles types, not in xbar.device
+LOWERING_FIELDS = ("skip_zero_tiles",)  # how the lowering maps weights, on each xbar.program, not a device parameter
 ADC_RANGES = ("dynamic", "max")  # the device also has "calibrated", which needs inputs at program time
 
 
@@ -70,6 +76,7 @@ class LinearToCrossbar(RewritePattern):
     """``nn.linear`` with a parameter weight → ``xbar.program`` (shared per weight) + ``xbar.mvm`` + bias."""
 
     tile: tuple[int, int]
+    skip_pruned: bool = True
     programmed: dict[SSAValue, SSAValue] = field(default_factory=dict)
 
     @op_type_rewrite_pattern
@@ -83,6 +90,8 @@ class LinearToCrossbar(RewritePattern):
         tiles = self.programmed.get(op.weight)
         if tiles is None:
             program = _located(xbar.ProgramOp(op.weight, self.tile), param, f"{op.weight.name_hint or 'w'}_tiles")
+            if self.skip_pruned and prune_record(param) is not None:
+                program.attributes["skip_zero_tiles"] = UnitAttr()
             rewriter.insert(program, InsertPoint.after(param))
             tiles = self.programmed[op.weight] = program.result
         name = op.result.name_hint
@@ -212,6 +221,7 @@ class LowerToXbarPass(ModulePass):
     stuck_at_rate: float = 0.0
     stuck_at_high_fraction: float = 0.5
     mode: str = "fast"
+    skip_zero_tiles: bool = True
 
     def check_options(self) -> None:
         """The device's own validation (``crossbar_config_errors``), with option spellings; a calibrated ADC
@@ -258,6 +268,6 @@ class LowerToXbarPass(ModulePass):
                 )
         tile = (self.tile_rows, self.tile_cols)
         PatternRewriteWalker(SdpaToCrossbar(tile), apply_recursively=False).rewrite_module(op)
-        PatternRewriteWalker(LinearToCrossbar(tile), apply_recursively=False).rewrite_module(op)
+        PatternRewriteWalker(LinearToCrossbar(tile, self.skip_zero_tiles), apply_recursively=False).rewrite_module(op)
         dce(op)
         op.attributes[xbar.DEVICE_ATTRIBUTE] = self.device_attribute()

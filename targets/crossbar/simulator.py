@@ -1,7 +1,8 @@
 """The crossbar simulator: runtime implementations of the ``xbar`` ops on top of the device model.
 
 One :class:`XbarFunctions` instance is one model instance on one chip: static matrices (``xbar.program``)
-are programmed on first use and then kept (their programming noise and stuck cells are fixed), stuck-at
+are programmed on first use and then kept (their programming noise and stuck cells are fixed; the all-zero
+tiles of an ``xbar.program {skip_zero_tiles}`` are left out and contribute exactly zero), stuck-at
 maps of the dynamic arrays are drawn once per write site (a fixed physical array), and every
 ``xbar.write`` draws fresh write noise. Randomness comes from two generators seeded from ``seed``: one for
 the chip (programming noise, stuck cells), one for what changes per inference (write and read noise), so
@@ -31,6 +32,7 @@ from targets.crossbar.device import (
     mvm,
     program,
     write,
+    zero_tiles,
 )
 
 # The inference-time generator's seed is derived from the chip's, so one integer names a whole experiment.
@@ -90,7 +92,16 @@ class XbarFunctions(InterpreterFunctions):
     def run_program(self, interpreter: Interpreter, op: xbar.ProgramOp, args):
         state = self.programmed.get(op)
         if state is None:
-            state = self.programmed[op] = program(args[0].detach(), self.config_for(op.result.type), self.chip_generator)
+            cfg = self.config_for(op.result.type)
+            skip = None
+            if op.skip_zero_tiles is not None:
+                skip = zero_tiles(args[0], cfg.tile_rows, cfg.tile_cols)
+                if op.zero_tiles is not None and int(skip.sum()) != op.zero_tiles.value.data:
+                    raise ValueError(
+                        f"the weight has {int(skip.sum())} all-zero tiles but was compiled with {op.zero_tiles.value.data}: "
+                        "these are not the weights the module was compiled with"
+                    )
+            state = self.programmed[op] = program(args[0].detach(), cfg, self.chip_generator, skip_tiles=skip)
         return (state,)
 
     @impl(xbar.WriteOp)

@@ -41,6 +41,7 @@ class CrossbarTarget(Target):
         return {
             "static matrices": len(static),
             "tiles": sum(op.result.type.tile_count() for op in static),
+            "zero tiles skipped": sum(op.zero_tiles.value.data for op in static if op.zero_tiles is not None),
             "dynamic writes per inference": len(dynamic),
         }
 
@@ -49,7 +50,8 @@ class CrossbarTarget(Target):
         device = module.attributes[xbar.DEVICE_ATTRIBUTE]
         settings = ", ".join(f"{k}={_plain(v)}" for k, v in device.data.items()) if isinstance(device, DictionaryAttr) else ""
         return (
-            f"memristive crossbar: {cost['static matrices']} static matrices in {cost['tiles']} tiles, "
+            f"memristive crossbar: {cost['static matrices']} static matrices in {cost['tiles']} tiles "
+            f"({cost['zero tiles skipped']} all-zero tiles not programmed), "
             f"{cost['dynamic writes per inference']} dynamic writes per inference; {settings}"
         )
 

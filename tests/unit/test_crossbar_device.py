@@ -23,6 +23,7 @@ from targets.crossbar.device import (
     write,
     write_noise,
     write_noise_weight_std,
+    zero_tiles,
 )
 
 IDEAL_IO = dict(input_bits=None, adc_bits=None)  # no DAC/ADC quantisation: only the weight mapping
@@ -394,3 +395,35 @@ def test_attention_through_written_k_and_v_matches_within_quantisation() -> None
     reference = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(32), dim=-1) @ v
     assert out.shape == reference.shape
     assert relative_error(out, reference) < 0.02
+
+
+# ------------------------------------------------------------------------------------------ zero tiles
+
+
+def test_zero_tiles_are_found_in_crossbar_orientation_with_padded_edges() -> None:
+    weight = torch.ones(100, 130)  # (out, in): 3 row tiles over the inputs, 2 column tiles over the outputs
+    weight[64:, :64] = 0.0  # outputs 64..99 of inputs 0..63: row tile 0, column tile 1
+    weight[:64, 128:] = 0.0  # the two inputs of the padded row tile 2, outputs 0..63
+    expected = torch.zeros(3, 2, dtype=torch.bool)
+    expected[0, 1] = expected[2, 0] = True
+    assert torch.equal(zero_tiles(weight, 64, 64), expected)
+    weight[99, 10] = 1e-30  # one non-zero cell keeps a tile
+    assert not zero_tiles(weight, 64, 64)[0, 1]
+
+
+@pytest.mark.parametrize("mapping", ["differential", "offset"])
+def test_skipped_tiles_hold_exact_zeros_and_the_others_keep_their_noise(layer, mapping: str) -> None:
+    weight, x = layer[0].clone(), layer[1]
+    weight[64:, :64] = 0.0
+    skip = zero_tiles(weight, 64, 64)
+    assert int(skip.sum()) == 1
+    cfg = CrossbarConfig(program_noise=0.02, stuck_at_rate=0.01, signed_mapping=mapping, **IDEAL_IO)
+    skipped = program(weight, cfg, gen(5), skip_tiles=skip).effective_weight()
+    programmed = program(weight, cfg, gen(5)).effective_weight()
+    assert torch.equal(skipped[64:, :64], torch.zeros(36, 64))
+    assert programmed[64:, :64].abs().max() > 0  # noise and stuck cells on an array that holds zeros
+    outside = torch.ones_like(weight, dtype=torch.bool)
+    outside[64:, :64] = False
+    assert torch.equal(skipped[outside], programmed[outside])
+    ideal = CrossbarConfig(**IDEAL_IO, signed_mapping=mapping)
+    assert torch.equal(mvm(program(weight, ideal, skip_tiles=skip), x), mvm(program(weight, ideal), x))

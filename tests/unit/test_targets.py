@@ -120,19 +120,20 @@ def test_driver_names_no_target():
 
 
 def test_crossbar_pass_options_ir_keys_and_config_fields_are_one_set():
-    """One schema: the lower-to-xbar options are CrossbarConfig's fields, the xbar.device keys are the same
+    """One schema: the lower-to-xbar options are CrossbarConfig's fields (and skip-zero-tiles, a per-op
+    choice of the lowering), the xbar.device keys are the same
     names (the tile size lives in the !xbar.tiles types instead), and reading the attribute back gives the
     configuration the options describe."""
     import dataclasses
 
     from targets.crossbar.device import CrossbarConfig
-    from targets.crossbar.lowering import TILE_FIELDS, LowerToXbarPass
+    from targets.crossbar.lowering import LOWERING_FIELDS, TILE_FIELDS, LowerToXbarPass
     from targets.crossbar.simulator import device_config
 
     config_fields = {f.name for f in dataclasses.fields(CrossbarConfig)}
     options = {f.name for f in dataclasses.fields(LowerToXbarPass)}
     lowering = LowerToXbarPass(gamma=3.0, input_bits=0, stuck_at_rate=0.01)
-    assert options == config_fields
+    assert options == config_fields | set(LOWERING_FIELDS)
     assert set(lowering.device_attribute().data) == config_fields - set(TILE_FIELDS)
     expected = CrossbarConfig(
         **{name: getattr(lowering, name) for name in config_fields if name not in TILE_FIELDS} | {"input_bits": None}

@@ -8,7 +8,7 @@ import torch
 from compiler.api import CompiledModel, apply_passes, parse_pipeline, target_functions
 from compiler.frontend.fx_importer import import_exported_program
 from runtime.clip_kernels import kv_clip_values
-from runtime.executor import Executor
+from runtime.executor import ExecutionError, Executor
 from targets.crossbar.device import CrossbarConfig, clipformer_conductance
 
 # An (almost) ideal crossbar: 16-bit weights in 2-bit cells, ideal DAC and ADC, no noise of any kind.
@@ -126,3 +126,41 @@ def test_compile_and_run_a_crossbar_model_from_the_cli(tmp_path, capsys) -> None
     assert "output 0 vs PyTorch: cosine=" in printed
     cosine = float(printed.split("output 0 vs PyTorch: cosine=")[1].split()[0])
     assert 0.5 < cosine < 0.99999  # noisy but sane
+
+
+def test_pruned_minilm_skips_its_all_zero_tiles_with_unchanged_outputs() -> None:
+    """Wanda at 90 % leaves whole 8x8 tiles of W_Q/W_K empty; their count is recorded at compile time, the
+    cost report has it, and an ideal chip gives the same outputs with and without skipping them."""
+    from compiler.api import compile_model, parse_module, print_module
+    from dialects import xbar
+    from targets.crossbar.target import CROSSBAR
+
+    ideal_8x8 = "lower-to-xbar{tile-rows=8 tile-cols=8 input-bits=0 adc-bits=0 gamma=0.0}"
+    skipping = compile_model("minilm", f"attn-raise,attn-prune{{method=wanda sparsity=0.9}},{ideal_8x8}")
+    marked = {op.matrix.owner.key: op.zero_tiles.value.data for op in skipping.module.walk()
+              if isinstance(op, xbar.ProgramOp) and op.skip_zero_tiles is not None}
+    layers = [f"bert.encoder.layer.{i}.attention.self.{p}.weight" for i in range(6) for p in ("query", "key")]
+    assert sorted(marked) == sorted(layers)
+    expected = {}
+    for key in marked:  # an independent count: (out, in) -> 8x8 blocks, none non-zero
+        blocks = skipping.weights[key].reshape(48, 8, 48, 8)
+        expected[key] = int((blocks != 0).sum(dim=(1, 3)).eq(0).sum())
+    assert marked == expected and sum(expected.values()) > 100
+    assert CROSSBAR.cost_report(skipping.module)["zero tiles skipped"] == sum(expected.values())
+    reread = parse_module(print_module(skipping.module))  # the count is in the saved IR
+    assert CROSSBAR.cost_report(reread)["zero tiles skipped"] == sum(expected.values())
+    for op in reread.walk():  # the same chip programming every tile
+        if isinstance(op, xbar.ProgramOp):
+            op.attributes.pop("skip_zero_tiles", None)
+            op.attributes.pop("zero_tiles", None)
+    dense = CompiledModel(reread, skipping.weights, skipping.inputs, skipping.input_names)
+    assert CROSSBAR.cost_report(dense.module)["zero tiles skipped"] == 0
+    remarks = [str(r) for r in skipping.remarks]
+    assert any(f"{sum(expected.values())} of {12 * 48 * 48} tiles of the 12 pruned matrices are all zero" in r for r in remarks)
+    assert torch.equal(skipping.run(seed=3)[0], dense.run(seed=3)[0])
+    key = next(k for k, count in expected.items() if count)  # weights that are not the compiled ones: an error
+    changed = skipping.weights[key].clone()
+    changed[changed == 0] = 1e-3
+    other = CompiledModel(skipping.module, {**skipping.weights, key: changed}, skipping.inputs, skipping.input_names)
+    with pytest.raises(ExecutionError, match="not the weights the module was compiled with"):
+        other.run(seed=3)

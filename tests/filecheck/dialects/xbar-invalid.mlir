@@ -110,6 +110,28 @@ func.func @program_batched(%w: tensor<2x384x384xf32>) {
 // CHECK-NEXT: | Operation does not verify: a static matrix is 2-d (out x in), got 2x384x384
 
 // -----
+// xbar.program: "zero_tiles is only meaningful with skip_zero_tiles"
+func.func @program_count_without_skip(%w: tensor<384x128xf32>) {
+  %t = xbar.program %w {zero_tiles = 3 : i64} : (tensor<384x128xf32>) -> !xbar.tiles<384x128, tile = 64x64>
+  func.return
+}
+// CHECK:      zero_tiles is only meaningful with skip_zero_tiles
+// CHECK:      %t = "xbar.program"(%w) {zero_tiles = 3 : i64} : (tensor<384x128xf32>) -> !xbar.tiles<384x128, tile = 64x64, grid = 2x6>
+// CHECK-NEXT: ^^^
+// CHECK-NEXT: | Operation does not verify: zero_tiles is only meaningful with skip_zero_tiles
+
+// -----
+// xbar.program: "zero_tiles = N is not within the T tiles of the matrix"
+func.func @program_count_beyond_tiles(%w: tensor<384x128xf32>) {
+  %t = xbar.program %w {skip_zero_tiles, zero_tiles = 13 : i64} : (tensor<384x128xf32>) -> !xbar.tiles<384x128, tile = 64x64>
+  func.return
+}
+// CHECK:      zero_tiles = 13 is not within the 12 tiles of the matrix
+// CHECK:      %t = "xbar.program"(%w) {skip_zero_tiles, zero_tiles = 13 : i64} : (tensor<384x128xf32>) -> !xbar.tiles<384x128, tile = 64x64, grid = 2x6>
+// CHECK-NEXT: ^^^
+// CHECK-NEXT: | Operation does not verify: zero_tiles = 13 is not within the 12 tiles of the matrix
+
+// -----
 // xbar.write: "ClipFormer needs both clip_alpha and clip_beta, or neither"
 func.func @write_clip_alpha_only(%k: tensor<1x12x16x32xf32>) {
   %t = xbar.write %k {clip_alpha = 2.0 : f64} : (tensor<1x12x16x32xf32>) -> !xbar.tiles<1x12x16x32, tile = 64x64>

@@ -2,6 +2,7 @@
 // RUN: filecheck --check-prefix=REMARK %s < %t.err
 // RUN: attnc-opt %s -p 'lower-to-xbar{tile-rows=32 tile-cols=16 gamma=5.0 sigma=0.2 adc-bits=0 read-noise=0.01 stuck-at-rate=0.001 mode=exact}' --split-input-file | filecheck --check-prefix=OPTS %s
 // RUN: attnc-opt %s -p 'kv-clip{alpha=2.0 beta=0.25},lower-to-xbar' --split-input-file | filecheck --check-prefix=CLIP %s
+// RUN: attnc-opt %s -p 'lower-to-xbar{skip-zero-tiles=false}' --split-input-file | filecheck --check-prefix=NOSKIP %s
 // RUN: not attnc-opt %s -p 'lower-to-xbar{adc-range=calibrated}' 2>&1 | filecheck --check-prefix=BADADC %s
 // RUN: not attnc-opt %s -p 'lower-to-xbar{gamma=-1.0}' 2>&1 | filecheck --check-prefix=BADGAMMA %s
 // RUN: not attnc-opt %s -p 'lower-to-xbar,lower-to-xbar' 2>&1 | filecheck --check-prefix=TWICE %s
@@ -194,3 +195,24 @@ func.func @negative_broadcast_batch(%q: tensor<2x4x8x16xf32>, %k: tensor<1x4x8x1
 // CLIP-NEXT:    %k_clip = attn.kv_clip %k
 // CLIP-NEXT:    %k_clip_1 = attn.kv_clip %k
 // CLIP-NEXT:    attn.sdpa %q, %k_clip, %k_clip_1
+
+// -----
+
+// A weight attn-prune pruned (its attn.prune record) is programmed with skip_zero_tiles: its all-zero tiles
+// are left out. attnc-opt has no weights, so the count (zero_tiles) is left to the compile driver; the
+// unpruned weight is programmed whole. skip-zero-tiles=false programs every tile.
+
+func.func @pruned(%x: tensor<1x4x128xf32>) -> (tensor<1x4x128xf32>, tensor<1x4x128xf32>) {
+  %wq = nn.param @q.weight {attn.prune = {method = "wanda", sparsity = 9.000000e-01 : f64, granularity = "unstructured", role = "query", status = "applied", achieved = 9.000000e-01 : f64}} : tensor<128x128xf32>
+  %wv = nn.param @v.weight : tensor<128x128xf32>
+  %q = nn.linear %x, %wq : (tensor<1x4x128xf32>, tensor<128x128xf32>) -> tensor<1x4x128xf32>
+  %v = nn.linear %x, %wv : (tensor<1x4x128xf32>, tensor<128x128xf32>) -> tensor<1x4x128xf32>
+  func.return %q, %v : tensor<1x4x128xf32>, tensor<1x4x128xf32>
+}
+
+// CHECK-LABEL: func.func @pruned
+// CHECK:         %wq_tiles = xbar.program %wq {skip_zero_tiles} : (tensor<128x128xf32>) -> !xbar.tiles<128x128, tile = 64x64, grid = 2x2>
+// CHECK:         %wv_tiles = xbar.program %wv : (tensor<128x128xf32>)
+// NOSKIP-LABEL:  func.func @pruned
+// NOSKIP:          %wq_tiles = xbar.program %wq : (tensor<128x128xf32>)
+// NOSKIP:          %wv_tiles = xbar.program %wv : (tensor<128x128xf32>)
