@@ -192,8 +192,12 @@ def cmd_run(args) -> int:
     if target:
         print(f"target: {target} (seed {args.seed})")
     start = time.perf_counter()
-    outputs = compiled.run(inputs, seed=args.seed, check_finite=args.check_finite)
+    executor = compiled.executor(args.seed, check_finite=args.check_finite)
+    with torch.no_grad():
+        outputs = executor(*inputs)
     seconds = time.perf_counter() - start
+    for detection in executor.abft.detections:  # checked ops (abft-weave) that found a fault and went on
+        print(f"abft: fault detected {detection.describe()}")
     for index, out in enumerate(outputs):
         stats = f"mean={out.float().mean():.5g} std={out.float().std():.5g}" if out.is_floating_point() else ""
         print(f"output {index}: shape={tuple(out.shape)} dtype={out.dtype} {stats}")

@@ -268,3 +268,23 @@ def test_linear_recompute_returns_the_fault_free_output(site):
     assert torch.equal(repaired, F.linear(x, weights["proj.weight"], weights["proj.bias"]))
     assert [(d.location, d.action) for d in functions.detections] == [("proj", "recomputed")]
     assert "linear-row" in functions.detections[0].invariants
+
+
+def test_attnc_run_prints_what_the_checks_found(tmp_path, monkeypatch, capsys):
+    """A woven model that counts its faults: `attnc run` names each detection (module path, invariant)."""
+    from compiler.api import CompiledModel, compile_model
+    from compiler.cli.main import main
+
+    outdir = compile_model("mha", "attn-raise,abft-weave{on-fault=count block=4}").save(tmp_path / "m")
+    fault = Fault("l", call=1, element=3, model="bitflip-exponent", bit=30)
+    plain_executor = CompiledModel.executor
+
+    def faulty_executor(self, seed=0, **kwargs):
+        return plain_executor(self, seed, extra_functions=[AbftFunctions(FaultInjector(fault))], **kwargs)
+
+    assert main(["run", str(outdir)]) == 0
+    assert "abft:" not in capsys.readouterr().out  # clean run: nothing to report
+    monkeypatch.setattr(CompiledModel, "executor", faulty_executor)
+    assert main(["run", str(outdir)]) == 0
+    printed = capsys.readouterr().out
+    assert "abft: fault detected at 'mha' (abft.sdpa) by normaliser" in printed, printed
