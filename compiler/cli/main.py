@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 
@@ -390,8 +391,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 return COMMANDS[args.command](args)
             finally:
-                for note in remarks:
-                    print(note, file=sys.stderr)
+                for note, count in Counter(str(note) for note in remarks).items():  # identical ones once, counted
+                    print(note if count == 1 else f"{note} (x{count})", file=sys.stderr)
     except DiagnosticException as error:  # AttncError, ExecutionError, pass failures, verifier errors
         if debug:
             raise

@@ -51,3 +51,14 @@ def test_compile_returns_remarks_and_cli_prints_them(capsys, tmp_path):
     assert main(["verify", f"{spec}:factory", "-p", "attn-raise,attn-cosine", "--tol", "10"]) == 0
     err = capsys.readouterr().err
     assert "remark: attn-cosine: attn: an additive bias mask cannot be expressed" in err
+
+
+def test_identical_remarks_are_printed_once_with_a_count(capsys, tmp_path):
+    """One module called twice leaves two identical remarks: the CLI prints the line once, counted."""
+    spec = tmp_path / "twice.py"
+    spec.write_text(BIASED_ATTENTION.replace("return self.attn(q, k, v)", "return self.attn(self.attn(q, k, v), k, v)"))
+    assert main(["compile", f"{spec}:factory", "-p", "attn-raise,attn-cosine", "-o", str(tmp_path / "out")]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("remark:")]
+    assert lines == ["remark: attn-cosine: attn: an additive bias mask cannot be expressed in cosine attention "
+                     "(only padding/causal masks) (x2)"], lines
+
