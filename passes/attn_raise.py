@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp, TensorType
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
@@ -239,7 +239,7 @@ class RaiseEagerAttention(RewritePattern):
         query, key, value = scores.query, scores.key, op.rhs
         if scores.heads is not None:  # lift flat (batch·heads) operands to (batch, heads, ...)
             query, key, value = (builder.split_heads(x, scores.heads) for x in (query, key, value))
-        mask = builder.combine(scores.terms, tensor_shape(softmax.input), scores.heads)
+        mask = builder.combine(scores.terms, tensor_shape(softmax.input))
         q, v = tensor_shape(query), tensor_shape(value)
         result_type = TensorType(element_type(op.result), (*q[:-2], q[-2], v[-1]))
         raised = attn.SdpaOp(query, key, value, mask, scores.scale, False, result_type, scores.softcap)
@@ -299,16 +299,16 @@ class _Emitter:
         split = nn.ReshapeOp(value, TensorType(element_type(value), (*heads, *shape[1:])))
         return self.located(split, f"{value.name_hint or 'x'}_heads").results[0]
 
-    def constant(self, value: float, like: SSAValue) -> SSAValue:
-        attr = DenseIntOrFPElementsAttr.from_list(TensorType(element_type(like), []), [value])  # type: ignore[type-var]
+    def constant(self, value: float, element: Attribute) -> SSAValue:
+        attr = DenseIntOrFPElementsAttr.from_list(TensorType(element, []), [value])  # type: ignore[type-var]
         return self.located(nn.ConstantOp(attr), "cst").results[0]  # type: ignore[arg-type]
 
-    def combine(self, terms: list[_MaskTerm], scores_shape: tuple[int, ...], heads: tuple[int, ...] | None) -> SSAValue | None:
+    def combine(self, terms: list[_MaskTerm], scores_shape: tuple[int, ...]) -> SSAValue | None:
         """One mask for attn.sdpa: a single keep-mask stays i1; several terms become one i1 ``and`` when all
         are keep-masks, else one additive float mask (keep-masks as ``where(keep, 0, fill)``)."""
         if not terms:
             return None
-        terms = [self._lift(term, scores_shape, heads) if term.lifted else term for term in terms]
+        terms = [_MaskTerm(self.lift(term.value, scores_shape), term.kind, term.fill) if term.lifted else term for term in terms]
         terms = [_as_keep(term) for term in terms]
         if all(term.kind in ("keep", "drop") for term in terms):
             keeps = [self._keep(term) for term in terms]
@@ -324,8 +324,7 @@ class _Emitter:
             if term.kind == "add":
                 addends.append(term.value)
                 continue
-            zero = self.constant(0.0, addends[0] if addends else _float_like(terms))
-            fill = self.constant(term.fill, zero)
+            zero, fill = self.constant(0.0, float_type), self.constant(term.fill, float_type)
             keep_if, drop_if = (zero, fill) if term.kind == "keep" else (fill, zero)
             result = TensorType(float_type, tensor_shape(term.value))
             addends.append(self.located(nn.WhereOp(term.value, keep_if, drop_if, result)).results[0])
@@ -341,15 +340,12 @@ class _Emitter:
             return term.value
         return self.located(nn.LogicalNotOp(term.value), "keep").results[0]
 
-    def _lift(self, term: _MaskTerm, scores_shape: tuple[int, ...], heads: tuple[int, ...] | None) -> _MaskTerm:
-        """A term of the flat (batch·heads, q, k) scores, broadcast to that shape and split to (batch, heads, q, k)."""
-        assert heads is not None
-        flat = (heads[0] * heads[1], *scores_shape[2:])
-        value = term.value
+    def lift(self, value: SSAValue, scores_shape: tuple[int, ...]) -> SSAValue:
+        """A mask of the flat (batch·heads, q, k) scores, broadcast to that shape and split to (batch, heads, q, k)."""
+        flat = (scores_shape[0] * scores_shape[1], *scores_shape[2:])
         if tensor_shape(value) != flat:
             value = self.located(nn.BroadcastToOp(value, TensorType(element_type(value), flat))).results[0]
-        value = self.located(nn.ReshapeOp(value, TensorType(element_type(value), scores_shape))).results[0]
-        return _MaskTerm(value, term.kind, term.fill)
+        return self.located(nn.ReshapeOp(value, TensorType(element_type(value), scores_shape))).results[0]
 
 
 def _as_keep(term: _MaskTerm) -> _MaskTerm:
@@ -361,10 +357,6 @@ def _as_keep(term: _MaskTerm) -> _MaskTerm:
             fill = scalar_constant(producer.rhs)
             return _MaskTerm(keep, "keep", fill if fill is not None else MASKED_OUT_BELOW)
     return term
-
-
-def _float_like(terms: list[_MaskTerm]) -> SSAValue:
-    return next(t.value for t in terms if t.kind == "add")
 
 
 def flat_heads(value: SSAValue) -> tuple[int, int] | None:
@@ -407,7 +399,7 @@ class LiftFlatHeads(RewritePattern):
         mask = None
         if op.mask is not None:
             scores_shape = (*split, q[-2], k[-2])
-            mask = builder._lift(_MaskTerm(op.mask, "add", lifted=True), scores_shape, split).value
+            mask = builder.lift(op.mask, scores_shape)
         result_type = TensorType(element_type(op.result), (*q[:-1], tensor_shape(value)[-1]))
         lifted = attn.SdpaOp(
             query, key, value, mask, op.scale.value.data, bool(op.causal.value.data), result_type, attn.softcap_value(op)

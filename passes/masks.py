@@ -8,6 +8,8 @@ on the inputs (``attention_mask``) is a separate ``and`` term.
 
 from __future__ import annotations
 
+import math
+
 from xdsl.dialects.builtin import DenseIntOrFPElementsAttr
 from xdsl.ir import SSAValue
 
@@ -48,19 +50,12 @@ def constant_bools(value: SSAValue) -> tuple[tuple[int, ...], list[bool]] | None
         return None
     producer = defining_op(value)
     shape = tensor_shape(value)
+    count = math.prod(shape)
     if isinstance(producer, nn.FullOp):
-        count = 1
-        for size in shape:
-            count *= size
         return shape, [bool(producer.value.value.data)] * count
     if isinstance(producer, nn.ConstantOp) and isinstance(producer.value, DenseIntOrFPElementsAttr):
         values = [bool(v) for v in producer.value.get_values()]
-        count = 1
-        for size in shape:
-            count *= size
-        if len(values) == 1 and count != 1:
-            values = values * count
-        return shape, values
+        return shape, values * count if len(values) == 1 and count != 1 else values
     return None
 
 
@@ -87,6 +82,6 @@ def is_causal_triangle(value: SSAValue) -> bool:
 
 
 def is_key_padding(term: SSAValue) -> bool:
-    """A keep term that varies along keys only: size 1 on the query dimension (rank ≥ 2), or 1-d over keys."""
+    """A keep term that varies along keys only: rank ≥ 2 with size 1 on the query dimension."""
     shape = tensor_shape(term)
     return len(shape) >= 2 and shape[-2] == 1
