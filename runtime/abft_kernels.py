@@ -81,6 +81,14 @@ def _key_blocks(length: int, block: int) -> list[tuple[int, int]]:
     return [(start, min(start + block, length)) for start in range(0, length, block)]
 
 
+def _accumulate(acc: torch.Tensor, p: torch.Tensor, values: torch.Tensor) -> None:
+    """``acc += p @ values`` in place, as one fused batched product when the operands flatten to three dimensions."""
+    if p.shape[:-2] == values.shape[:-2] == acc.shape[:-2] and acc.is_contiguous() and p.is_contiguous():
+        acc.view(-1, *acc.shape[-2:]).baddbmm_(p.view(-1, *p.shape[-2:]), values.reshape(-1, *values.shape[-2:]))
+    else:
+        acc.add_(torch.matmul(p, values))
+
+
 def blockwise_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -128,8 +136,7 @@ def blockwise_attention(
 
     q = q * scale  # the scale folded into Q once: the scores are the logits before the mask
     if flash or per_gemm:  # encodings, from the operands as loaded (before a fault can strike the working copies)
-        sums = [v.sum(-1), v.abs().sum(-1)] + ([torch.ones_like(v[..., 0])] if normaliser else [])
-        v_sums = torch.stack(sums, dim=-1) if extended else v  # c_j, |v_j|₁ (and 1: ℓ from the same product)
+        v_sums = torch.stack([v.sum(-1), v.abs().sum(-1)], dim=-1) if extended else v  # c_j, |v_j|₁
         if score_rowsum:
             score_sum = q @ k.sum(-2).unsqueeze(-1)  # (..., Lq, 1): q_i · Σ_j k_j
             score_bound = q.abs() @ k.abs().sum(-2).unsqueeze(-1)
@@ -140,8 +147,8 @@ def blockwise_attention(
             block_score_bound = q.abs() @ k_block_abs.transpose(-1, -2)
     if hook is not None:
         q, k, v = hook("q", q, 0), hook("k", k, 0), hook("v", v, 0)
-    if extended:
-        values = torch.cat([v, v_sums], dim=-1)  # the working V beside the checksums of V as loaded
+    if extended:  # the working V beside the checksums of V as loaded, and a ones column that accumulates ℓ
+        values = torch.cat([v, v_sums, torch.ones_like(v[..., :1])], dim=-1)
     else:
         values = v
 
@@ -155,44 +162,55 @@ def blockwise_attention(
     score_total = q.new_zeros((*lead, lq))
     acc = q.new_zeros((*lead, lq, values.shape[-1]))
     rows = torch.arange(query_offset, query_offset + lq, device=q.device).unsqueeze(-1)
+    keys_t = k.transpose(-1, -2)
 
     for step, (start, end) in enumerate(blocks):
-        scores = q @ k[..., start:end, :].transpose(-1, -2)
+        scores = torch.matmul(q, keys_t[..., start:end])
         if hook is not None:
             scores = hook("s", scores, step)
         if score_rowsum:
-            score_total = score_total + scores.sum(-1)
+            score_total += scores.sum(-1)
         if per_gemm:
             flag("gemm-scores", scores.sum(-1) - block_score_sum[..., step], block_score_bound[..., step])
-        logits = scores
+        logits = scores  # masked and shifted in place from here on (the scores are no longer needed)
         if causal:
             keys = torch.arange(start, end, device=q.device)
-            logits = logits.masked_fill(keys > rows, float("-inf"))
+            logits.masked_fill_(keys > rows, float("-inf"))
         elif keep is not None:
             block_mask = keep[..., start:end]
-            logits = logits.masked_fill(~block_mask, float("-inf")) if block_mask.dtype == torch.bool else logits + block_mask
+            if block_mask.dtype == torch.bool:
+                logits.masked_fill_(~block_mask, float("-inf"))
+            else:
+                logits.add_(block_mask)
         m_new = torch.maximum(m, logits.amax(-1))
         shift = torch.where(torch.isfinite(m_new), m_new, torch.zeros_like(m_new))
         rescale = torch.exp(m - shift)
-        shifted = logits - shift.unsqueeze(-1)
-        p = torch.exp(shifted)
+        shifted = logits.sub_(shift.unsqueeze(-1))
+        p = torch.exp(shifted) if normaliser else shifted.exp_()  # the normaliser evaluates them again below
         if hook is not None:
             p = hook("p", p, step)
-        product = p @ values[..., start:end, :]
-        norm = rescale * norm + (product[..., ev + 2] if normaliser and extended else p.sum(-1))
+        block_values = values[..., start:end, :]
+        if per_gemm:
+            product = torch.matmul(p, block_values)
+            flag("gemm-pv", product[..., :ev].sum(-1) - product[..., ev], product[..., ev + 1])
+            acc.mul_(rescale.unsqueeze(-1)).add_(product)
+        else:
+            _accumulate(acc.mul_(rescale.unsqueeze(-1)), p, block_values)
+        norm = acc[..., ev + 2] if extended else norm.mul_(rescale).add_(p.sum(-1))
         if hook is not None:
             norm = hook("l", norm, step)
+            if extended:
+                acc[..., ev + 2] = norm
         if normaliser:  # ℓ again, from exponentials evaluated a second time
-            norm_check = rescale * norm_check + torch.exp(shifted).sum(-1)
-        if per_gemm:
-            flag("gemm-pv", product[..., :ev].sum(-1) - product[..., ev], product[..., ev + 1])
-        acc = rescale.unsqueeze(-1) * acc + product
+            norm_check = norm_check.mul_(rescale).add_(shifted.exp_().sum(-1))
         if hook is not None:
             acc = torch.cat([hook("acc", acc[..., :ev], step), acc[..., ev:]], dim=-1) if extended else hook("acc", acc, step)
             if extended:
                 acc = torch.cat([acc[..., :ev], hook("checksum", acc[..., ev : ev + 1], step), acc[..., ev + 1 :]], dim=-1)
         m = m_new
 
+    if extended:
+        norm = acc[..., ev + 2]
     attended = torch.isfinite(m)  # rows with at least one key: a row whose keys are all masked outputs 0, as SDPA
     out = acc[..., :ev] / torch.where(attended, norm, torch.ones_like(norm)).unsqueeze(-1)
     if hook is not None:
@@ -234,6 +252,7 @@ class LinearEncoding:
     weight_abs_sums: torch.Tensor
     bias_sums: torch.Tensor  # (groups,) (zeros without bias)
     bias_abs_sums: torch.Tensor
+    weight_norms: torch.Tensor  # (out,) ‖W_o‖₂: the column check's rounding bound (Cauchy–Schwarz), taken once
 
     @classmethod
     def of(cls, weight: torch.Tensor, bias: torch.Tensor | None, groups: int = LINEAR_GROUPS) -> LinearEncoding:
@@ -241,7 +260,8 @@ class LinearEncoding:
         groups = max(1, min(groups, out))
         group_of = torch.nn.functional.one_hot(torch.arange(out) * groups // out, groups).to(weight.dtype)
         bias = bias if bias is not None else weight.new_zeros(out)
-        return cls(group_of, group_of.T @ weight, group_of.T @ weight.abs(), group_of.T @ bias, group_of.T @ bias.abs())
+        return cls(group_of, group_of.T @ weight, group_of.T @ weight.abs(), group_of.T @ bias, group_of.T @ bias.abs(),
+                   weight.norm(dim=1))
 
 
 def checked_linear(
@@ -255,23 +275,26 @@ def checked_linear(
 ) -> KernelResult:
     """``y = x Wᵀ + b`` with classic ABFT: per output row and group of output features, the output sum
     against the encoded weight checksum (``linear-row``: covers W and y), and per output feature the sum over
-    rows against ``(Σ_n x_n) Wᵀ`` (``linear-column``: covers y).
+    rows against ``(Σ_n x_n) Wᵀ`` (``linear-column``: covers y). The checksum row ``Σ_n x_n`` is appended to
+    the input, so the layer's one product also computes the column check's expected side (the weight is read
+    once); its rounding bound is ``‖Σ_n |x_n|‖₂ ‖W_o‖₂ + N|b_o|`` (Cauchy–Schwarz, from the encoded norms).
 
     The flags have the shape of ``x`` with its last dimension replaced by the groups (``linear-row``) and
     ``(out,)`` (``linear-column``).
     """
     if hook is not None:
         weight = hook("weight", weight, 0)
-    y = torch.nn.functional.linear(x, weight, bias)
+    rows = x.reshape(-1, x.shape[-1])
+    count = rows.shape[0]
+    extended = torch.nn.functional.linear(torch.cat([rows, rows.sum(0, keepdim=True)]), weight, bias)
+    y = extended[:count].reshape(*x.shape[:-1], extended.shape[-1])
+    column_expected = extended[count] + ((count - 1) * bias if bias is not None else 0)  # (Σ_n x_n) Wᵀ + N b
     if hook is not None:
         y = hook("output", y, 0)
     result = KernelResult(output=y)
     row_residual = y @ encoding.group_of - (x @ encoding.weight_sums.T + encoding.bias_sums)
     row_bound = x.abs() @ encoding.weight_abs_sums.T + encoding.bias_abs_sums
-    rows = x.reshape(-1, x.shape[-1])
-    count = rows.shape[0]
-    column_expected = rows.sum(0) @ weight.transpose(0, 1) + (count * bias if bias is not None else 0)
-    column_bound = rows.abs().sum(0) @ weight.abs().transpose(0, 1) + (count * bias.abs() if bias is not None else 0)
+    column_bound = rows.abs().sum(0).norm() * encoding.weight_norms + (count * bias.abs() if bias is not None else 0)
     column_residual = y.reshape(-1, y.shape[-1]).sum(0) - column_expected
     result.failed["linear-row"] = _violates(row_residual, row_bound, tol)
     result.failed["linear-column"] = _violates(column_residual, column_bound, tol)
