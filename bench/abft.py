@@ -1,21 +1,27 @@
 """ABFT for attention: fault coverage per site on MiniLM, kernel overhead, campaign speed-up, detection vs τ.
 
-1. Overhead: the blockwise kernel unchecked (the anchor), with check=flash, per-gemm and both, and PyTorch's
-   SDPA for scale, at T = 512 ... 4096 (batch 1, 4 heads, head size 64, block 128), timed interleaved in
-   one run on one thread; median of ``--reps`` runs and the ratio to the unchecked kernel.
-2. Coverage: all-MiniLM-L6-v2 (bundled ``minilm``, real weights, its 4 example sentences and varied
-   token ids) compiled with ``attn-raise,abft-weave{linear=true check=...}`` for flash and per-gemm;
-   ``--trials`` transient faults per site (every fault model of runtime/fault_injection.py, uniformly), the
-   model run with every check on ``count``; a fault is significant when it moves the model output by more
-   than 1e-3 relative L2 (or makes it non-finite). ``--clean-runs`` fault-free runs on varied inputs count
-   false alarms.
+1. Overhead: the blockwise kernel unchecked (the anchor), with check=flash (and narrowed to its first
+   invariant(s)), per-gemm and both, and PyTorch's SDPA for scale, at T = 512 ... 4096 (batch 1, 4 heads,
+   head size 64, block 128), timed interleaved on one thread in thread CPU time (the machine is shared: CPU
+   time leaves out the time other processes hold the core); median and minimum of ``--reps`` runs, and
+   their ratios to the unchecked kernel.
+2. Coverage: all-MiniLM-L6-v2 (bundled ``minilm``, real weights) on one short example sentence (13 tokens;
+   the trials vary its token ids) compiled with ``attn-raise,abft-weave{linear=true check=...}`` for flash
+   and per-gemm; ``--trials`` (flash) and ``--gemm-trials`` transient faults per site (every fault model
+   of runtime/fault_injection.py, uniformly), the model run with every check on ``count``; a fault is
+   significant when it moves the model output by more than 1e-3 relative L2 (or makes it non-finite).
+   ``--clean-runs`` fault-free runs on varied inputs count false alarms. The flash campaign runs in rounds
+   of ``--round`` trials per site; each round's results are kept, so a campaign cut short still reports
+   every finished round.
 3. Detection rate of significant faults vs τ per site (flash), from each trial's largest relative residual,
    with the clean runs' largest residual: bench/results/abft_tau.png.
 4. Campaign speed-up: the same ``--speedup-trials`` work items on one worker (in-process) and on local Ray
-   with ``--workers`` workers (start-up included).
+   with ``--workers`` workers, end to end (start-up included), and with the start-up (a 2-item run) taken
+   out.
 
-Writes bench/results/abft.{md,json} and abft_tau.png. Run:
-    .venv/bin/python bench/abft.py             (about 10 minutes on 2 idle cores)
+Each part writes bench/results/abft_<part>.json (``--parts`` picks them); bench/results/abft.md and
+abft_tau.png are rebuilt from the parts present. Run:
+    .venv/bin/python bench/abft.py             (the full campaign: about an hour of CPU)
     .venv/bin/python bench/abft.py --quick     (a smoke run)
 """
 
@@ -49,7 +55,7 @@ DEFAULT_TOL = 1e-5
 
 
 def time_kernels(lengths: list[int], reps: int, heads: int = 4, dim: int = 64, block: int = 128) -> list[dict]:
-    """Median seconds per kernel mode at each length, the modes interleaved in every repetition."""
+    """Median and minimum thread CPU seconds per kernel mode at each length, the modes interleaved in every repetition."""
     rows = []
     for length in lengths:
         gen = torch.Generator().manual_seed(length)
@@ -65,19 +71,20 @@ def time_kernels(lengths: list[int], reps: int, heads: int = 4, dim: int = 64, b
             call()
         for _ in range(reps):
             for name, call in calls.items():
-                start = time.perf_counter()
+                start = time.thread_time()
                 call()
-                times[name].append(time.perf_counter() - start)
+                times[name].append(time.thread_time() - start)
         median = {name: statistics.median(values) for name, values in times.items()}
-        rows.append({"T": length, "median_s": median, "ratio": {n: median[n] / median["none"] for n in median}})
+        fastest = {name: min(values) for name, values in times.items()}
+        rows.append({"T": length, "median_s": median, "min_s": fastest,
+                     "ratio": {n: median[n] / median["none"] for n in median},
+                     "ratio_min": {n: fastest[n] / fastest["none"] for n in fastest}})
         print(f"T={length}: " + ", ".join(f"{n} {median[n] * 1e3:.1f} ms ({median[n] / median['none']:.3f}x)" for n in median),
               flush=True)
     return rows
 
 
-def campaign(outdir: str, sites: list[str], trials: int, clean_runs: int, seed: int, workers: int) -> tuple[list[dict], float]:
-    items: list[tuple] = [("trial", site, index) for site in sites for index in range(trials)]
-    items += [("clean", index) for index in range(clean_runs)]
+def campaign(outdir: str, items: list[tuple], seed: int, workers: int) -> tuple[list[dict], float]:
     start = time.perf_counter()
     results, _ = run_items(outdir, seed, FAULT_MODELS, items, workers, None, residuals=True)
     return results, time.perf_counter() - start
@@ -124,167 +131,240 @@ def rate_cell(row: dict) -> str:
     return f"{100 * row['detection_rate']:.1f} % [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}]"
 
 
+def short_minilm_artifacts(work: Path) -> dict[str, str]:
+    """MiniLM on one short example sentence, woven with flash and with per-gemm (linears checked too)."""
+    from compiler.api import ModelSpec
+    from compiler.models import DEMO_SENTENCES, minilm
+
+    model, inputs = minilm(sentences=(DEMO_SENTENCES[1],))
+    artifacts = {}
+    for check in ("flash", "per-gemm"):
+        compiled = compile_model(ModelSpec("minilm", model, inputs), f"attn-raise,abft-weave{{linear=true check={check}}}")
+        artifacts[check] = str(compiled.save(work / check))
+    return artifacts
+
+
+def part_path(part: str) -> Path:
+    return RESULTS / f"abft_{part}.json"
+
+
+def save_part(part: str, data: dict) -> None:
+    part_path(part).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def coverage_part(results: dict[str, list[dict]], sites: list[str], seconds: dict[str, float], args) -> dict:
+    """The coverage summaries, bit-flip subset, τ curves and clean residuals of the campaign results so far."""
+    summaries = {check: summarise(rows, sites, DEFAULT_THRESHOLD) for check, rows in results.items()}
+    flips = {check: summarise([r for r in rows if r["kind"] == "clean" or r["model"].startswith("bitflip")], sites,
+                              DEFAULT_THRESHOLD) for check, rows in results.items()}
+    clean = [r for r in results["flash"] if r["kind"] == "clean"]
+    per_invariant: dict[str, float] = {}
+    for r in clean:
+        for name, value in r["residuals"].items():
+            per_invariant[name] = max(per_invariant.get(name, 0.0), value)
+    return {
+        "threshold": DEFAULT_THRESHOLD, "tol": DEFAULT_TOL, "sentences": 1, "seconds": seconds,
+        "trials_per_site": {check: summaries[check]["sites"][sites[0]]["trials"] for check in summaries},
+        "coverage": summaries, "coverage_bitflips": flips,
+        "clean_max_residual": max((r["residual"] for r in clean), default=0.0),
+        "clean_max_residual_per_invariant": per_invariant,
+        "tau": TAUS, "detection_vs_tau": detection_vs_tau(results["flash"], sites),
+        "workers": args.workers,
+    }
+
+
+def run_coverage(artifacts: dict[str, str], sites: list[str], args) -> None:
+    """per-gemm first (small), then flash in rounds; the part file and the report are rewritten after each round."""
+    results: dict[str, list[dict]] = {}
+    seconds: dict[str, float] = {}
+    items: list[tuple] = [("trial", site, i) for site in sites for i in range(args.gemm_trials)]
+    items += [("clean", i) for i in range(min(args.clean_runs, 200))]
+    results["per-gemm"], seconds["per-gemm"] = campaign(artifacts["per-gemm"], items, args.seed, args.workers)
+    print(f"per-gemm: {len(items)} runs in {seconds['per-gemm']:.0f}s", flush=True)
+    results["flash"], seconds["flash"] = [], 0.0
+    pending: list[tuple] = [("clean", i) for i in range(args.clean_runs)]
+    for first in range(0, args.trials, args.round):
+        last = min(first + args.round, args.trials)
+        items = pending + [("trial", site, i) for site in sites for i in range(first, last)]
+        rows, took = campaign(artifacts["flash"], items, args.seed, args.workers)
+        results["flash"] += rows
+        seconds["flash"] += took
+        pending = []
+        save_part("coverage", coverage_part(results, sites, seconds, args))
+        write_markdown()
+        print(f"flash: trials {first}..{last - 1} per site in {took:.0f}s (load {os.getloadavg()[0]:.1f})", flush=True)
+
+
+def run_speedup(artifact: str, sites: list[str], args) -> None:
+    """End-to-end seconds on 1 and ``workers`` workers, and the same for a 2-item run (the start-up)."""
+    items: list[tuple] = [("trial", sites[i % len(sites)], i) for i in range(args.speedup_trials)]
+    seconds: dict[str, dict[str, float]] = {"work": {}, "startup": {}}
+    loads = []
+    for workers in (1, args.workers):
+        for name, chosen in (("startup", items[:2]), ("work", items)):
+            loads.append(os.getloadavg()[0])
+            start = time.perf_counter()
+            run_items(artifact, args.seed, FAULT_MODELS, chosen, workers, None)
+            seconds[name][str(workers)] = time.perf_counter() - start
+            print(f"speed-up {name} on {workers} worker(s): {seconds[name][str(workers)]:.1f}s", flush=True)
+    one, many = str(1), str(args.workers)
+    steady = (seconds["work"][one] - seconds["startup"][one]) / (seconds["work"][many] - seconds["startup"][many])
+    save_part("speedup", {"items": args.speedup_trials, "workers": args.workers, "seconds": seconds,
+                          "ratio": seconds["work"][one] / seconds["work"][many], "ratio_without_startup": steady,
+                          "load_average": [min(loads), max(loads)], "cores": os.cpu_count()})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=300)
+    parser.add_argument("--parts", default="overhead,coverage,speedup")
+    parser.add_argument("--trials", type=int, default=10000)
+    parser.add_argument("--round", type=int, default=2000)
+    parser.add_argument("--gemm-trials", type=int, default=1000)
     parser.add_argument("--clean-runs", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--speedup-trials", type=int, default=1000)
-    parser.add_argument("--reps", type=int, default=11)
+    parser.add_argument("--speedup-trials", type=int, default=2000)
+    parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--lengths", default="512,1024,2048,4096")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.trials, args.clean_runs, args.speedup_trials, args.reps, args.lengths = 20, 20, 40, 2, "512,1024"
+        args.trials, args.round, args.gemm_trials, args.clean_runs = 20, 10, 10, 20
+        args.speedup_trials, args.reps, args.lengths = 40, 2, "512,1024"
     torch.set_num_threads(1)
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    command = "python bench/abft.py" + "".join(f" {a}" for a in sys.argv[1:])
     began = time.perf_counter()
-    command = "python bench/abft.py" + (" --quick" if args.quick else "")
 
-    overhead = time_kernels([int(x) for x in args.lengths.split(",")], args.reps)
+    if "overhead" in parts:
+        overhead = time_kernels([int(x) for x in args.lengths.split(",")], args.reps)
+        save_part("overhead", {"command": command, "reps": args.reps, "rows": overhead,
+                               "load_average": os.getloadavg()[0], "torch": torch.__version__})
+        write_markdown()
+    if "coverage" in parts or "speedup" in parts:
+        from compiler.faults import TrialRunner
 
-    work = Path(tempfile.mkdtemp(prefix="attnc-abft-bench-"))
-    artifacts = {}
-    for check in ("flash", "per-gemm"):
-        compiled = compile_model("minilm", f"attn-raise,abft-weave{{linear=true check={check}}}")
-        artifacts[check] = str(compiled.save(work / check))
-    from compiler.faults import TrialRunner
-
-    sites = TrialRunner(artifacts["flash"], args.seed, pool=1).sites()
-
-    results = {}
-    seconds = {}
-    for check, clean_runs in (("flash", args.clean_runs), ("per-gemm", min(args.clean_runs, 200))):
-        results[check], seconds[check] = campaign(artifacts[check], sites, args.trials, clean_runs, args.seed, args.workers)
-        print(f"{check}: {len(results[check])} runs in {seconds[check]:.1f}s", flush=True)
-    summaries = {check: summarise(results[check], sites, DEFAULT_THRESHOLD) for check in results}
-
-    curves = detection_vs_tau(results["flash"], sites)
-    clean = [r for r in results["flash"] if r["kind"] == "clean"]
-    clean_max = max((r["residual"] for r in clean), default=0.0)
-    clean_per_invariant: dict[str, float] = {}
-    for r in clean:
-        for name, value in r["residuals"].items():
-            clean_per_invariant[name] = max(clean_per_invariant.get(name, 0.0), value)
-    plot(curves, clean_max, RESULTS / "abft_tau.png")
-
-    # bit flips only (the fault model of the published coverage figures)
-    flips = [r for r in results["flash"] if r["kind"] == "clean" or r["model"].startswith("bitflip")]
-    flips_gemm = [r for r in results["per-gemm"] if r["kind"] == "clean" or r["model"].startswith("bitflip")]
-    flip_summary = {
-        "flash": summarise(flips, sites, DEFAULT_THRESHOLD),
-        "per-gemm": summarise(flips_gemm, sites, DEFAULT_THRESHOLD),
-    }
-
-    speed_items: list[tuple] = [("trial", sites[i % len(sites)], i) for i in range(args.speedup_trials)]
-    speed = {}
-    for workers in (1, args.workers):
-        start = time.perf_counter()
-        run_items(artifacts["flash"], args.seed, FAULT_MODELS, speed_items, workers, None)
-        speed[workers] = time.perf_counter() - start
-        print(f"speed-up workload on {workers} worker(s): {speed[workers]:.1f}s", flush=True)
-
-    total = time.perf_counter() - began
-    data = {
-        "command": command,
-        "threshold": DEFAULT_THRESHOLD,
-        "tol": DEFAULT_TOL,
-        "overhead": overhead,
-        "coverage": summaries,
-        "coverage_bitflips": flip_summary,
-        "campaign_seconds": seconds,
-        "clean_max_residual": clean_max,
-        "clean_max_residual_per_invariant": clean_per_invariant,
-        "tau": TAUS,
-        "detection_vs_tau": curves,
-        "speedup": {"items": args.speedup_trials, "seconds": speed, "ratio": speed[1] / speed[args.workers]},
-        "seconds": total,
-    }
-    (RESULTS / "abft.json").write_text(json.dumps(data, indent=2) + "\n")
-    write_markdown(data, args, sites, total)
-    print(f"wrote {RESULTS / 'abft.md'} ({total / 60:.1f} min)")
+        artifacts = short_minilm_artifacts(Path(tempfile.mkdtemp(prefix="attnc-abft-bench-")))
+        sites = TrialRunner(artifacts["flash"], args.seed, pool=1).sites()
+        if "coverage" in parts:
+            run_coverage(artifacts, sites, args)
+            data = json.loads(part_path("coverage").read_text())
+            data["command"] = command
+            save_part("coverage", data)
+        if "speedup" in parts:
+            run_speedup(artifacts["flash"], sites, args)
+            data = json.loads(part_path("speedup").read_text())
+            data["command"] = command
+            save_part("speedup", data)
+    write_markdown()
+    print(f"wrote {RESULTS / 'abft.md'} ({(time.perf_counter() - began) / 60:.1f} min)")
 
 
-def write_markdown(data: dict, args, sites: list[str], total: float) -> None:
+def _load(part: str) -> dict | None:
+    path = part_path(part)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_markdown() -> None:
+    """bench/results/abft.md (and abft_tau.png) from the part files present."""
     lines = [
         "# ABFT for attention: coverage, overhead, campaign speed-up",
         "",
-        f"Command: `{data['command']}` ({total / 60:.1f} min, torch {torch.__version__}, {platform.machine()}, "
-        "1 thread per process, 2 shared cores). Method and invariants: docs/methods/abft.md.",
-        "",
-        "## Kernel overhead (batch 1, 4 heads, head size 64, block 128; median of "
-        f"{args.reps}, interleaved; ratio to the unchecked blockwise kernel)",
-        "",
-        "flash = output checksum + score row sums + independent normaliser; the two breakdown columns are flash "
-        "narrowed to its first invariant(s), to show what each costs.",
-        "",
-        "| T | unchecked | flash | flash: checksum only | flash: checksum + rowsum | per-gemm | both | torch SDPA |",
-        "|---|---|---|---|---|---|---|---|",
+        f"torch {torch.__version__}, {platform.machine()}, 1 thread per process, 2 cores shared with other jobs. "
+        "Method and invariants: docs/methods/abft.md. Each section names the command that produced it.",
     ]
-    for row in data["overhead"]:
-        m, r = row["median_s"], row["ratio"]
-        cells = [f"{m[n] * 1e3:.1f} ms ({r[n]:.3f}x)" for n in ("flash", *BREAKDOWN, "per-gemm", "both", "sdpa")]
-        lines.append(f"| {row['T']} | {m['none'] * 1e3:.1f} ms | " + " | ".join(cells) + " |")
-    flash, gemm = data["coverage"]["flash"], data["coverage"]["per-gemm"]
-    lines += [
-        "",
-        f"## Coverage on all-MiniLM-L6-v2 ({args.trials} faults per site, every fault model; τ = {data['tol']:g})",
-        "",
-        f"Significant: the model output moves by more than {data['threshold']:g} in relative L2 norm, or is not "
-        "finite. Detection rate of significant faults with its Wilson 95 % interval; sdc = significant and "
-        "undetected; benign = detected but not significant (e.g. a fault in a masked score or in the checksum).",
-        "",
-        "| site | significant (flash) | flash: detected | sdc | benign | per-gemm: detected | sdc |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for site in sites:
-        f, g = flash["sites"][site], gemm["sites"][site]
-        lines.append(
-            f"| {site} ({SITE_DESCRIPTIONS[site]}) | {f['significant']}/{f['trials']} | {rate_cell(f)} | {f['sdc']} | "
-            f"{f['benign_detected']} | {rate_cell(g)} | {g['sdc']} |"
-        )
-    lines += [
-        "",
-        f"False alarms: flash {flash['false_alarms']} in {flash['clean_runs']} clean runs on varied inputs; per-gemm "
-        f"{gemm['false_alarms']} in {gemm['clean_runs']}. Largest relative residual of any check in the clean flash "
-        f"runs: {data['clean_max_residual']:.2e} (per invariant: "
-        + ", ".join(f"{n} {v:.1e}" for n, v in sorted(data["clean_max_residual_per_invariant"].items()))
-        + ").",
-        "",
-        "Single bit flips only (sign, exponent, mantissa; the subset of the trials above):",
-        "",
-        "| site | flash: significant | flash: detected | per-gemm: significant | per-gemm: detected |",
-        "|---|---|---|---|---|",
-    ]
-    for site in sites:
-        f, g = data["coverage_bitflips"]["flash"]["sites"][site], data["coverage_bitflips"]["per-gemm"]["sites"][site]
-        lines.append(
-            f"| {site} | {f['significant']}/{f['trials']} | {rate_cell(f)} | {g['significant']}/{g['trials']} | {rate_cell(g)} |"
-        )
-    lines += [
-        "",
-        "## Detection vs τ (flash)",
-        "",
-        "![detection vs tau](abft_tau.png)",
-        "",
-        "| site | " + " | ".join(f"τ={t:.0e}" for t in TAUS[::4]) + " |",
-        "|---|" + "---|" * len(TAUS[::4]),
-    ]
-    for site, rates in data["detection_vs_tau"].items():
-        cells = ["—" if r is None else f"{100 * r:.1f} %" for r in rates[::4]]
-        lines.append(f"| {site} | " + " | ".join(cells) + " |")
-    speed = data["speedup"]
-    workers = args.workers
-    lines += [
-        "",
-        "## Campaign speed-up",
-        "",
-        f"{speed['items']} trials: one worker in-process {speed['seconds'][1]:.1f} s, local Ray with {workers} workers "
-        f"{speed['seconds'][workers]:.1f} s (Ray start-up and each worker's artifact load included): "
-        f"{speed['ratio']:.2f}x on a machine with 2 cores shared with other jobs. The coverage campaigns above ran on "
-        f"{workers} Ray workers: flash {data['campaign_seconds']['flash']:.0f} s, per-gemm "
-        f"{data['campaign_seconds']['per-gemm']:.0f} s.",
-    ]
+    overhead = _load("overhead")
+    if overhead:
+        lines += [
+            "",
+            f"## Kernel overhead (batch 1, 4 heads, head size 64, block 128; {overhead['reps']} runs interleaved, "
+            "thread CPU time; ratio to the unchecked blockwise kernel)",
+            "",
+            f"Command: `{overhead['command']}` (load average {overhead['load_average']:.1f} at the end). "
+            "flash = output checksum + score row sums + independent normaliser; the two breakdown columns are flash "
+            "narrowed to its first invariant(s), to show what each costs. Each cell: median (ratio of medians; "
+            "ratio of minima, the least disturbed runs).",
+            "",
+            "| T | unchecked | flash | flash: checksum only | flash: checksum + rowsum | per-gemm | both | torch SDPA |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in overhead["rows"]:
+            m, r, rm = row["median_s"], row["ratio"], row["ratio_min"]
+            names = ("flash", *BREAKDOWN, "per-gemm", "both", "sdpa")
+            cells = [f"{m[n] * 1e3:.1f} ms ({r[n]:.3f}x; {rm[n]:.3f}x)" for n in names]
+            lines.append(f"| {row['T']} | {m['none'] * 1e3:.1f} ms | " + " | ".join(cells) + " |")
+    coverage = _load("coverage")
+    if coverage:
+        flash, gemm = coverage["coverage"]["flash"], coverage["coverage"]["per-gemm"]
+        sites = list(flash["sites"])
+        trials = coverage["trials_per_site"]
+        lines += [
+            "",
+            f"## Coverage on all-MiniLM-L6-v2 (flash {trials['flash']} faults per site, per-gemm {trials['per-gemm']}; "
+            f"every fault model; τ = {coverage['tol']:g})",
+            "",
+            f"Command: `{coverage.get('command', 'python bench/abft.py (in progress)')}`. MiniLM on one short sentence "
+            f"(13 tokens), its token ids varied per trial. Campaign time on {coverage['workers']} Ray workers: flash "
+            f"{coverage['seconds']['flash']:.0f} s, per-gemm {coverage['seconds']['per-gemm']:.0f} s.",
+            "",
+            f"Significant: the model output moves by more than {coverage['threshold']:g} in relative L2 norm, or is not "
+            "finite. Detection rate of significant faults with its Wilson 95 % interval; sdc = significant and "
+            "undetected; benign = detected but not significant (e.g. a fault in a masked score or in the checksum).",
+            "",
+            "| site | significant (flash) | flash: detected | sdc | benign | per-gemm: significant | per-gemm: detected | sdc |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for site in sites:
+            f, g = flash["sites"][site], gemm["sites"][site]
+            lines.append(
+                f"| {site} ({SITE_DESCRIPTIONS[site]}) | {f['significant']}/{f['trials']} | {rate_cell(f)} | {f['sdc']} | "
+                f"{f['benign_detected']} | {g['significant']}/{g['trials']} | {rate_cell(g)} | {g['sdc']} |"
+            )
+        lines += [
+            "",
+            f"False alarms: flash {flash['false_alarms']} in {flash['clean_runs']} clean runs on varied inputs; per-gemm "
+            f"{gemm['false_alarms']} in {gemm['clean_runs']}. Largest relative residual of any check in the clean flash "
+            f"runs: {coverage['clean_max_residual']:.2e} (per invariant: "
+            + ", ".join(f"{n} {v:.1e}" for n, v in sorted(coverage["clean_max_residual_per_invariant"].items()))
+            + ").",
+            "",
+            "Single bit flips only (sign, exponent, mantissa; the subset of the trials above):",
+            "",
+            "| site | flash: significant | flash: detected | per-gemm: significant | per-gemm: detected |",
+            "|---|---|---|---|---|",
+        ]
+        for site in sites:
+            f, g = coverage["coverage_bitflips"]["flash"]["sites"][site], coverage["coverage_bitflips"]["per-gemm"]["sites"][site]
+            lines.append(f"| {site} | {f['significant']}/{f['trials']} | {rate_cell(f)} | "
+                         f"{g['significant']}/{g['trials']} | {rate_cell(g)} |")
+        curves = coverage["detection_vs_tau"]
+        plot(curves, coverage["clean_max_residual"], RESULTS / "abft_tau.png")
+        lines += [
+            "",
+            "## Detection vs τ (flash)",
+            "",
+            "![detection vs tau](abft_tau.png)",
+            "",
+            "| site | " + " | ".join(f"τ={t:.0e}" for t in TAUS[::4]) + " |",
+            "|---|" + "---|" * len(TAUS[::4]),
+        ]
+        for site, rates in curves.items():
+            cells = ["—" if r is None else f"{100 * r:.2f} %" for r in rates[::4]]
+            lines.append(f"| {site} | " + " | ".join(cells) + " |")
+    speed = _load("speedup")
+    if speed:
+        sec, w = speed["seconds"], str(speed["workers"])
+        lines += [
+            "",
+            "## Campaign speed-up",
+            "",
+            f"Command: `{speed.get('command', '')}`. {speed['items']} trials, end to end: one worker in-process "
+            f"{sec['work']['1']:.1f} s, local Ray with {w} workers {sec['work'][w]:.1f} s: **{speed['ratio']:.2f}x**. "
+            f"Start-up alone (a 2-trial run: Ray, the worker processes importing torch and attnc, loading the artifact "
+            f"and running the clean inputs once): {sec['startup']['1']:.1f} s in-process, {sec['startup'][w]:.1f} s "
+            f"on Ray. Without it: **{speed['ratio_without_startup']:.2f}x**. Load average during the runs "
+            f"{speed['load_average'][0]:.1f}–{speed['load_average'][1]:.1f} on {speed['cores']} cores.",
+        ]
     (RESULTS / "abft.md").write_text("\n".join(lines) + "\n")
 
 
