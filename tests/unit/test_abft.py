@@ -142,6 +142,28 @@ def test_linear_fault_is_caught(site):
     assert "linear-row" in result.fired()
 
 
+def test_linear_column_check_rides_in_the_layer_product():
+    """The checksum row appended to the input gives the column check's expected side: an output fault is seen by
+    the column check too, clean residuals stay far below τ (the Cauchy–Schwarz bound is not loose enough to hide
+    a fault of 1 % of an output), and the output is the plain linear's."""
+    gen = torch.Generator().manual_seed(5)
+    x, weight, bias = torch.randn(3, 7, 48, generator=gen), torch.randn(40, 48, generator=gen), torch.randn(40, generator=gen)
+    encoding = LinearEncoding.of(weight, bias)
+    clean = checked_linear(x, weight, bias, encoding, TOL, keep_residuals=True)
+    assert clean.fired() == [] and torch.allclose(clean.output, F.linear(x, weight, bias), atol=1e-6)
+    assert float(clean.residuals["linear-column"].max()) < TOL / 10
+
+    def nudge(site, tensor, step):
+        if site != "output":
+            return tensor
+        bumped = tensor.clone()
+        bumped[1, 2, 5] *= 1.01
+        return bumped
+
+    faulty = checked_linear(x, weight, bias, encoding, TOL, hook=nudge)
+    assert faulty.failed["linear-column"].nonzero().flatten().tolist() == [5]
+
+
 # ---- clean inputs are not flagged ---------------------------------------------------------------------------
 
 
