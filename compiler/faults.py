@@ -30,9 +30,6 @@ from runtime.fault_injection import FAULT_MODELS, SITES, FaultInjector, SiteProf
 DEFAULT_THRESHOLD = 1e-3
 INPUT_POOL = 8  # varied inputs the trials draw from (their clean outputs are computed once per worker)
 CHUNK = 16  # work items per task
-# WORKER_NICENESS: a local Ray starts its workers 15 nice levels below the driver (Ray's worker_niceness default),
-# so on a shared machine they got a fraction of the CPU an in-process run gets; run_items starts them at the
-# driver's own priority (RAY_worker_niceness=0 unless the environment says otherwise).
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -202,7 +199,9 @@ def run_items(
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            os.environ.setdefault("RAY_worker_niceness", "0")  # see WORKER_NICENESS
+            # Ray starts local workers 15 nice levels below the driver by default: on a shared machine they then
+            # get a fraction of the CPU an in-process run gets. Same priority as the driver, unless set otherwise.
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     actor = ray.remote(num_cpus=1)(TrialRunner)
     actors = [actor.remote(outdir, seed, models, residuals=residuals, one_thread=True) for _ in range(workers)]
