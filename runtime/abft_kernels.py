@@ -163,6 +163,7 @@ def blockwise_attention(
     acc = q.new_zeros((*lead, lq, values.shape[-1]))
     rows = torch.arange(query_offset, query_offset + lq, device=q.device).unsqueeze(-1)
     keys_t = k.transpose(-1, -2)
+    exponentials: torch.Tensor | None = None  # reused from block to block (a fresh one per block costs a pass)
 
     for step, (start, end) in enumerate(blocks):
         scores = torch.matmul(q, keys_t[..., start:end])
@@ -186,7 +187,12 @@ def blockwise_attention(
         shift = torch.where(torch.isfinite(m_new), m_new, torch.zeros_like(m_new))
         rescale = torch.exp(m - shift)
         shifted = logits.sub_(shift.unsqueeze(-1))
-        p = torch.exp(shifted) if normaliser else shifted.exp_()  # the normaliser evaluates them again below
+        if normaliser:  # the exponentials in a buffer of their own: the normaliser evaluates them again below
+            if exponentials is None or exponentials.shape != shifted.shape:
+                exponentials = torch.empty_like(shifted)
+            p = torch.exp(shifted, out=exponentials)
+        else:
+            p = shifted.exp_()
         if hook is not None:
             p = hook("p", p, step)
         block_values = values[..., start:end, :]
