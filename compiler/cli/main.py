@@ -208,7 +208,7 @@ def cmd_run(args) -> int:
             if out.is_floating_point() and out.shape == ref.shape:
                 cosine = torch.nn.functional.cosine_similarity(out.flatten().double(), ref.flatten().double(), dim=0)
                 error = (out.double() - ref.double()).abs().max()
-                print(f"output {index} vs PyTorch: cosine={cosine:.6f} max_abs_err={error:.3e}")
+                print(f"output {index} vs {compiled.reference_name}: cosine={cosine:.6f} max_abs_err={error:.3e}")
     if args.report:
         from targets.registry import target_of
 
@@ -244,7 +244,7 @@ def cmd_verify(args) -> int:
     with tempfile.TemporaryDirectory(prefix="attnc-verify-") as outdir:
         saved = CompiledModel.load(compiled.save(outdir)).run()
     error = max_abs_error(saved, reference)
-    print(f"max_abs_err={error:.3e}")
+    print(f"max_abs_err={error:.3e} vs {compiled.reference_name}")
     if not same_outputs(saved, in_memory):
         raise AttncError(
             "the saved model does not reproduce the in-memory module (max_abs_err between them "
