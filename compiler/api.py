@@ -76,6 +76,7 @@ class ModelSpec:
     inputs: tuple[torch.Tensor, ...]
     program: torch.export.ExportedProgram | None = None
     importer: Callable[[], Any] | None = None  # a frontend other than torch.export (ONNX): () -> ImportedProgram
+    reference_name: str = "PyTorch"  # what ``model`` is: the reference outputs are judged against
 
 
 def load_spec(spec: str, trust_pickle: bool = False, **onnx_options: Any) -> ModelSpec:
@@ -89,7 +90,7 @@ def load_spec(spec: str, trust_pickle: bool = False, **onnx_options: Any) -> Mod
 
         onnx_model = load_onnx(spec, onnx_options.get("inputs_file"), onnx_options.get("dims"))
         return ModelSpec(onnx_model.name, onnx_model.reference(), onnx_model.inputs,
-                         importer=lambda: import_onnx(onnx_model))
+                         importer=lambda: import_onnx(onnx_model), reference_name="onnxruntime")
     if spec.endswith(".pt2"):
         path = Path(spec)
         if not path.is_file():
@@ -190,11 +191,13 @@ class CompiledModel:
     reference: Callable[..., Any] | None = None
     reference_outputs: list[torch.Tensor] | None = None
     remarks: list[Remark] = field(default_factory=list)
+    reference_name: str = "PyTorch"  # the reference's name in messages: PyTorch, or onnxruntime for an ONNX file
 
     def run_reference(self) -> list[torch.Tensor]:
-        """The PyTorch model's outputs on the example inputs (what ``verify`` compares against)."""
+        """The reference's outputs on the example inputs (what ``verify`` compares against): the PyTorch model,
+        or onnxruntime for an ONNX file."""
         if self.reference is None:
-            raise AttncError("this compiled model has no PyTorch reference (it was loaded from a directory)")
+            raise AttncError("this compiled model has no reference model (it was loaded from a directory)")
         with torch.no_grad():
             return flat_tensors(self.reference(*self.inputs))
 
@@ -214,8 +217,8 @@ class CompiledModel:
     def save(self, outdir: str | Path, with_reference: bool = False) -> Path:
         """Writes ``model.mlir`` (with module-path locations), the weights and the example inputs.
 
-        ``with_reference``: also the PyTorch model's outputs on the example inputs (``reference.safetensors``),
-        so ``attnc run`` can say how far a (noisy) target is from the float model.
+        ``with_reference``: also the reference's outputs on the example inputs (``reference.safetensors``, its
+        metadata naming the reference), so ``attnc run`` can say how far a (noisy) target is from the float model.
         """
         check_output_directory(Path(outdir))
         self.module.attributes[WEIGHTS_ATTRIBUTE] = StringAttr(WEIGHTS_FILE)
@@ -232,7 +235,7 @@ class CompiledModel:
             (directory / MODEL_FILE).write_text(print_module(self.module, debuginfo=True))
             if reference_outputs is not None:
                 outputs = {f"output_{i}": t.detach().contiguous() for i, t in enumerate(reference_outputs)}
-                save_file(outputs, str(directory / REFERENCE_FILE))
+                save_file(outputs, str(directory / REFERENCE_FILE), metadata={"reference": self.reference_name})
 
         return write_directory(outdir, write_files)
 
@@ -265,14 +268,23 @@ class CompiledModel:
             saved_inputs = read_tensors(outdir / INPUTS_FILE, "example inputs")
             check_tensors(saved_inputs, input_types(module, names), str(outdir / INPUTS_FILE))
             inputs = tuple(saved_inputs[n] for n in names)
-        reference_outputs = None
+        reference_outputs, reference_name = None, "PyTorch"
         if (outdir / REFERENCE_FILE).is_file():
             saved = read_tensors(outdir / REFERENCE_FILE, "reference outputs")
+            reference_name = reference_name_of(outdir / REFERENCE_FILE)
             try:
                 reference_outputs = [saved[f"output_{i}"] for i in range(len(saved))]
             except KeyError:
                 raise AttncError(f"{outdir / REFERENCE_FILE} must hold output_0 ... output_N") from None
-        return cls(module, weights, inputs, names, reference_outputs=reference_outputs)
+        return cls(module, weights, inputs, names, reference_outputs=reference_outputs, reference_name=reference_name)
+
+
+def reference_name_of(path: Path) -> str:
+    """The reference a ``reference.safetensors`` names in its metadata (PyTorch when it names none)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as handle:
+        return (handle.metadata() or {}).get("reference", "PyTorch")
 
 
 def entry_function_of(module: ModuleOp, name: str) -> func.FuncOp:
@@ -449,6 +461,7 @@ def compile_model(
         seconds,
         reference=spec.model,
         remarks=remarks,
+        reference_name=spec.reference_name,
     )
 
 

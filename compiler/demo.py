@@ -1,9 +1,10 @@
 """``attnc demo``: compile a model through a pipeline, run it on its inputs, and print a report.
 
 The report gives ops per dialect before and after the passes, the attention blocks found (by module
-path), the executor's error against PyTorch, and the time of each stage. When the pipeline stops at the
-``attn`` level, the report then lowers the result to every registered target through the pipelines that
-target proposes (``Target.demo_pipelines``), and gives each one's cost and output cosine to PyTorch.
+path), the executor's error against the reference (PyTorch, or onnxruntime for an ONNX file), and the time
+of each stage. When the pipeline stops at the ``attn`` level, the report then lowers the result to every
+registered target through the pipelines that target proposes (``Target.demo_pipelines``), and gives
+each one's cost and output cosine to the reference.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ def run_demo(spec_name: str = "minilm", pipeline: str | None = "raise") -> int:
     before, after = counts_after_import[0], ops_by_dialect(compiled.module)
     spec_inputs, input_names, weights = compiled.inputs, compiled.input_names, compiled.weights
 
-    with console.status("running PyTorch and the executor"):
+    reference_name = compiled.reference_name  # PyTorch, or onnxruntime for an ONNX file
+    with console.status(f"running {reference_name} and the executor"):
         with torch.no_grad():
             start = time.perf_counter()
             reference = compiled.run_reference()
-            seconds["run PyTorch"] = time.perf_counter() - start
+            seconds[f"run {reference_name}"] = time.perf_counter() - start
             start = time.perf_counter()
             outputs = compiled.executor()(*spec_inputs)
             seconds["run executor"] = time.perf_counter() - start
@@ -62,7 +64,7 @@ def run_demo(spec_name: str = "minilm", pipeline: str | None = "raise") -> int:
         table.add_row(path, name, attrs)
     console.print(table)
 
-    table = Table(title="executor vs PyTorch")
+    table = Table(title=f"executor vs {reference_name}")
     table.add_column("output")
     table.add_column("shape")
     table.add_column("max abs error", justify="right")
@@ -71,7 +73,7 @@ def run_demo(spec_name: str = "minilm", pipeline: str | None = "raise") -> int:
     console.print(table)
     if len(reference) == 2 and reference[1].dim() == 2:
         cosine = torch.nn.functional.cosine_similarity(outputs[1], reference[1], dim=-1)
-        console.print(f"sentence-embedding cosine to PyTorch: min {cosine.min():.7f}")
+        console.print(f"sentence-embedding cosine to {reference_name}: min {cosine.min():.7f}")
 
     if target_of(compiled.module) is None:
         for target in all_targets().values():
@@ -97,7 +99,7 @@ def target_report(target: Target, compiled: CompiledModel, reference: list[torch
     table.add_column("pipeline after the one above")
     table.add_column("setting")
     table.add_column("cost", justify="right")
-    table.add_column("cosine to PyTorch (last output)", justify="right")
+    table.add_column(f"cosine to {compiled.reference_name} (last output)", justify="right")
     for passes, label in target.demo_pipelines:
         module = compiled.module.clone()
         apply_passes(module, parse_pipeline(passes))

@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_onnx_inputs(verify_cmd)
     _add_frontend(verify_cmd)
 
+    export_cmd = commands.add_parser("export", help="write a compiled model as torch-mlir's torch dialect")
+    export_cmd.add_argument("outdir", help="directory written by `attnc compile`")
+    export_cmd.add_argument("--format", choices=("torch-mlir",), default="torch-mlir", help="output IR (torch-mlir)")
+    export_cmd.add_argument("-o", "--output", required=True, help="file to write, e.g. model.torch.mlir")
+
     demo_cmd = commands.add_parser("demo", help="compile the bundled MiniLM and print a report")
     demo_cmd.add_argument("spec", nargs="?", default="minilm")
     _add_pipeline(demo_cmd, default="raise")
@@ -208,7 +213,7 @@ def cmd_run(args) -> int:
             if out.is_floating_point() and out.shape == ref.shape:
                 cosine = torch.nn.functional.cosine_similarity(out.flatten().double(), ref.flatten().double(), dim=0)
                 error = (out.double() - ref.double()).abs().max()
-                print(f"output {index} vs PyTorch: cosine={cosine:.6f} max_abs_err={error:.3e}")
+                print(f"output {index} vs {compiled.reference_name}: cosine={cosine:.6f} max_abs_err={error:.3e}")
     if args.report:
         from targets.registry import target_of
 
@@ -244,13 +249,26 @@ def cmd_verify(args) -> int:
     with tempfile.TemporaryDirectory(prefix="attnc-verify-") as outdir:
         saved = CompiledModel.load(compiled.save(outdir)).run()
     error = max_abs_error(saved, reference)
-    print(f"max_abs_err={error:.3e}")
+    print(f"max_abs_err={error:.3e} vs {compiled.reference_name}")
     if not same_outputs(saved, in_memory):
         raise AttncError(
             "the saved model does not reproduce the in-memory module (max_abs_err between them "
             f"{max_abs_error(saved, in_memory):.3e}): model.mlir does not read back as it was written"
         )
     return 0 if error <= args.tol else 1
+
+
+def cmd_export(args) -> int:
+    """torch-mlir's ``torch`` dialect, verified by torch-mlir; parameters are arguments named ``attnc.param``."""
+    from compiler.api import CompiledModel
+    from compiler.torch_mlir_export import export_torch_mlir, write_text
+
+    compiled = CompiledModel.load(args.outdir)
+    exported = export_torch_mlir(compiled.module, compiled.input_names)
+    write_text(Path(args.output), exported.text)
+    print(f"wrote {args.output}: @main takes {len(exported.input_names)} inputs, then {len(exported.parameter_names)} "
+          f"parameters (named by attnc.param; tensors in {Path(args.outdir) / 'weights.safetensors'})")
+    return 0
 
 
 def cmd_list(args) -> int:
@@ -358,6 +376,7 @@ COMMANDS = {
     "compile": cmd_compile,
     "run": cmd_run,
     "verify": cmd_verify,
+    "export": cmd_export,
     "list": cmd_list,
     "demo": cmd_demo,
     "recover": cmd_recover,

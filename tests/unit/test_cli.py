@@ -52,7 +52,7 @@ def test_run_uses_given_inputs_and_writes_outputs(compiled_dir, tmp_path):
 
 def test_verify_prints_error_and_fails_above_tolerance():
     ok = attnc("verify", "mha", "-p", "attn-raise")
-    assert ok.returncode == 0 and ok.stdout.startswith("max_abs_err=")
+    assert ok.returncode == 0 and ok.stdout.startswith("max_abs_err=") and ok.stdout.split()[1:] == ["vs", "PyTorch"]
     strict = attnc("verify", "mha", "-p", "attn-raise", "--tol", "0")
     assert strict.returncode == 1  # float reassociation makes the error small but not zero
 

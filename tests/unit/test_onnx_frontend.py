@@ -77,12 +77,15 @@ def test_legacy_export_through_the_cli(minilm_onnx, tmp_path):
     verify = attnc("verify", str(path), "-p", "attn-raise")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert max_err_printed(verify.stdout) <= 1e-4
+    for printed in (run.stdout + run.stderr, verify.stdout + verify.stderr):  # the reference is onnxruntime
+        assert "vs onnxruntime" in printed and "PyTorch" not in printed
 
 
 def test_dynamo_export_through_the_cli(minilm_onnx, tmp_path, capsys):
     path = str(minilm_onnx["dynamo"])
     assert main(["verify", path, "-p", "attn-raise"]) == 0
-    assert max_err_printed(capsys.readouterr().out) <= 1e-4
+    printed = capsys.readouterr().out
+    assert max_err_printed(printed) <= 1e-4 and printed.split()[1:] == ["vs", "onnxruntime"]
     assert main(["compile", path, "-p", "attn-raise", "-o", str(tmp_path / "out")]) == 0
     loaded = CompiledModel.load(tmp_path / "out")
     assert sum(isinstance(op, attn.SdpaOp) for op in loaded.module.walk()) == MINILM_LAYERS
