@@ -67,6 +67,8 @@ def shortcut_applies(weight: torch.Tensor, cfg: CrossbarConfig, adc_calibration:
         and cfg.adc_range in ("dynamic", "max")
         and adc_calibration is None
         and stored_levels(cfg) <= _MAX_HISTOGRAM_LEVELS
+        and math.ceil(weight.shape[0] / cfg.tile_cols) * math.ceil(weight.shape[1] / cfg.tile_rows) * stored_levels(cfg)
+        < _EXACT_FLOAT32
         and cfg.tile_rows * cfg.tile_cols * cfg.cell_levels**2 < _EXACT_FLOAT32
         and _digits_round_trip_exactly(cfg, weight.dtype)
     )
@@ -81,14 +83,15 @@ def _squared_digits(cfg: CrossbarConfig) -> torch.Tensor:
     return (digits * digits).to(torch.float64)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=16)
 def _tile_bins(n_out: int, n_in: int, tile_rows: int, tile_cols: int, levels: int) -> torch.Tensor:
-    """``(out, in)`` int64: the first histogram bin of the tile each weight element lands in (crossbar
-    orientation: row tile from the input index, column tile from the output index)."""
+    """``(out, in)`` float32: the first histogram bin of the tile each weight element lands in (crossbar
+    orientation: row tile from the input index, column tile from the output index); exact integers, as are the
+    bins plus a level (checked by ``shortcut_applies``)."""
     col_tiles = math.ceil(n_out / tile_cols)
     row_tile = torch.arange(n_in) // tile_rows
     col_tile = torch.arange(n_out) // tile_cols
-    return ((row_tile.view(1, -1) * col_tiles + col_tile.view(-1, 1)) * levels).contiguous()
+    return ((row_tile.view(1, -1) * col_tiles + col_tile.view(-1, 1)) * levels).to(torch.float32).contiguous()
 
 
 @torch.no_grad()
@@ -118,16 +121,18 @@ def program_fast(
     if cfg.signed_mapping == "differential":
         magnitude = w.abs().div_(scale).mul_(cfg.weight_levels).round_()
         stored = magnitude  # each device of the pair holds |level|; the sign picks the device
-        signed = torch.where(w > 0, magnitude, 0.0 - magnitude)  # 0 - 0 = +0, as G+ - G- gives
+        # G+ - G- is the level with the value's sign, and +0 (never -0) for a zero level: copysign, then + 0.
+        signed = torch.copysign(magnitude, w).add_(0.0)
     else:
         signed = torch.round(w / scale * cfg.weight_levels)
         stored = signed + cfg.offset_level
         signed = stored - cfg.offset_level  # the digital offset removal of device._build_tiles: +0 for 0
-    w_eff_t = torch.nn.functional.pad(signed.transpose(0, 1), (0, out_pad - n_out)).contiguous()
+    w_eff_t = torch.zeros(n_in, out_pad, dtype=w.dtype)
+    w_eff_t[:, :n_out] = signed.t()
 
     # Per (slice, tile) energy of the cell digits: a histogram of stored levels per tile, times squared digits.
     levels = stored_levels(cfg)
-    bins = stored.to(torch.int64).add_(_tile_bins(n_out, n_in, cfg.tile_rows, cfg.tile_cols, levels))
+    bins = stored.add(_tile_bins(n_out, n_in, cfg.tile_rows, cfg.tile_cols, levels)).to(torch.int32)
     counts = torch.bincount(bins.view(-1), minlength=row_tiles * col_tiles * levels)
     energy = counts.view(row_tiles * col_tiles, levels).to(torch.float64) @ _squared_digits(cfg)
     slice_energy = energy.t().reshape(cfg.n_slices, row_tiles, col_tiles).to(w.dtype).contiguous()
@@ -197,11 +202,15 @@ def write_fast(
     digit_index = torch.stack([(levels >> shift) & cfg.cell_levels for shift in shifts])  # (S, *batch, in, out)
     # device.write draws one normal per (*batch, device, slice, in, out); the active device's are kept.
     normals = torch.randn((*batch, cfg.devices_per_value, cfg.n_slices, n_in, n_out), generator=gen, dtype=w.dtype)
-    positive = wt > 0
+    positive = (wt > 0).contiguous()
     active_normals = torch.where(positive, normals.select(-4, 0).movedim(-3, 0), normals.select(-4, 1).movedim(-3, 0))
-    g = torch.clamp(conductance[digit_index] + noise_std[digit_index] * active_normals, min=cfg.g_min, max=cfg.g_max)
-    active = (g - cfg.g_min) * (cfg.cell_levels / cfg.g_range)
-    per_slice = torch.where(positive, active - idle_digit, idle_digit - active)
+    # device.write's ops, in place: G + std * N (addition commutes bit for bit), clamped, then back to digits.
+    g = noise_std[digit_index].mul_(active_normals).add_(conductance[digit_index]).clamp_(min=cfg.g_min, max=cfg.g_max)
+    active = g.sub_(cfg.g_min).mul_(cfg.cell_levels / cfg.g_range)
+    if float(idle_digit) == 0.0:  # G+ - G- is +-active, and +0 (never -0) where active is 0
+        per_slice = active.mul_(torch.where(positive, 1.0, -1.0)).add_(0.0)
+    else:
+        per_slice = torch.where(positive, active - idle_digit, idle_digit - active)
     per_slice = per_slice.contiguous().movedim(0, -3)  # (*batch, S, in, out), laid out as device.write's
 
     # device._build_tiles from its per-slice matrix on (fast mode, no calibration).
