@@ -155,6 +155,19 @@ def _write_noise_tables(cfg: CrossbarConfig, dtype: torch.dtype) -> tuple[torch.
     return g, std, idle_digit
 
 
+@functools.cache
+def _level_tables(cfg: CrossbarConfig, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(n_slices, levels)``: for every quantised level, each slice's ideal conductance and write-noise std
+    (``_write_noise_tables`` of the level's digit in that slice)."""
+    tables = _write_noise_tables(cfg, dtype)
+    assert tables is not None
+    conductance, noise_std, _ = tables
+    levels = torch.arange(stored_levels(cfg), dtype=torch.int64)
+    shifts = [cfg.bits_per_cell * (cfg.n_slices - 1 - k) for k in range(cfg.n_slices)]
+    digits = torch.stack([(levels >> shift) & cfg.cell_levels for shift in shifts])  # (S, levels)
+    return conductance[digits], noise_std[digits]
+
+
 def write_shortcut_applies(matrix: torch.Tensor, cfg: CrossbarConfig, clip: ClipFormer | None) -> bool:
     """Whether :func:`write_fast` gives ``device.write``'s tiles exactly."""
     return (
@@ -167,6 +180,7 @@ def write_shortcut_applies(matrix: torch.Tensor, cfg: CrossbarConfig, clip: Clip
         and cfg.gamma > 0
         and cfg.sigma > 0
         and (clip is None or clip.at == "full_precision")
+        and stored_levels(cfg) <= _MAX_HISTOGRAM_LEVELS
         and _write_noise_tables(cfg, matrix.dtype) is not None
     )
 
@@ -187,25 +201,27 @@ def write_fast(
         return write(matrix, cfg, gen, clip=clip)
     tables = _write_noise_tables(cfg, matrix.dtype)
     assert tables is not None
-    conductance, noise_std, idle_digit = tables
+    idle_digit = tables[2]
     if gen is None:
         raise ValueError("write noise is random: pass an explicit torch.Generator (gen=...) for reproducibility")
     w = matrix.detach()
     *batch, n_out, n_in = w.shape
     wt = w.transpose(-1, -2)
     scale = matrix_max(w)
+    if not bool(torch.isfinite(scale).all()):  # NaN or Inf in K/V: device.write's own (meaningless) levels
+        return write(matrix, cfg, gen, clip=clip)
     magnitude = wt.abs() / scale
     if clip is not None:
         magnitude = clipformer_normalised(magnitude, clip.alpha, clip.beta, cfg)
     levels = torch.round(magnitude * cfg.weight_levels).to(torch.int64)
-    shifts = [cfg.bits_per_cell * (cfg.n_slices - 1 - k) for k in range(cfg.n_slices)]
-    digit_index = torch.stack([(levels >> shift) & cfg.cell_levels for shift in shifts])  # (S, *batch, in, out)
+    # Per slice and level: the ideal conductance of the level's digit in that slice and its write-noise std.
+    level_conductance, level_std = _level_tables(cfg, w.dtype)
     # device.write draws one normal per (*batch, device, slice, in, out); the active device's are kept.
     normals = torch.randn((*batch, cfg.devices_per_value, cfg.n_slices, n_in, n_out), generator=gen, dtype=w.dtype)
     positive = (wt > 0).contiguous()
     active_normals = torch.where(positive, normals.select(-4, 0).movedim(-3, 0), normals.select(-4, 1).movedim(-3, 0))
     # device.write's ops, in place: G + std * N (addition commutes bit for bit), clamped, then back to digits.
-    g = noise_std[digit_index].mul_(active_normals).add_(conductance[digit_index]).clamp_(min=cfg.g_min, max=cfg.g_max)
+    g = level_std[:, levels].mul_(active_normals).add_(level_conductance[:, levels]).clamp_(min=cfg.g_min, max=cfg.g_max)
     active = g.sub_(cfg.g_min).mul_(cfg.cell_levels / cfg.g_range)
     if float(idle_digit) == 0.0:  # G+ - G- is +-active, and +0 (never -0) where active is 0
         per_slice = active.mul_(torch.where(positive, 1.0, -1.0)).add_(0.0)
