@@ -1,4 +1,4 @@
-"""Fast programming of static matrices: the same tiles as :func:`targets.crossbar.device.program`, bit for bit.
+"""Fast programming and K/V writes: the same tiles as ``device.program``/``device.write``, bit for bit.
 
 When programming is noise-free (no programming noise, no stuck cells, the default) every cell holds an exact
 digit, so the noisy-conductance pipeline of ``device.program`` (devices x slices copies of the matrix, each
@@ -9,6 +9,10 @@ cannot change it, and the one float reduction that is not exact (``||W_eff||²``
 torch op on the same tensor as ``device.program``. The shortcut is taken only where that argument holds
 (:func:`shortcut_applies`); anything else (noisy programming, exact mode, a calibrated ADC, cell digits that do
 not survive the siemens round trip exactly) goes through ``device.program`` unchanged.
+
+:func:`write_fast` is ``device.write`` with the write noise worked out once per value instead of once per device
+of each differential pair (the idle device sits at g_min, where the noise is zero), from per-level tables; it
+draws the same normals and hands ``_build_tiles``' reductions a tensor of the same values and memory layout.
 
 :class:`ChipCache` keeps programmed tiles in memory for the life of the weight tensors, keyed by the tensor
 (and its version counter), the device configuration and what was skipped, so repeated runs of one model in a
