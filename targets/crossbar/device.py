@@ -568,7 +568,9 @@ def _build_tiles(
     w_eff_t = w_eff_t.contiguous()
     rows_padded = torch.nn.functional.pad(per_slice, (0, 0, 0, in_pad - n_in))
     tiled = rows_padded.reshape(*batch, n_slices, row_tiles, cfg.tile_rows, out_pad)
-    slice_tiles = tiled.movedim(-4, -2).reshape(*batch, row_tiles, cfg.tile_rows, n_slices * out_pad)
+
+    def slice_tiles() -> torch.Tensor:  # the exact mode's and the calibration's layout: a copy, made only for them
+        return tiled.movedim(-4, -2).reshape(*batch, row_tiles, cfg.tile_rows, n_slices * out_pad)
 
     # Fast-mode dynamic ADC: per column tile, the ratio of the variance-weighted per-(tile, slice) norms
     # to ||W_eff||, i.e. each (tile, slice)'s expected share of max|y| under isotropic inputs.
@@ -593,7 +595,7 @@ def _build_tiles(
             raise ValueError(f"ADC calibration inputs have {adc_calibration.shape[-1]} features, expected {n_in}")
         cal = adc_calibration if batch else adc_calibration.reshape(-1, n_in)
         cal_levels, _ = _quantise_inputs(cal.to(g.dtype), cfg)
-        currents = _slice_currents(cal_levels, slice_tiles, cfg)  # (*b, T_r, M, S, out_pad)
+        currents = _slice_currents(cal_levels, slice_tiles(), cfg)  # (*b, T_r, M, S, out_pad)
         by_tile = currents.view(*currents.shape[:-1], col_tiles, cfg.tile_cols)
         full_scale = by_tile.abs().amax(dim=(-4, -1))  # (*b, T_r, S, T_c)
     fast_step = fast_inv_step = None
@@ -624,7 +626,7 @@ def _build_tiles(
         batch_shape=tuple(batch),
         scale=scale,
         w_eff_t=w_eff_t,
-        slice_levels_tiled=slice_tiles.contiguous() if cfg.mode == "exact" else None,
+        slice_levels_tiled=slice_tiles().contiguous() if cfg.mode == "exact" else None,
         adc_kappa=kappa,
         adc_full_scale=full_scale,
         fast_adc_step=fast_step,

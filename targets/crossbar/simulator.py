@@ -1,12 +1,14 @@
 """The crossbar simulator: runtime implementations of the ``xbar`` ops on top of the device model.
 
-One :class:`XbarFunctions` instance is one model instance on one chip: static matrices (``xbar.program``)
-are programmed on first use and then kept (their programming noise and stuck cells are fixed; the all-zero
-tiles of an ``xbar.program {skip_zero_tiles}`` are left out and contribute exactly zero), stuck-at
-maps of the dynamic arrays are drawn once per write site (a fixed physical array), and every
-``xbar.write`` draws fresh write noise. Randomness comes from two generators seeded from ``seed``: one for
-the chip (programming noise, stuck cells), one for what changes per inference (write and read noise), so
-the same seed and inputs give bit-identical outputs, and a chip keeps its static noise while inputs vary.
+One :class:`XbarFunctions` instance is one model instance on one chip: static matrices (``xbar.program``) are
+programmed on first use (``programming.py``: bit for bit ``device.program``, from integer levels when
+programming is noise-free, and cached in memory for the life of the weight tensor) and then kept (their
+programming noise and stuck cells are fixed; the all-zero tiles of an ``xbar.program {skip_zero_tiles}`` are
+left out and contribute exactly zero), stuck-at maps of the dynamic arrays are drawn once per write site (a
+fixed physical array), and every ``xbar.write`` draws fresh write noise. Randomness comes from two generators
+seeded from ``seed``: one for the chip (programming noise, stuck cells), one for what changes per inference
+(write and read noise), so the same seed and inputs give bit-identical outputs, and a chip keeps its static
+noise while inputs vary.
 
 Register it with the reference executor (``Executor(..., extra_functions=[XbarFunctions.for_module(m)])``);
 ``compiler.api.CompiledModel.executor`` does that for a module lowered with ``lower-to-xbar``.
@@ -30,10 +32,10 @@ from targets.crossbar.device import (
     StuckMap,
     draw_stuck_map,
     mvm,
-    program,
     write,
     zero_tiles,
 )
+from targets.crossbar.programming import CHIP_CACHE, write_fast
 
 # The inference-time generator's seed is derived from the chip's, so one integer names a whole experiment.
 _DYNAMIC_SEED_OFFSET = 0x9E3779B1
@@ -101,7 +103,7 @@ class XbarFunctions(InterpreterFunctions):
                         f"the weight has {int(skip.sum())} all-zero tiles but was compiled with {op.zero_tiles.value.data}: "
                         "these are not the weights the module was compiled with"
                     )
-            state = self.programmed[op] = program(args[0].detach(), cfg, self.chip_generator, skip_tiles=skip)
+            state = self.programmed[op] = CHIP_CACHE.program(args[0], cfg, self.chip_generator, skip)
         return (state,)
 
     @impl(xbar.WriteOp)
@@ -115,6 +117,8 @@ class XbarFunctions(InterpreterFunctions):
                 # Draw the fixed fault map of this physical array from the chip's generator, once.
                 shape = (*args[0].shape[:-2], cfg.devices_per_value, cfg.n_slices, args[0].shape[-1], args[0].shape[-2])
                 stuck_map = self.stuck_maps[op] = draw_stuck_map(shape, cfg, self.chip_generator)
+        if stuck_map is None:
+            return (write_fast(args[0], cfg, self.inference_generator, clip=clip),)
         return (write(args[0].detach(), cfg, self.inference_generator, clip=clip, stuck_map=stuck_map),)
 
     @impl(xbar.MvmOp)

@@ -8,7 +8,8 @@ from xdsl.interpreter import InterpreterFunctions
 from dialects import xbar
 from dialects.diagnostics import AttncError
 from targets.base import Target
-from targets.crossbar.simulator import XbarFunctions
+from targets.crossbar.cost import format_report, matrix_costs, totals
+from targets.crossbar.simulator import XbarFunctions, device_config
 
 
 def _plain(attr) -> object:
@@ -35,15 +36,28 @@ class CrossbarTarget(Target):
         except ValueError as error:
             raise AttncError(f"bad crossbar device parameters: {error}") from None
 
+    def _config(self, module: ModuleOp):
+        device = module.attributes.get(xbar.DEVICE_ATTRIBUTE)
+        try:
+            return device_config(device if isinstance(device, DictionaryAttr) else {})
+        except (ValueError, TypeError) as error:
+            raise AttncError(f"bad crossbar device parameters: {error}") from None
+
     def cost_report(self, module: ModuleOp) -> dict[str, float]:
         static = [op for op in module.walk() if isinstance(op, xbar.ProgramOp)]
         dynamic = [op for op in module.walk() if isinstance(op, xbar.WriteOp)]
+        costs = matrix_costs(module, self._config(module))
         return {
             "static matrices": len(static),
             "tiles": sum(op.result.type.tile_count() for op in static),
             "zero tiles skipped": sum(op.zero_tiles.value.data for op in static if op.zero_tiles is not None),
             "dynamic writes per inference": len(dynamic),
+            **totals(costs),
+            **{f"attention {name}": value for name, value in totals(costs, attention_only=True).items()},
         }
+
+    def report(self, module: ModuleOp) -> str:
+        return format_report(module, self._config(module))
 
     def summary(self, module: ModuleOp) -> str:
         cost = self.cost_report(module)

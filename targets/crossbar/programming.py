@@ -1,0 +1,341 @@
+"""Fast programming and K/V writes: the same tiles as ``device.program``/``device.write``, bit for bit.
+
+When programming is noise-free (no programming noise, no stuck cells, the default) every cell holds an exact
+digit, so the noisy-conductance pipeline of ``device.program`` (devices x slices copies of the matrix, each
+mapped to siemens and back) computes integers that can be had directly: the recombined weight is the signed
+quantised level, and each tile's per-slice energy (the fast mode's dynamic-ADC factor) is a histogram of the
+levels times a table of squared digits. Every figure is an exact integer in float32, so summation order
+cannot change it, and the one float reduction that is not exact (``||W_eff||²`` per column tile) runs the same
+torch op on the same tensor as ``device.program``. The shortcut is taken only where that argument holds
+(:func:`shortcut_applies`); anything else (noisy programming, exact mode, a calibrated ADC, cell digits that do
+not survive the siemens round trip exactly) goes through ``device.program`` unchanged.
+
+:func:`write_fast` is ``device.write`` with the write noise worked out once per value instead of once per device
+of each differential pair (the idle device sits at g_min, where the noise is zero), from per-level tables; it
+draws the same normals and hands ``_build_tiles``' reductions a tensor of the same values and memory layout.
+
+:class:`ChipCache` keeps programmed tiles in memory for the life of the weight tensors, keyed by the tensor
+(and its version counter), the device configuration and what was skipped, so repeated runs of one model in a
+process (benchmarks, sweeps over inputs) program each matrix once. Only states whose programming draws no
+random numbers are cached, so a cached run consumes the chip generator exactly like an uncached one.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import weakref
+
+import torch
+
+from runtime.clip_kernels import matrix_max
+from targets.crossbar.device import (
+    _TINY,
+    ClipFormer,
+    CrossbarConfig,
+    CrossbarTiles,
+    _pad_last,
+    _rows_per_tile,
+    clipformer_normalised,
+    program,
+    write,
+)
+
+_EXACT_FLOAT32 = 1 << 24  # integers up to here are exact in float32
+_MAX_HISTOGRAM_LEVELS = 1 << 16
+
+
+@functools.cache
+def _digits_round_trip_exactly(cfg: CrossbarConfig, dtype: torch.dtype) -> bool:
+    """Whether every cell digit survives ``device.map_to_conductances`` → ``_build_tiles`` (digit → siemens →
+    digit) unchanged, with the very ops those functions use."""
+    digits = torch.arange(cfg.cell_levels + 1, dtype=dtype)
+    g = cfg.g_min + digits * (cfg.g_range / cfg.cell_levels)
+    back = (g - cfg.g_min) * (cfg.cell_levels / cfg.g_range)
+    return bool(torch.equal(back, digits))
+
+
+def stored_levels(cfg: CrossbarConfig) -> int:
+    """How many distinct integer levels a cell group holds (the histogram's width)."""
+    return 1 << cfg.weight_bits
+
+
+def shortcut_applies(weight: torch.Tensor, cfg: CrossbarConfig, adc_calibration: torch.Tensor | None = None) -> bool:
+    """Whether :func:`program_fast` gives ``device.program``'s tiles exactly (see the module docstring)."""
+    return (
+        weight.dim() == 2
+        and weight.dtype in (torch.float32, torch.float64)
+        and cfg.program_noise == 0
+        and cfg.stuck_at_rate == 0
+        and cfg.mode == "fast"
+        and cfg.adc_range in ("dynamic", "max")
+        and adc_calibration is None
+        and stored_levels(cfg) <= _MAX_HISTOGRAM_LEVELS
+        and math.ceil(weight.shape[0] / cfg.tile_cols) * math.ceil(weight.shape[1] / cfg.tile_rows) * stored_levels(cfg)
+        < _EXACT_FLOAT32
+        and cfg.tile_rows * cfg.tile_cols * cfg.cell_levels**2 < _EXACT_FLOAT32
+        and _digits_round_trip_exactly(cfg, weight.dtype)
+    )
+
+
+@functools.cache
+def _squared_digits(cfg: CrossbarConfig) -> torch.Tensor:
+    """``(levels, n_slices)`` float64: the square of each slice's digit of every stored level."""
+    levels = torch.arange(stored_levels(cfg), dtype=torch.int64)
+    shifts = [cfg.bits_per_cell * (cfg.n_slices - 1 - k) for k in range(cfg.n_slices)]
+    digits = torch.stack([(levels >> s) & cfg.cell_levels for s in shifts], dim=1)
+    return (digits * digits).to(torch.float64)
+
+
+@functools.lru_cache(maxsize=16)
+def _tile_bins(n_out: int, n_in: int, tile_rows: int, tile_cols: int, levels: int) -> torch.Tensor:
+    """``(out, in)`` float32: the first histogram bin of the tile each weight element lands in (crossbar
+    orientation: row tile from the input index, column tile from the output index); exact integers, as are the
+    bins plus a level (checked by ``shortcut_applies``)."""
+    col_tiles = math.ceil(n_out / tile_cols)
+    row_tile = torch.arange(n_in) // tile_rows
+    col_tile = torch.arange(n_out) // tile_cols
+    return ((row_tile.view(1, -1) * col_tiles + col_tile.view(-1, 1)) * levels).to(torch.float32).contiguous()
+
+
+@torch.no_grad()
+def program_fast(
+    weight: torch.Tensor,
+    cfg: CrossbarConfig,
+    gen: torch.Generator | None = None,
+    *,
+    skip_tiles: torch.Tensor | None = None,
+) -> CrossbarTiles:
+    """``device.program(weight, cfg, gen, skip_tiles=skip_tiles)``, computed from integer levels where
+    :func:`shortcut_applies`, else by ``device.program`` itself."""
+    if not shortcut_applies(weight, cfg):
+        return program(weight, cfg, gen, skip_tiles=skip_tiles)
+    w = weight.detach()
+    n_out, n_in = w.shape
+    row_tiles, col_tiles = math.ceil(n_in / cfg.tile_rows), math.ceil(n_out / cfg.tile_cols)
+    out_pad = col_tiles * cfg.tile_cols
+    if skip_tiles is not None and bool(skip_tiles.any()) and tuple(skip_tiles.shape) != (row_tiles, col_tiles):
+        raise ValueError(f"skip_tiles has shape {tuple(skip_tiles.shape)}, the matrix has {(row_tiles, col_tiles)} tiles")
+    # Skipped tiles need no work: without programming noise a skipped tile already holds its ideal zeros.
+
+    scale = matrix_max(w)
+    if not bool(torch.isfinite(scale).all()):
+        return program(weight, cfg, gen, skip_tiles=skip_tiles)
+    # The quantised level of each value, with device.map_to_conductances' ops, in (out, in) layout.
+    if cfg.signed_mapping == "differential":
+        magnitude = w.abs().div_(scale).mul_(cfg.weight_levels).round_()
+        stored = magnitude  # each device of the pair holds |level|; the sign picks the device
+        # G+ - G- is the level with the value's sign, and +0 (never -0) for a zero level: copysign, then + 0.
+        signed = torch.copysign(magnitude, w).add_(0.0)
+    else:
+        signed = torch.round(w / scale * cfg.weight_levels)
+        stored = signed + cfg.offset_level
+        signed = stored - cfg.offset_level  # the digital offset removal of device._build_tiles: +0 for 0
+    w_eff_t = torch.zeros(n_in, out_pad, dtype=w.dtype)
+    w_eff_t[:, :n_out] = signed.t()
+
+    # Per (slice, tile) energy of the cell digits: a histogram of stored levels per tile, times squared digits.
+    levels = stored_levels(cfg)
+    bins = stored.add(_tile_bins(n_out, n_in, cfg.tile_rows, cfg.tile_cols, levels)).to(torch.int32)
+    counts = torch.bincount(bins.view(-1), minlength=row_tiles * col_tiles * levels)
+    energy = counts.view(row_tiles * col_tiles, levels).to(torch.float64) @ _squared_digits(cfg)
+    slice_energy = energy.t().reshape(cfg.n_slices, row_tiles, col_tiles).to(w.dtype).contiguous()
+
+    return _fast_tiles(w_eff_t, n_out, slice_energy, scale, cfg, gen)
+
+
+@functools.cache
+def _write_noise_tables(cfg: CrossbarConfig, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """Per cell digit, with ``device.map_to_conductances``' and ``device.write_noise``' own ops: the ideal
+    conductance, the write-noise std, and the digit an idle device (digit 0, no noise) reads back as; None when an
+    idle device would be noisy (then the shortcut does not apply)."""
+    digits = torch.arange(cfg.cell_levels + 1, dtype=dtype)
+    g = cfg.g_min + digits * (cfg.g_range / cfg.cell_levels)
+    std = (cfg.gamma * cfg.sigma) * torch.sqrt(torch.clamp(g - cfg.g_min, min=0.0) * cfg.g_range)
+    if float(std[0]) != 0.0:
+        return None
+    idle = torch.clamp(g[:1] + std[:1] * 0.0, min=cfg.g_min, max=cfg.g_max)
+    idle_digit = ((idle - cfg.g_min) * (cfg.cell_levels / cfg.g_range))[0]
+    return g, std, idle_digit
+
+
+@functools.cache
+def _level_tables(cfg: CrossbarConfig, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(n_slices, levels)``: for every quantised level, each slice's ideal conductance and write-noise std
+    (``_write_noise_tables`` of the level's digit in that slice)."""
+    tables = _write_noise_tables(cfg, dtype)
+    assert tables is not None
+    conductance, noise_std, _ = tables
+    levels = torch.arange(stored_levels(cfg), dtype=torch.int64)
+    shifts = [cfg.bits_per_cell * (cfg.n_slices - 1 - k) for k in range(cfg.n_slices)]
+    digits = torch.stack([(levels >> shift) & cfg.cell_levels for shift in shifts])  # (S, levels)
+    return conductance[digits], noise_std[digits]
+
+
+def write_shortcut_applies(matrix: torch.Tensor, cfg: CrossbarConfig, clip: ClipFormer | None) -> bool:
+    """Whether :func:`write_fast` gives ``device.write``'s tiles exactly."""
+    return (
+        matrix.dim() >= 2
+        and matrix.dtype in (torch.float32, torch.float64)
+        and cfg.signed_mapping == "differential"
+        and cfg.mode == "fast"
+        and cfg.adc_range in ("dynamic", "max")
+        and cfg.stuck_at_rate == 0
+        and cfg.gamma > 0
+        and cfg.sigma > 0
+        and (clip is None or clip.at == "full_precision")
+        and stored_levels(cfg) <= _MAX_HISTOGRAM_LEVELS
+        and _write_noise_tables(cfg, matrix.dtype) is not None
+    )
+
+
+@torch.no_grad()
+def write_fast(
+    matrix: torch.Tensor, cfg: CrossbarConfig, gen: torch.Generator | None = None, *, clip: ClipFormer | None = None
+) -> CrossbarTiles:
+    """``device.write(matrix, cfg, gen, clip=clip)`` bit for bit, with the noise worked out once per value
+    instead of once per device of each differential pair.
+
+    Of a pair only the device on the value's side holds a digit; the other sits at g_min, where the write noise
+    is zero, so it reads back as a constant. The same normals are drawn (one per device and slice, in
+    ``device.write``'s order) and the active device's are used; every per-cell op is ``device.write``'s own, and
+    the per-slice matrix the tiles are built from has the same values and memory layout.
+    """
+    if not write_shortcut_applies(matrix, cfg, clip):
+        return write(matrix, cfg, gen, clip=clip)
+    tables = _write_noise_tables(cfg, matrix.dtype)
+    assert tables is not None
+    idle_digit = tables[2]
+    if gen is None:
+        raise ValueError("write noise is random: pass an explicit torch.Generator (gen=...) for reproducibility")
+    w = matrix.detach()
+    *batch, n_out, n_in = w.shape
+    wt = w.transpose(-1, -2)
+    scale = matrix_max(w)
+    if not bool(torch.isfinite(scale).all()):  # NaN or Inf in K/V: device.write's own (meaningless) levels
+        return write(matrix, cfg, gen, clip=clip)
+    magnitude = wt.abs() / scale
+    if clip is not None:
+        magnitude = clipformer_normalised(magnitude, clip.alpha, clip.beta, cfg)
+    levels = torch.round(magnitude * cfg.weight_levels).to(torch.int64)
+    # Per slice and level: the ideal conductance of the level's digit in that slice and its write-noise std.
+    level_conductance, level_std = _level_tables(cfg, w.dtype)
+    # device.write draws one normal per (*batch, device, slice, in, out); the active device's are kept.
+    normals = torch.randn((*batch, cfg.devices_per_value, cfg.n_slices, n_in, n_out), generator=gen, dtype=w.dtype)
+    positive = (wt > 0).contiguous()
+    active_normals = torch.where(positive, normals.select(-4, 0).movedim(-3, 0), normals.select(-4, 1).movedim(-3, 0))
+    # device.write's ops, in place: G + std * N (addition commutes bit for bit), clamped, then back to digits.
+    g = level_std[:, levels].mul_(active_normals).add_(level_conductance[:, levels]).clamp_(min=cfg.g_min, max=cfg.g_max)
+    active = g.sub_(cfg.g_min).mul_(cfg.cell_levels / cfg.g_range)
+    if float(idle_digit) == 0.0:  # G+ - G- is +-active, and +0 (never -0) where active is 0
+        per_slice = active.mul_(torch.where(positive, 1.0, -1.0)).add_(0.0)
+    else:
+        per_slice = torch.where(positive, active - idle_digit, idle_digit - active)
+    per_slice = per_slice.contiguous().movedim(0, -3)  # (*batch, S, in, out), laid out as device.write's
+
+    # device._build_tiles from its per-slice matrix on (fast mode, no calibration).
+    row_tiles, col_tiles = math.ceil(n_in / cfg.tile_rows), math.ceil(n_out / cfg.tile_cols)
+    in_pad, out_pad = row_tiles * cfg.tile_rows, col_tiles * cfg.tile_cols
+    per_slice = _pad_last(per_slice, out_pad)
+    sig = torch.tensor(cfg.slice_significance(), dtype=w.dtype, device=w.device)
+    w_eff_t = torch.einsum("s,...sio->...io", sig, per_slice).contiguous()
+    rows_padded = torch.nn.functional.pad(per_slice, (0, 0, 0, in_pad - n_in))
+    tiled = rows_padded.reshape(*batch, cfg.n_slices, row_tiles, cfg.tile_rows, col_tiles, cfg.tile_cols)
+    slice_energy = (tiled**2).sum(dim=(-3, -1))
+    return _fast_tiles(w_eff_t, n_out, slice_energy, scale, cfg, gen)
+
+
+def _fast_tiles(
+    w_eff_t: torch.Tensor,
+    n_out: int,
+    slice_energy: torch.Tensor,
+    scale: torch.Tensor,
+    cfg: CrossbarConfig,
+    gen: torch.Generator | None,
+) -> CrossbarTiles:
+    """The fast mode's tiles (dynamic or "max" ADC range, no calibration) from the recombined weight
+    ``(*batch, in, out_pad)`` and the per-slice tile energies ``(*batch, S, row_tiles, col_tiles)``: the lines
+    of ``device._build_tiles`` that follow them, on the same tensors."""
+    *batch, n_in, _ = w_eff_t.shape
+    row_tiles, col_tiles = slice_energy.shape[-2:]
+    sig = torch.tensor(cfg.slice_significance(), dtype=w_eff_t.dtype, device=w_eff_t.device)
+    weighted = torch.einsum("s,...stc->...c", sig**2, slice_energy)
+    w_energy = (w_eff_t.reshape(*batch, n_in, col_tiles, cfg.tile_cols) ** 2).sum(dim=(-3, -1))
+    kappa = torch.where(w_energy > 0, torch.sqrt(weighted / w_energy.clamp(min=_TINY)), torch.ones_like(w_energy))
+    kappa = kappa / (cfg.adc_code_max or 1)
+
+    fast_step = fast_inv_step = full_scale = None
+    if cfg.adc_range == "max":
+        rows = torch.tensor(_rows_per_tile(n_in, cfg), dtype=w_eff_t.dtype, device=w_eff_t.device)
+        full_scale = (rows * (cfg.cell_levels * cfg.input_levels)).view(row_tiles, 1, 1)
+        full_scale = full_scale.expand(*batch, row_tiles, cfg.n_slices, col_tiles)
+        if cfg.adc_code_max is not None:
+            step = full_scale / cfg.adc_code_max
+            fast_step = torch.sqrt(torch.einsum("s,...tsc->...c", sig**2, step**2))
+            fast_step = fast_step.repeat_interleave(cfg.tile_cols, dim=-1)
+            if batch:
+                fast_step = fast_step.unsqueeze(-2)
+            fast_inv_step = torch.where(fast_step > 0, 1.0 / fast_step.clamp(min=_TINY), torch.zeros_like(fast_step))
+
+    out_factor: float | torch.Tensor = scale / (cfg.weight_levels * cfg.input_levels)
+    if not batch:
+        out_factor = float(out_factor)
+    sum_sig2 = sum(s * s for s in cfg.slice_significance())
+    read_noise_factor = cfg.read_noise * cfg.cell_levels * math.sqrt(cfg.devices_per_value * sum_sig2)
+    pool = None
+    if cfg.read_noise > 0 and cfg.read_noise_pool > 0:
+        if gen is None:
+            raise ValueError("read-noise pool is random: pass an explicit torch.Generator (gen=...) for reproducibility")
+        pool = torch.randn(cfg.read_noise_pool, generator=gen, dtype=w_eff_t.dtype)
+    return CrossbarTiles(
+        cfg=cfg,
+        in_features=n_in,
+        out_features=n_out,
+        batch_shape=tuple(batch),
+        scale=scale,
+        w_eff_t=w_eff_t,
+        slice_levels_tiled=None,
+        adc_kappa=kappa,
+        adc_full_scale=full_scale,
+        fast_adc_step=fast_step,
+        fast_adc_inv_step=fast_inv_step,
+        out_factor=out_factor,
+        read_noise_factor=read_noise_factor,
+        read_noise_pool=pool,
+    )
+
+
+class ChipCache:
+    """Programmed tiles kept for the life of each weight tensor (see the module docstring)."""
+
+    def __init__(self) -> None:
+        # id(tensor) -> (a weak reference to it, its states by key); an entry goes when its tensor does.
+        self._states: dict[int, tuple[weakref.ref, dict[tuple, CrossbarTiles]]] = {}
+
+    @staticmethod
+    def cacheable(cfg: CrossbarConfig) -> bool:
+        """Programming with this configuration draws no random numbers (so the seed does not matter)."""
+        return cfg.program_noise == 0 and cfg.stuck_at_rate == 0 and not (cfg.read_noise > 0 and cfg.read_noise_pool > 0)
+
+    def program(
+        self, weight: torch.Tensor, cfg: CrossbarConfig, gen: torch.Generator | None, skip_tiles: torch.Tensor | None
+    ) -> CrossbarTiles:
+        if not self.cacheable(cfg):
+            return program_fast(weight, cfg, gen, skip_tiles=skip_tiles)
+        entry = self._states.get(id(weight))
+        if entry is None or entry[0]() is not weight:
+            ident = id(weight)
+            entry = self._states[ident] = (weakref.ref(weight, lambda _: self._states.pop(ident, None)), {})
+        skipped = None if skip_tiles is None else tuple(skip_tiles.flatten().tolist())
+        key = (weight._version, cfg, skipped)
+        state = entry[1].get(key)
+        if state is None:
+            state = entry[1][key] = program_fast(weight, cfg, gen, skip_tiles=skip_tiles)
+        return state
+
+    def clear(self) -> None:
+        self._states.clear()
+
+
+CHIP_CACHE = ChipCache()
+"""The process-wide cache the simulator programs through."""
