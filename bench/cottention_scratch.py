@@ -57,7 +57,7 @@ COSINE_ATTENTION = "attnc_cosine_causal"
 COSINE_M_INIT = 0.5  # attn-cosine's initial m
 SIZES = {  # steps: what fits ~15-30 min of one shared core per model
     "S": {"layers": 2, "width": 64, "heads": 2, "steps": 1000},
-    "M": {"layers": 4, "width": 128, "heads": 4, "steps": 500},
+    "M": {"layers": 4, "width": 128, "heads": 4, "steps": 300},
     "L": {"layers": 4, "width": 256, "heads": 8, "steps": 500},
 }
 PAPER = {"softmax": 10.3, "cosine": 11.6, "params": "300 M"}  # the Cottention paper's Pile perplexities
