@@ -22,8 +22,9 @@ model. The softmax model is compiled with ``attn-raise`` and checked the same wa
 
 Perplexity is per byte on all non-overlapping 129-byte test windows (see cosine_lm_perplexity.py). Trained
 weights are cached under ``~/.cache/attnc/cosine_lm/<key>/`` (softmax, shared with cosine_lm_perplexity.py when
-the settings match) and ``<key>/cosine-scratch/`` (cosine). ``--train-only`` fills the cache for some sizes and
-attentions (to train them in parallel processes); the report run then reads everything from the cache.
+the settings match) and ``<key>/cosine-scratch/`` (cosine), each with its evaluation (``eval.json``).
+``--train-only`` fills the cache for some sizes and attentions (to train them in parallel processes); the report
+run then reads everything from the cache.
 
 Run: .venv/bin/python bench/cottention_scratch.py --out bench/results/cottention_scratch
 """
@@ -60,6 +61,7 @@ SIZES = {  # steps: what fits ~15-30 min of one shared core per model
     "M": {"layers": 4, "width": 128, "heads": 4, "steps": 300},
     "L": {"layers": 4, "width": 256, "heads": 8, "steps": 500},
 }
+EVAL_KEYS = ("ppl_", "tokens", "max_abs_logit", "attention_ops", "seconds_")
 PAPER = {"softmax": 10.3, "cosine": 11.6, "params": "300 M"}  # the Cottention paper's Pile perplexities
 
 
@@ -274,7 +276,12 @@ def main() -> int:
                     continue
                 row = {"size": size, "seed": seed, "attention": attention, "settings": asdict(settings), "train": log}
                 row["parameters"] = sum(p.numel() for p in model.parameters())
-                row.update(evaluate(settings, attention, model, windows, args.eval_batch))
+                evaluated = Path(log["cache"]) / "eval.json"  # evaluation of these weights, kept beside them
+                if evaluated.is_file() and not args.retrain:
+                    row.update(json.loads(evaluated.read_text()))
+                else:
+                    row.update(evaluate(settings, attention, model, windows, args.eval_batch))
+                    evaluated.write_text(json.dumps({k: v for k, v in row.items() if k.startswith(EVAL_KEYS)}, indent=1))
                 if attention == "cosine":
                     s = torch.sigmoid(torch.stack([p for n, p in model.named_parameters() if n.endswith("cosine_m")]))
                     row["s_after"] = {"min": s.min().item(), "mean": s.mean().item(), "max": s.max().item()}
