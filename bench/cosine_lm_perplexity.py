@@ -232,10 +232,14 @@ class Ticker:
         return False
 
 
-def train(settings: TrainSettings, train_stream: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict]:
-    """AdamW with linear warm-up and cosine decay on random windows of the train stream; returns (weights, log)."""
+def train(
+    settings: TrainSettings, train_stream: torch.Tensor, build=make_lm
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """AdamW with linear warm-up and cosine decay on random windows of the train stream; returns (weights, log).
+
+    ``build(settings)`` makes the model after seeding (bench/cottention_scratch.py passes a cosine-attention one)."""
     torch.manual_seed(settings.seed)
-    model = make_lm(settings).train()
+    model = build(settings).train()
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
@@ -275,6 +279,7 @@ def train(settings: TrainSettings, train_stream: torch.Tensor) -> tuple[dict[str
         "final_train_loss": sum(tail) / len(tail),
         "tokens_seen": settings.steps * settings.batch * settings.context,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "loss_every_10_steps": losses[::10],
     }
     weights = {name: tensor.detach().clone().contiguous() for name, tensor in model.state_dict().items()}
     return weights, log

@@ -1,0 +1,71 @@
+"""The from-scratch Cottention benches: a GPT-2 trained with the runtime's cosine kernel compiles through
+attn-cosine into the same function (its trained m included), and step-by-step decoding (KV cache, recurrent
+cosine state) reproduces the full forward pass."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import cosine_lm_perplexity as lm_bench  # noqa: E402
+import cottention_decode as decode  # noqa: E402
+import cottention_scratch as scratch  # noqa: E402
+
+SETTINGS = lm_bench.TrainSettings(layers=2, width=32, heads=2, context=24, batch=4, steps=3, warmup_steps=1)
+
+
+def _trained_cosine_model() -> torch.nn.Module:
+    """A tiny cosine GPT-2 after a few training steps, with m set far from attn-cosine's initial 0.5."""
+    stream = torch.randint(1, lm_bench.VOCAB, (4000,), generator=torch.Generator().manual_seed(0))
+    weights, log = lm_bench.train(SETTINGS, stream, build=scratch.make_cosine_lm)
+    assert log["parameters"] == sum(p.numel() for p in lm_bench.make_lm(SETTINGS).parameters()) + 2 * SETTINGS.heads
+    model = scratch.make_cosine_lm(SETTINGS)
+    model.load_state_dict(weights)
+    with torch.no_grad():
+        for layer, block in enumerate(model.transformer.h):
+            block.attn.cosine_m.copy_(torch.tensor([-2.0, 1.5]) + layer)
+    return lm_bench.LogitsOnly(model).eval()
+
+
+def test_trained_cosine_gpt_compiles_to_attn_cosine_with_its_m():
+    model = _trained_cosine_model()
+    ids = torch.randint(1, lm_bench.VOCAB, (3, SETTINGS.context), generator=torch.Generator().manual_seed(1))
+    compiled = scratch.compiled_cosine(SETTINGS, model, ids)
+    names = {op.name for op in compiled.module.walk()}
+    assert "attn.cosine" in names and "attn.sdpa" not in names
+    with torch.no_grad():
+        expected = model(ids)
+        softmax_architecture = model.lm.state_dict()
+        eager = lm_bench.make_lm(SETTINGS)
+        eager.load_state_dict({n: t for n, t in softmax_architecture.items() if not n.endswith("cosine_m")})
+        softmax_logits = eager(input_ids=ids, use_cache=False).logits
+    got = compiled.run((ids,))[0]
+    assert (got - expected).abs().max().item() < 1e-4 * expected.abs().max().item()
+    # The cosine model is not the softmax one with the same weights, and the trained m values matter.
+    assert (softmax_logits - expected).abs().max().item() > 1e-2
+    initial = {n: torch.full_like(t, scratch.COSINE_M_INIT) for n, t in compiled.weights.items() if n.endswith("cosine_m")}
+    compiled.weights.update(initial)
+    assert (compiled.run((ids,))[0] - expected).abs().max().item() > 1e-3
+
+
+def test_step_by_step_decoding_matches_the_full_forward():
+    errors = decode.check(replace(SETTINGS, context=decode.CHECK_TOKENS), seed=0)
+    assert set(errors) == {"softmax", "cosine"}
+    assert max(errors.values()) < 1e-4
+
+
+def test_cosine_state_is_constant_and_kv_cache_grows():
+    cache = decode.SoftmaxCache(layers=2, heads=2, head_dim=16, capacity=64)
+    assert cache.held_bytes(64) == 4 * cache.held_bytes(16) == 2 * 2 * 2 * 64 * 16 * 4
+    lm = scratch.make_cosine_lm(SETTINGS)
+    states = decode.CosineStates(lm, heads=2, head_dim=16)
+    before = states.held_bytes()
+    q = k = v = torch.randn(1, 2, 16)
+    for position in range(20):
+        states(0, q, k, v, position)
+    assert states.held_bytes() == before
