@@ -119,7 +119,7 @@ def main() -> int:
         tensors = {}
         for name, weight in weights.items():
             tensors[f"{name}.weight"] = weight.double() if args.float64 else weight
-            tensors[f"{name}.hessian"] = hessian if args.float64 else hessian.float()
+            tensors[f"{name}.hessian"] = hessian.clone() if args.float64 else hessian.float()
         save_file(tensors, str(inputs))
         command = [args.llmcompressor_python, __file__, "--worker", str(inputs), str(outputs)]
         subprocess.run(command + (["--float64"] if args.float64 else []), check=True)
