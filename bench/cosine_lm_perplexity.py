@@ -92,6 +92,8 @@ class TrainSettings:
     validation_articles: int = 200
     test_articles: int = 500
     seed: int = 0
+    arch: str = "gpt2"  # or "llama": RMSNorm, rotary embeddings, kv_heads grouped key/value heads, SwiGLU MLP
+    kv_heads: int = 2  # llama only
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -160,12 +162,14 @@ class LogitsOnly(torch.nn.Module):
 
 
 def make_lm(settings: TrainSettings) -> torch.nn.Module:
-    """A byte-level GPT-2 with eager attention (matmul → softmax → matmul, which attn-raise matches) and no dropout
-    (training sees less than one pass over the train split, too little to overfit)."""
+    """A byte-level GPT-2 (or Llama, ``settings.arch``) with eager attention (matmul → softmax → matmul, which
+    attn-raise matches) and no dropout (training sees less than one pass over the train split, too little to overfit)."""
     import transformers
     from transformers import GPT2Config, GPT2LMHeadModel
 
     transformers.logging.set_verbosity_error()
+    if settings.arch == "llama":
+        return make_llama(settings)
     config = GPT2Config(
         vocab_size=VOCAB,
         n_positions=settings.context,
@@ -182,12 +186,35 @@ def make_lm(settings: TrainSettings) -> torch.nn.Module:
     return GPT2LMHeadModel(config)
 
 
+def make_llama(settings: TrainSettings) -> torch.nn.Module:
+    """A byte-level Llama of the same width and depth: grouped key/value heads, rotary positions, SwiGLU MLP (its
+    hidden size chosen so the MLP has about GPT-2's parameter count), eager attention, no dropout."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=settings.width,
+        intermediate_size=settings.width * 8 // 3,
+        num_hidden_layers=settings.layers,
+        num_attention_heads=settings.heads,
+        num_key_value_heads=settings.kv_heads,
+        max_position_embeddings=settings.context,
+        bos_token_id=END_OF_ARTICLE,
+        eos_token_id=END_OF_ARTICLE,
+        attn_implementation="eager",
+    )
+    return LlamaForCausalLM(config)
+
+
 def cache_dir_for(settings: TrainSettings) -> Path:
     """Cache folder keyed by the training settings, the data file's hash and the torch/transformers versions."""
     import transformers
 
     digest = hashlib.sha256(data_path().read_bytes()).hexdigest()
-    key = json.dumps([asdict(settings), digest, torch.__version__, transformers.__version__], sort_keys=True)
+    fields = asdict(settings)
+    if settings.arch == "gpt2":  # the GPT-2 key predates these fields: keep its caches valid
+        del fields["arch"], fields["kv_heads"]
+    key = json.dumps([fields, digest, torch.__version__, transformers.__version__], sort_keys=True)
     return CACHE_DIR / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

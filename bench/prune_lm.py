@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -34,14 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cosine_lm_perplexity as lm_bench  # noqa: E402
+from prune_common import RESULTS, SETTINGS, attention_errors, chosen_settings, prune, results_table  # noqa: E402
 
-from compiler.api import ModelSpec, apply_passes, compile_model, parse_module, parse_pipeline, print_module  # noqa: E402
-from fitting.capture import capture_operands  # noqa: E402
-from fitting.prune import _Replay, marked_attentions, prune_pending  # noqa: E402
+from compiler.api import ModelSpec, compile_model, print_module  # noqa: E402
 from runtime.executor import Executor  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
-SETTINGS = [("50%", 0.5, "unstructured"), ("70%", 0.7, "unstructured"), ("90%", 0.9, "unstructured"), ("2:4", 0.5, "2:4")]
 
 
 class SplitAttention(torch.nn.Module):
@@ -75,28 +70,6 @@ def split_qkv(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
-def attention_errors(module, dense_weights, pruned_weights, batches) -> list[float]:
-    """Per layer, ‖A − A_dense‖_F / ‖A_dense‖_F over the batches, each layer on the dense model's activations."""
-    blocks = marked_attentions(module, status="applied")
-    wanted = []
-    for block in blocks:
-        wanted += block.query.externals() + block.key.externals()
-    captures = capture_operands(module, dense_weights, batches, wanted)
-    replay = _Replay(module, dense_weights)
-    errors = []
-    for block in blocks:
-        q, k = block.query.weight.key, block.key.weight.key
-        difference = reference = 0.0
-        with torch.no_grad():
-            for capture in captures:
-                dense = replay.attention(block, dense_weights[q], dense_weights[k], capture)
-                pruned = replay.attention(block, pruned_weights[q], pruned_weights[k], capture)
-                difference += float(((pruned - dense) ** 2).sum())
-                reference += float((dense**2).sum())
-        errors.append((difference / reference) ** 0.5)
-    return errors
-
-
 def perplexity(module, weights, windows: torch.Tensor, batch: int) -> float:
     run = Executor(module, weights)
     total, tokens = 0.0, 0
@@ -116,6 +89,8 @@ def main() -> int:
     parser.add_argument("--settings", default=",".join(label for label, _, _ in SETTINGS))
     parser.add_argument("--learned", default="", help="extra attn-prune options for method=learned, e.g. 'steps=600'")
     parser.add_argument("--train-steps", type=int, default=400, help="the training run to take (cached by the LM bench)")
+    parser.add_argument("--arch", choices=("gpt2", "llama"), default="gpt2",
+                        help="llama: the byte-level Llama of the LM bench (2 key/value heads per 4 query heads, rotary)")
     parser.add_argument("--batch", type=int, default=8, help="windows per executor call")
     parser.add_argument("--calibration-batches", type=int, default=4, help="of train-split windows")
     parser.add_argument("--error-batches", type=int, default=4, help="of validation-split windows")
@@ -124,11 +99,14 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    settings = lm_bench.TrainSettings(steps=args.train_steps)
+    settings = lm_bench.TrainSettings(steps=args.train_steps, arch=args.arch)
     splits = lm_bench.load_splits(settings)
     streams = {name: lm_bench.byte_stream(texts) for name, texts in splits.items()}
     model, log = lm_bench.trained_lm(settings, streams["train"], retrain=False)
-    model = split_qkv(model)
+    print(f"model: {'cached' if log['cached'] else 'trained'} ({log['cache']}), final train loss {log['final_train_loss']:.3f}",
+          flush=True)
+    if args.arch == "gpt2":
+        model = split_qkv(model)
     context = settings.context
     calibration = lm_bench.random_windows(streams["train"], args.batch, context, args.calibration_batches, seed=1)
     heldout = lm_bench.random_windows(streams["validation"], args.batch, context, args.error_batches, seed=2)
@@ -139,20 +117,14 @@ def main() -> int:
     unigram = lm_bench.unigram_perplexity(streams["train"], test)
     print(f"dense perplexity {dense_ppl:.3f} (unigram {unigram:.3f}); train log {log.get('final_train_loss')}", flush=True)
     methods = args.methods.split(",")
-    chosen = [s for s in SETTINGS if s[0] in args.settings.split(",")]
+    chosen = chosen_settings(args.settings)
     results: dict = {"dense_perplexity": dense_ppl, "unigram_perplexity": unigram, "train_steps": args.train_steps,
+                     "arch": args.arch, "final_train_loss": log["final_train_loss"],
                      "test_bytes": int(test[:, 1:].numel()), "runs": {}}
     for label, sparsity, granularity in chosen:
         for method in methods:
-            options = f'method={method} sparsity={sparsity} granularity="{granularity}"'
-            if method == "learned" and args.learned:
-                options += " " + args.learned
-            module = parse_module(dense_text)
-            apply_passes(module, parse_pipeline(f"attn-prune{{{options}}}"))
-            weights = dict(dense.weights)
-            start = time.perf_counter()
-            report = prune_pending(module, weights, calibration)
-            seconds = time.perf_counter() - start
+            module, weights, report, options, seconds = prune(dense_text, dense.weights, calibration, method, sparsity,
+                                                              granularity, args.learned)
             errors = attention_errors(module, dense.weights, weights, heldout)
             ppl = perplexity(module, weights, test, args.batch)
             results["runs"][f"{method}@{label}"] = {"layer_errors": errors, "mean_error": sum(errors) / len(errors),
@@ -160,6 +132,8 @@ def main() -> int:
                                                      "options": options, "calibration_loss": report.calibration_loss}
             print(f"{label:>4} {method:>9}: attention error {sum(errors) / len(errors):.4f} "
                   f"[{' '.join(f'{e:.3f}' for e in errors)}] perplexity {ppl:.3f} ({seconds:.1f}s)", flush=True)
+            RESULTS.mkdir(exist_ok=True)
+            (RESULTS / f"{args.output}.json").write_text(json.dumps(results, indent=1))  # partial results survive a cut
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.output}.json").write_text(json.dumps(results, indent=1))
     write_report(results, args, methods, [s[0] for s in chosen], RESULTS / f"{args.output}.md")
@@ -168,12 +142,15 @@ def main() -> int:
 
 def write_report(results: dict, args, methods: list[str], settings: list[str], markdown: Path) -> None:
     runs = results["runs"]
+    model = ("GPT-2", "4-head byte-level GPT-2") if results["arch"] == "gpt2" else (
+        "Llama (grouped-query heads, rotary positions)", "4-query-head, 2-key/value-head byte-level Llama (rotary positions)")
     lines = [
-        "# Attention pruning of a byte-level GPT-2: learned masks vs magnitude, Wanda, SparseGPT",
+        f"# Attention pruning of a byte-level {model[0]}: learned masks vs magnitude, Wanda, SparseGPT",
         "",
         f"`{' '.join(['.venv/bin/python bench/prune_lm.py', *sys.argv[1:]])}` (one thread). The 4-layer, width-128,",
-        f"4-head byte-level GPT-2 of `bench/cosine_lm_perplexity.py`, trained {results['train_steps']} steps on the",
-        "Wikipedia summaries; W_Q and W_K of all four layers pruned. Calibration: "
+        f"{model[1]} of `bench/cosine_lm_perplexity.py`, trained {results['train_steps']} steps on the",
+        f"Wikipedia summaries (final train loss {results['final_train_loss']:.3f} nats/byte); W_Q and W_K of all four "
+        "layers pruned. Calibration: "
         f"{args.calibration_batches} x {args.batch} random 128-byte windows of the train split; attention error: "
         f"{args.error_batches} x {args.batch} windows of the validation split (other articles), each layer fed the "
         "dense model's activations; perplexity: per byte on the first "
@@ -182,15 +159,8 @@ def write_report(results: dict, args, methods: list[str], settings: list[str], m
         f"Dense perplexity {results['dense_perplexity']:.3f}; a unigram byte model gives "
         f"{results['unigram_perplexity']:.3f}.",
         "",
-        "| setting | method | mean attention error | per layer (0 … 3) | test perplexity |",
-        "|---|---|---:|---|---:|",
+        *results_table(runs, methods, settings, [("test perplexity", lambda run: f"{run['perplexity']:.3f}")]),
     ]
-    for setting in settings:
-        for method in methods:
-            run = runs.get(f"{method}@{setting}")
-            if run is not None:
-                lines.append(f"| {setting} | {method} | {run['mean_error']:.4f} | "
-                             f"{' '.join(f'{e:.3f}' for e in run['layer_errors'])} | {run['perplexity']:.3f} |")
     markdown.write_text("\n".join(lines) + "\n")
 
 

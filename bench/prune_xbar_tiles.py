@@ -21,11 +21,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from prune_attention import RESULTS, SETTINGS, batches, texts  # noqa: E402
+from prune_attention import batches, texts  # noqa: E402
+from prune_common import RESULTS, SETTINGS, chosen_settings, prune  # noqa: E402
 
-from compiler.api import ModelSpec, apply_passes, compile_model, parse_module, parse_pipeline, print_module  # noqa: E402
+from compiler.api import ModelSpec, compile_model, print_module  # noqa: E402
 from compiler.models import SentenceEmbedder, _offline_hub, minilm_path  # noqa: E402
-from fitting.prune import prune_pending  # noqa: E402
 from targets.crossbar.device import zero_tiles  # noqa: E402
 
 TILES = [(64, 64), (32, 32), (16, 16), (8, 8), (4, 4)]
@@ -48,12 +48,9 @@ def main() -> int:
     dense = compile_model(ModelSpec("minilm", SentenceEmbedder(encoder).eval(), calibration[0]), "attn-raise")
     dense_text = print_module(dense.module)
     results: dict = {}
-    for label, sparsity, granularity in [s for s in SETTINGS if s[0] in args.settings.split(",")]:
+    for label, sparsity, granularity in chosen_settings(args.settings):
         for method in args.methods.split(","):
-            module = parse_module(dense_text)
-            apply_passes(module, parse_pipeline(f'attn-prune{{method={method} sparsity={sparsity} granularity="{granularity}"}}'))
-            weights = dict(dense.weights)
-            report = prune_pending(module, weights, calibration)
+            _, weights, report, _, _ = prune(dense_text, dense.weights, calibration, method, sparsity, granularity)
             counts = {}
             for rows, cols in TILES:
                 empty = sum(int(zero_tiles(weights[name], rows, cols).sum()) for name in report.sparsity)
