@@ -212,12 +212,14 @@ def report(rows: list[dict], settings_by_size: dict, args, wall: float) -> str:
         "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        softmax = next(r for r in rows if r["size"] == row["size"] and r["seed"] == row["seed"] and r["attention"] == "softmax")
+        same = (r for r in rows if r["size"] == row["size"] and r["seed"] == row["seed"] and r["attention"] == "softmax")
+        softmax = next(same, None)
+        ratio = "—" if softmax is None else f"{row['ppl_torch'] / softmax['ppl_torch']:.3f}"
         s = settings_by_size[row["size"]]
         lines.append(
             f"| {row['size']} | {s.layers} × {s.width} ({s.heads}) | {s.steps} | {row['parameters']:,} | {row['attention']} "
             f"| {row['seed']} | {row['train']['final_train_loss']:.3f} | {row['ppl_torch']:.3f} | {row['ppl_attnc']:.3f} "
-            f"| {math.log2(row['ppl_torch']):.3f} | {row['ppl_torch'] / softmax['ppl_torch']:.3f} "
+            f"| {math.log2(row['ppl_torch']):.3f} | {ratio} "
             f"| {row['max_abs_logit_error']:.1e} (of {row['max_abs_logit']:.1f}) | {row['train']['seconds']:.0f} s |"
         )
     first = next(iter(settings_by_size.values()))
