@@ -556,6 +556,7 @@ def _build_tiles(
     keep_conductances: bool,
     stuck_map: StuckMap | None,
     adc_calibration: torch.Tensor | None,
+    adc_full_scale: torch.Tensor | None = None,
 ) -> CrossbarTiles:
     """Precompute what MVMs need from (noisy) conductances ``(*batch, devices, S, in, out)``."""
     *batch, _, n_slices, n_in, n_out = g.shape
@@ -597,6 +598,8 @@ def _build_tiles(
             .view(row_tiles, 1, 1)
             .expand(*batch, row_tiles, n_slices, col_tiles)
         )
+    elif cfg.adc_range == "calibrated" and adc_full_scale is not None:
+        full_scale = adc_full_scale.to(g.dtype).expand(*batch, row_tiles, n_slices, col_tiles)
     elif cfg.adc_range == "calibrated" and adc_calibration is not None:
         if adc_calibration.shape[-1] != n_in:
             raise ValueError(f"ADC calibration inputs have {adc_calibration.shape[-1]} features, expected {n_in}")
@@ -668,11 +671,14 @@ def program(
     adc_calibration: torch.Tensor | None = None,
     keep_conductances: bool = False,
     skip_tiles: torch.Tensor | None = None,
+    adc_full_scale: torch.Tensor | None = None,
 ) -> CrossbarTiles:
     """Program a static matrix ``(*batch, out, in)`` once: mapping, programming noise, stuck-at cells.
 
     ``adc_calibration``: sample inputs ``(..., in)`` that set the ADC full-scale per (tile, slice, column
-    tile) when ``cfg.adc_range == "calibrated"`` (max |noise-free current| over the sample).
+    tile) when ``cfg.adc_range == "calibrated"`` (max |noise-free current| over the sample); or
+    ``adc_full_scale``: that full-scale itself, ``(row_tiles, n_slices, col_tiles)`` in level units, found
+    beforehand (see :attr:`CrossbarTiles.adc_full_scale`).
     ``skip_tiles``: a bool ``(row_tiles, col_tiles)`` (see :func:`zero_tiles`) of all-zero tiles that are not
     programmed: no array holds them, so they contribute exactly zero (no programming noise, no stuck cells).
     Random draws, in order: programming noise, stuck-at map, read-noise pool (each only if enabled); they are
@@ -691,7 +697,7 @@ def program(
             raise ValueError(f"skip_tiles has shape {tuple(skip_tiles.shape)}, the matrix has {expected} tiles")
         cells = skip_tiles.repeat_interleave(cfg.tile_rows, 0).repeat_interleave(cfg.tile_cols, 1)[:n_in, :n_out]
         g = torch.where(cells.to(g.device), mapped.g, g)  # the ideal zero: nothing is stored there
-    return _build_tiles(g, mapped.scale, cfg, gen, keep_conductances, stuck_map, adc_calibration)
+    return _build_tiles(g, mapped.scale, cfg, gen, keep_conductances, stuck_map, adc_calibration, adc_full_scale)
 
 
 @torch.no_grad()
@@ -705,10 +711,12 @@ def write(
     adc_calibration: torch.Tensor | None = None,
     keep_conductances: bool = False,
     scale: torch.Tensor | None = None,
+    adc_full_scale: torch.Tensor | None = None,
 ) -> CrossbarTiles:
     """Write a dynamic operand (K or V, each inference): mapping, optional ClipFormer, write noise.
 
     ``scale``: a fixed mapping scale instead of the matrix's own max (see :func:`map_to_conductances`).
+    ``adc_full_scale``: a calibrated ADC's fixed full-scale (as for :func:`program`), shared by the batch.
 
     The stored matrix follows the ``(out, in)`` convention: K ``(..., seq, head_dim)`` as is for ``Q @ K.T``;
     for ``P @ V`` write ``V.transpose(-1, -2)`` (``(..., head_dim, seq)``).
@@ -720,7 +728,7 @@ def write(
     g = write_noise(mapped.g, cfg, gen)
     if stuck_map is not None or cfg.stuck_at_rate > 0:
         g, stuck_map = apply_stuck_at(g, cfg, gen, stuck_map)
-    return _build_tiles(g, mapped.scale, cfg, gen, keep_conductances, stuck_map, adc_calibration)
+    return _build_tiles(g, mapped.scale, cfg, gen, keep_conductances, stuck_map, adc_calibration, adc_full_scale)
 
 
 def _quantise_inputs(x: torch.Tensor, cfg: CrossbarConfig) -> tuple[torch.Tensor, torch.Tensor]:
