@@ -31,7 +31,7 @@ from xdsl.interpreter import Interpreter, impl, register_impls
 from dialects import xbar
 from runtime.clip_kernels import clip_normalised_magnitude, clip_thresholds, matrix_max
 from targets.crossbar.device import ClipFormer, CrossbarConfig, CrossbarTiles, mvm, write
-from targets.crossbar.simulator import XbarFunctions
+from targets.crossbar.simulator import XbarFunctions, adc_full_scale
 
 RANGE_POLICIES = ("matrix", "global", "head", "token")
 CLIP_DOMAINS = ("conductance", "value")
@@ -134,7 +134,8 @@ class KvRangeFunctions(XbarFunctions):
             _, ceiling = clip_thresholds(clip.alpha, clip.beta, cfg.g_min, cfg.g_max)
             scale = scale * ceiling  # the clipped range fills the conductance window
             clip = None
-        tiles = write(matrix, cfg, self.inference_generator, clip=clip, stuck_map=self._stuck_map(op, args[0], cfg), scale=scale)
+        tiles = write(matrix, cfg, self.inference_generator, clip=clip, stuck_map=self._stuck_map(op, args[0], cfg), scale=scale,
+                      adc_full_scale=adc_full_scale(op))
         if token_scale is None:
             return (tiles,)
         on_input = site.endswith("_v_tiles")
