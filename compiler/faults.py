@@ -6,16 +6,16 @@ fault was *significant*: it moved some model output by more than ``threshold`` i
 (‖y_fault − y‖ / ‖y‖), or made it non-finite. ``sdc`` counts significant faults no check saw (silent data
 corruption). Clean runs on varied inputs count false alarms. Detection rates carry Wilson 95 % intervals.
 
-Trials are independent, so they run as Ray actor tasks: a local Ray instance with ``workers`` processes by
-default, or an existing cluster given by ``address`` (its nodes need attnc installed and OUTDIR readable).
-``workers=1`` without an address runs in this process. Every trial is a pure function of (seed, site,
-trial index), so results do not depend on the number of workers or the order trials finish in.
+Trials are independent, so they run on the sweep engine (compiler/sweeps.py): Ray actors, a local Ray
+instance with ``workers`` processes by default, or an existing cluster given by ``address`` (its nodes need
+attnc installed and OUTDIR readable); ``workers=1`` without an address runs in this process. Every trial
+is a pure function of (seed, site, trial index), so results do not depend on the number of workers or the
+order trials finish in.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from compiler import sweeps
 from compiler.errors import AttncError
 from runtime.fault_injection import FAULT_MODELS, SITES, FaultInjector, SiteProfile, sample_fault
 
@@ -169,10 +170,6 @@ class TrialRunner:
                 "where": [d.describe() for d in functions.detections][:3], **self._worst_residuals(functions)}
 
 
-def _chunks(items: list[tuple], size: int) -> list[list[tuple]]:
-    return [items[start : start + size] for start in range(0, len(items), size)]
-
-
 def run_items(
     outdir: str,
     seed: int,
@@ -183,38 +180,11 @@ def run_items(
     progress: Callable[[int], None] | None = None,
     residuals: bool = False,
 ) -> tuple[list[dict[str, Any]], str]:
-    """Runs work items in this process (one worker, no address) or on Ray; returns results and the engine."""
-    if workers == 1 and not address:
-        runner = TrialRunner(outdir, seed, models, residuals=residuals)
-        results = []
-        for chunk in _chunks(items, CHUNK):
-            results.extend(runner.run(chunk))
-            if progress:
-                progress(len(chunk))
-        return results, "in-process"
-    import ray
-    from ray.util import ActorPool
-
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            # Ray starts local workers 15 nice levels below the driver by default: on a shared machine they then
-            # get a fraction of the CPU an in-process run gets. Same priority as the driver, unless set otherwise.
-            os.environ.setdefault("RAY_worker_niceness", "0")
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-    actor = ray.remote(num_cpus=1)(TrialRunner)
-    actors = [actor.remote(outdir, seed, models, residuals=residuals, one_thread=True) for _ in range(workers)]
-    pool = ActorPool(actors)
-    results = []
-    chunks = _chunks(items, CHUNK)
-    for done in pool.map_unordered(lambda a, chunk: a.run.remote(chunk), chunks):
-        results.extend(done)
-        if progress:
-            progress(len(done))
-    engine = f"ray ({address})" if address else f"ray (local, {workers} workers)"
-    ray.shutdown()
-    return results, engine
+    """Runs work items on the sweep engine (compiler/sweeps.py), one TrialRunner per worker; returns results
+    in item order and the engine."""
+    kwargs = {"outdir": outdir, "seed": seed, "models": models, "residuals": residuals,
+              "one_thread": workers > 1 or bool(address)}
+    return sweeps.run_items(TrialRunner, kwargs, items, workers, address, progress, chunk=CHUNK)
 
 
 def summarise(results: list[dict[str, Any]], sites: list[str], threshold: float) -> dict[str, Any]:

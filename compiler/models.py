@@ -249,6 +249,8 @@ DIGITS_MAX_PIXEL = 16.0  # digits pixels are integers 0..16; the model sees pixe
 VIT_DIGITS_WEIGHTS = "vit_digits.safetensors"
 VIT_DIGITS_RECORD = "vit_digits.json"
 VIT_DIGITS_EXAMPLES = 8
+VIT_FASHION_WEIGHTS = "vit_fashion.safetensors"
+VIT_FASHION_RECORD = "vit_fashion.json"
 
 
 def digits_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -304,6 +306,27 @@ def vit_digits():
     return model, (test_images[:VIT_DIGITS_EXAMPLES].contiguous(),)
 
 
+def vit_fashion_record() -> dict:
+    """What the training run recorded next to the ``vit-fashion`` weights (bench/train_vit_fashion.py)."""
+    import json
+
+    return json.loads(_asset(VIT_FASHION_RECORD).read_text())
+
+
+def vit_fashion():
+    """A DeiT-style TinyViT (6 layers, 3 heads) trained on Fashion-MNIST (shipped weights), on the first 8
+    test images (shipped with the package, so the data set is not needed)."""
+    from safetensors.torch import load as load_safetensors
+
+    from compiler.fashion import shipped_samples
+
+    model = TinyViT(**vit_fashion_record()["config"])
+    model.load_state_dict(load_safetensors(_asset(VIT_FASHION_WEIGHTS).read_bytes()))
+    model.eval()
+    images, _ = shipped_samples()
+    return model, (images[:VIT_DIGITS_EXAMPLES].contiguous(),)
+
+
 def transformer_encoder(seed: int = 0):
     """``nn.TransformerEncoder`` (2 layers, width 64, 4 heads) with a key padding mask."""
     torch.manual_seed(seed)
@@ -341,6 +364,7 @@ BUNDLED: dict[str, Callable[[], tuple[nn.Module, tuple]]] = {
     "llama-tiny": llama_tiny,
     "vit-tiny": vit_tiny,
     "vit-digits": vit_digits,
+    "vit-fashion": vit_fashion,
     "transformer-encoder": transformer_encoder,
     "mha": multihead_attention,
     "mha-sdpa": lambda: multihead_attention(need_weights=False),

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from xdsl.dialects.builtin import ArrayAttr, FloatAttr, IntAttr, IntegerAttr, TensorType, UnitAttr
+from xdsl.dialects.builtin import ArrayAttr, DenseIntOrFPElementsAttr, FloatAttr, IntAttr, IntegerAttr, TensorType, UnitAttr
 from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, SSAValue, TypeAttribute
 from xdsl.irdl import (
     IRDLOperation,
@@ -145,6 +145,25 @@ def _verify_stored(op: IRDLOperation, matrix: SSAValue, tiles: SSAValue) -> None
         raise VerifyException(f"the tiles hold {fmt_shape(typ.get_shape())} but the matrix is {fmt_shape(shape)}")
 
 
+def verify_adc_full_scale(full_scale: DenseIntOrFPElementsAttr | None, tiles: TilesType) -> None:
+    """``adc_full_scale``: the ADC full-scale of a calibrated ADC range, one per (row tile, slice, column tile),
+    in the device's level units (current above g_min per cell level, times input levels), the largest
+    noise-free current seen on the calibration inputs; set at compile time (``adc-range=calibrated``)."""
+    if full_scale is None:
+        return
+    shape = tuple(full_scale.get_shape())
+    rows, cols = tiles.grid()
+    if len(shape) != 3 or shape[0] != rows or shape[2] != cols:
+        raise VerifyException(
+            f"adc_full_scale has shape {fmt_shape(shape)}; expected {rows}x(slices)x{cols} (row tiles, slices, column tiles)"
+        )
+    if not is_float(full_scale.get_element_type()):
+        raise VerifyException("adc_full_scale holds floats")
+    values = [float(v) for v in full_scale.get_values() if isinstance(v, (int, float))]
+    if any(not math.isfinite(v) or v < 0 for v in values):
+        raise VerifyException("adc_full_scale holds a negative or non-finite value")
+
+
 @irdl_op_definition
 class ProgramOp(IRDLOperation):
     """Programs a static matrix ``(out, in)`` into crossbar tiles once per model instance.
@@ -153,12 +172,14 @@ class ProgramOp(IRDLOperation):
 
     ``skip_zero_tiles``: tiles that hold only zeros (a pruned weight) are not programmed; ``zero_tiles`` is
     how many there are, counted from the weights at compile time (absent until counted).
+    ``adc_full_scale`` (``adc-range=calibrated``): see :func:`verify_adc_full_scale`.
     """
 
     name = "xbar.program"
     matrix = operand_def(TensorType)
     skip_zero_tiles = opt_attr_def(UnitAttr)
     zero_tiles = opt_attr_def(IntegerAttr)
+    adc_full_scale = opt_attr_def(DenseIntOrFPElementsAttr)
     result = result_def(TilesType)
     assembly_format = "$matrix attr-dict `:` functional-type(operands, results)"
     traits = traits_def(Pure())
@@ -168,6 +189,7 @@ class ProgramOp(IRDLOperation):
 
     def verify_(self) -> None:
         _verify_stored(self, self.matrix, self.result)
+        verify_adc_full_scale(self.adc_full_scale, self.result.type)
         if len(tensor_shape(self.matrix)) != 2:
             raise VerifyException(f"a static matrix is 2-d (out x in), got {fmt_shape(tensor_shape(self.matrix))}")
         if self.zero_tiles is not None:
@@ -193,6 +215,7 @@ class WriteOp(IRDLOperation):
     matrix = operand_def(TensorType)
     clip_alpha = opt_attr_def(FloatAttr)
     clip_beta = opt_attr_def(FloatAttr)
+    adc_full_scale = opt_attr_def(DenseIntOrFPElementsAttr)
     result = result_def(TilesType)
     assembly_format = "$matrix attr-dict `:` functional-type(operands, results)"
 
@@ -212,6 +235,7 @@ class WriteOp(IRDLOperation):
 
     def verify_(self) -> None:
         _verify_stored(self, self.matrix, self.result)
+        verify_adc_full_scale(self.adc_full_scale, self.result.type)
         if (self.clip_alpha is None) != (self.clip_beta is None):
             raise VerifyException("ClipFormer needs both clip_alpha and clip_beta, or neither")
         if self.clip is not None:

@@ -1,10 +1,11 @@
 """Compile steps that need data: a pass marks the IR, the driver runs the matching step right after it.
 
 A pass sees no weights and no activations. One that needs them (``attn-prune``; ``lower-to-xbar``'s count of
-the all-zero tiles of pruned weights; calibrated ADC ranges or fixed-point formats next) leaves a mark in the
-IR saying what it wants; after every pass the driver calls :func:`run_pending_steps` with the weights and the
-calibration batches, and each registered step whose mark is pending captures the activations it needs by
-running the executor (:mod:`fitting.capture`), updates the weights and marks the IR done. Nothing passes through global state.
+the all-zero tiles of pruned weights; its calibrated ADC ranges, ``fitting/adc_ranges.py``; fixed-point
+formats next) leaves a mark in the IR saying what it wants; after every pass the driver calls
+:func:`run_pending_steps` with the weights and the calibration batches, and each registered step whose mark
+is pending captures the activations it needs by running the executor (:mod:`fitting.capture`), updates the
+weights and marks the IR done. Nothing passes through global state.
 """
 
 from __future__ import annotations
@@ -37,7 +38,13 @@ def _zero_tiles_step() -> PendingStep:
     return PendingStep("xbar-zero-tiles", has_pending_counts, count_zero_tiles)
 
 
-STEPS: tuple[Callable[[], PendingStep], ...] = (_prune_step, _zero_tiles_step)
+def _adc_ranges_step() -> PendingStep:
+    from fitting.adc_ranges import calibrate_adc_ranges, has_pending_ranges
+
+    return PendingStep("xbar-adc-ranges", has_pending_ranges, calibrate_adc_ranges)
+
+
+STEPS: tuple[Callable[[], PendingStep], ...] = (_prune_step, _zero_tiles_step, _adc_ranges_step)
 
 
 def run_pending_steps(

@@ -289,32 +289,15 @@ def cmd_list(args) -> int:
 
 def cmd_faults(args) -> int:
     from compiler.faults import FAULT_MODELS, run_campaign, write_report
+    from compiler.sweeps import progress_bar
 
     models = FAULT_MODELS if args.models == "all" else tuple(m.strip() for m in args.models.split(",") if m.strip())
     summary = run_campaign(
         args.outdir, args.sites, args.trials, args.seed, args.workers, args.address, args.clean_runs, args.threshold, models,
-        progress=_progress_bar,
+        progress=lambda total, workers: progress_bar(total, "faults"),
     )
     write_report(summary, args.json)
     return 0
-
-
-def _progress_bar(total: int, workers: int):
-    """A progress bar on stderr; returns the function that advances it."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("faults"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   console=Console(stderr=True), transient=True)
-    task = bar.add_task("runs", total=total)
-    bar.start()
-
-    def advance(count: int) -> None:
-        bar.advance(task, count)
-        if bar.finished:
-            bar.stop()
-
-    return advance
 
 
 def cmd_demo(args) -> int:

@@ -315,8 +315,14 @@ class MappedMatrix(NamedTuple):
     scale: torch.Tensor
 
 
-def map_to_conductances(w: torch.Tensor, cfg: CrossbarConfig, clip: ClipFormer | None = None) -> MappedMatrix:
-    """Map a value matrix ``(*batch, out, in)`` to cell conductances (see the module docstring)."""
+def map_to_conductances(
+    w: torch.Tensor, cfg: CrossbarConfig, clip: ClipFormer | None = None, scale: torch.Tensor | None = None
+) -> MappedMatrix:
+    """Map a value matrix ``(*batch, out, in)`` to cell conductances (see the module docstring).
+
+    ``scale``: a mapping scale given instead of each matrix's max|w| (a calibrated range), broadcastable to
+    ``(*batch, 1, 1)``; magnitudes beyond it saturate at the top level.
+    """
     if w.dim() < 2:
         raise ValueError(f"expected a matrix (..., out, in), got shape {tuple(w.shape)}")
     if not w.is_floating_point():
@@ -324,9 +330,12 @@ def map_to_conductances(w: torch.Tensor, cfg: CrossbarConfig, clip: ClipFormer |
     if clip is not None and cfg.signed_mapping != "differential":
         raise ValueError("ClipFormer needs signed_mapping='differential' (value 0 must sit at g_min)")
     wt = w.transpose(-1, -2)
-    scale = matrix_max(w)
+    given = scale is not None
+    scale = matrix_max(w) if scale is None else scale.to(w.dtype).expand_as(matrix_max(w))
     if cfg.signed_mapping == "differential":
         magnitude = wt.abs() / scale
+        if given:
+            magnitude = magnitude.clamp(max=1.0)
         if clip is not None and clip.at == "full_precision":
             magnitude = clipformer_normalised(magnitude, clip.alpha, clip.beta, cfg)
         digits = slice_levels(torch.round(magnitude * cfg.weight_levels), cfg)  # (S, *batch, in, out)
@@ -335,7 +344,7 @@ def map_to_conductances(w: torch.Tensor, cfg: CrossbarConfig, clip: ClipFormer |
         positive = (wt > 0).to(w.dtype)
         per_device = torch.stack([digits * positive, digits * (1 - positive)])  # (2, S, *batch, in, out)
     else:
-        signed = torch.round(wt / scale * cfg.weight_levels)
+        signed = torch.round((wt / scale).clamp(-1.0, 1.0) * cfg.weight_levels)
         per_device = slice_levels(signed + cfg.offset_level, cfg).unsqueeze(0)  # (1, S, *batch, in, out)
     n_batch = w.dim() - 2
     per_device = per_device.permute(*range(2, 2 + n_batch), 0, 1, -2, -1)  # (*batch, devices, S, in, out)
@@ -547,6 +556,7 @@ def _build_tiles(
     keep_conductances: bool,
     stuck_map: StuckMap | None,
     adc_calibration: torch.Tensor | None,
+    adc_full_scale: torch.Tensor | None = None,
 ) -> CrossbarTiles:
     """Precompute what MVMs need from (noisy) conductances ``(*batch, devices, S, in, out)``."""
     *batch, _, n_slices, n_in, n_out = g.shape
@@ -590,6 +600,8 @@ def _build_tiles(
             .view(row_tiles, 1, 1)
             .expand(*batch, row_tiles, n_slices, col_tiles)
         )
+    elif cfg.adc_range == "calibrated" and adc_full_scale is not None:
+        full_scale = adc_full_scale.to(g.dtype).expand(*batch, row_tiles, n_slices, col_tiles)
     elif cfg.adc_range == "calibrated" and adc_calibration is not None:
         if adc_calibration.shape[-1] != n_in:
             raise ValueError(f"ADC calibration inputs have {adc_calibration.shape[-1]} features, expected {n_in}")
@@ -661,11 +673,14 @@ def program(
     adc_calibration: torch.Tensor | None = None,
     keep_conductances: bool = False,
     skip_tiles: torch.Tensor | None = None,
+    adc_full_scale: torch.Tensor | None = None,
 ) -> CrossbarTiles:
     """Program a static matrix ``(*batch, out, in)`` once: mapping, programming noise, stuck-at cells.
 
     ``adc_calibration``: sample inputs ``(..., in)`` that set the ADC full-scale per (tile, slice, column
-    tile) when ``cfg.adc_range == "calibrated"`` (max |noise-free current| over the sample).
+    tile) when ``cfg.adc_range == "calibrated"`` (max |noise-free current| over the sample); or
+    ``adc_full_scale``: that full-scale itself, ``(row_tiles, n_slices, col_tiles)`` in level units, found
+    beforehand (see :attr:`CrossbarTiles.adc_full_scale`).
     ``skip_tiles``: a bool ``(row_tiles, col_tiles)`` (see :func:`zero_tiles`) of all-zero tiles that are not
     programmed: no array holds them, so they contribute exactly zero (no programming noise, no stuck cells).
     Random draws, in order: programming noise, stuck-at map, read-noise pool (each only if enabled); they are
@@ -684,7 +699,7 @@ def program(
             raise ValueError(f"skip_tiles has shape {tuple(skip_tiles.shape)}, the matrix has {expected} tiles")
         cells = skip_tiles.repeat_interleave(cfg.tile_rows, 0).repeat_interleave(cfg.tile_cols, 1)[:n_in, :n_out]
         g = torch.where(cells.to(g.device), mapped.g, g)  # the ideal zero: nothing is stored there
-    return _build_tiles(g, mapped.scale, cfg, gen, keep_conductances, stuck_map, adc_calibration)
+    return _build_tiles(g, mapped.scale, cfg, gen, keep_conductances, stuck_map, adc_calibration, adc_full_scale)
 
 
 @torch.no_grad()
@@ -697,8 +712,13 @@ def write(
     stuck_map: StuckMap | None = None,
     adc_calibration: torch.Tensor | None = None,
     keep_conductances: bool = False,
+    scale: torch.Tensor | None = None,
+    adc_full_scale: torch.Tensor | None = None,
 ) -> CrossbarTiles:
     """Write a dynamic operand (K or V, each inference): mapping, optional ClipFormer, write noise.
+
+    ``scale``: a fixed mapping scale instead of the matrix's own max (see :func:`map_to_conductances`).
+    ``adc_full_scale``: a calibrated ADC's fixed full-scale (as for :func:`program`), shared by the batch.
 
     The stored matrix follows the ``(out, in)`` convention: K ``(..., seq, head_dim)`` as is for ``Q @ K.T``;
     for ``P @ V`` write ``V.transpose(-1, -2)`` (``(..., head_dim, seq)``).
@@ -706,11 +726,11 @@ def write(
     Stuck-at cells: ``stuck_map`` if given (a fixed physical array), else drawn from ``gen`` when
     ``stuck_at_rate > 0``. Random draws, in order: write noise, stuck-at map, read-noise pool.
     """
-    mapped = map_to_conductances(matrix, cfg, clip)
+    mapped = map_to_conductances(matrix, cfg, clip, scale)
     g = write_noise(mapped.g, cfg, gen)
     if stuck_map is not None or cfg.stuck_at_rate > 0:
         g, stuck_map = apply_stuck_at(g, cfg, gen, stuck_map)
-    return _build_tiles(g, mapped.scale, cfg, gen, keep_conductances, stuck_map, adc_calibration)
+    return _build_tiles(g, mapped.scale, cfg, gen, keep_conductances, stuck_map, adc_calibration, adc_full_scale)
 
 
 def _quantise_inputs(x: torch.Tensor, cfg: CrossbarConfig) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,7 +15,9 @@
 
 Options (kebab-case; defaults are ClipFormer's setup, docs/methods/clipformer.md): ``tile-rows``/``tile-cols`` (64),
 ``bits-per-cell`` (2), ``weight-bits`` (8, by bit slicing), ``input-bits`` (8; 0 = ideal DAC), ``adc-bits``
-(6, a default, not the paper's; 0 = ideal ADC), ``adc-range`` (``dynamic`` or ``max``), ``g-min``/``g-max``
+(6, a default, not the paper's; 0 = ideal ADC), ``adc-range`` (``dynamic``, ``max``, or
+``calibrated``: the driver runs the lowered program on the calibration inputs right after the pass and fixes
+each array's ADC full-scale, ``adc_full_scale`` on its op, ``fitting/adc_ranges.py``), ``g-min``/``g-max``
 (0.1 µS / 10 µS), ``signed-mapping`` (``differential`` pair or ``offset``), ``gamma``/``sigma`` (write noise
 ``G + γ·sqrt((G-g_min)(g_max-g_min))·N(0, σ²)`` on every write of K and V; default γ = 5, the paper's
 high-noise point; γ = 0 is noise-free; σ = 0.1 is a default, not the paper's), ``program-noise``/``read-noise``
@@ -61,7 +63,6 @@ from targets.crossbar.device import CrossbarConfig, crossbar_config_errors
 OpT = TypeVar("OpT", bound=Operation)
 TILE_FIELDS = ("tile_rows", "tile_cols")  # in the !xbar.tiles types, not in xbar.device
 LOWERING_FIELDS = ("skip_zero_tiles",)  # how the lowering maps weights, on each xbar.program, not a device parameter
-ADC_RANGES = ("dynamic", "max")  # the device also has "calibrated", which needs inputs at program time
 
 
 def _located(op: OpT, like: Operation, name: str | None = None) -> OpT:
@@ -224,14 +225,7 @@ class LowerToXbarPass(ModulePass):
     skip_zero_tiles: bool = True
 
     def check_options(self) -> None:
-        """The device's own validation (``crossbar_config_errors``), with option spellings; a calibrated ADC
-        range is the device's but not the lowering's (it needs sample inputs at program time)."""
-        if self.adc_range == "calibrated":
-            raise pass_failure(
-                "lower-to-xbar",
-                f"adc-range must be one of {', '.join(ADC_RANGES)}, got 'calibrated' "
-                "(a calibrated range needs sample inputs at program time; not supported by the lowering)",
-            )
+        """The device's own validation (``crossbar_config_errors``), with option spellings."""
         errors = crossbar_config_errors(self, spell=lambda name: name.replace("_", "-"))
         if errors:
             raise pass_failure("lower-to-xbar", errors[0])

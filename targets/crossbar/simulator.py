@@ -64,6 +64,15 @@ def device_config(device: DictionaryAttr | Mapping[str, object]) -> CrossbarConf
     return CrossbarConfig(**kwargs)
 
 
+def adc_full_scale(op: xbar.ProgramOp | xbar.WriteOp) -> torch.Tensor | None:
+    """A calibrated ADC range's full-scale (``adc_full_scale``, set at compile time) as a tensor, or None."""
+    if op.adc_full_scale is None:
+        return None
+    shape = tuple(op.adc_full_scale.get_shape())
+    values = torch.tensor(op.adc_full_scale.get_values(), dtype=torch.float32)
+    return values.expand(shape).clone() if values.numel() == 1 else values.reshape(shape)  # a splat holds one value
+
+
 @register_impls
 class XbarFunctions(InterpreterFunctions):
     """``xbar.program`` / ``xbar.write`` / ``xbar.mvm`` on the simulated crossbar (one chip per instance)."""
@@ -103,7 +112,12 @@ class XbarFunctions(InterpreterFunctions):
                         f"the weight has {int(skip.sum())} all-zero tiles but was compiled with {op.zero_tiles.value.data}: "
                         "these are not the weights the module was compiled with"
                     )
-            state = self.programmed[op] = CHIP_CACHE.program(args[0], cfg, self.chip_generator, skip)
+            full_scale = adc_full_scale(op)
+            if full_scale is None:
+                state = CHIP_CACHE.program(args[0], cfg, self.chip_generator, skip)
+            else:  # a calibrated ADC range: the general path (the fast paths and the cache assume a dynamic range)
+                state = program(args[0].detach(), cfg, self.chip_generator, skip_tiles=skip, adc_full_scale=full_scale)
+            self.programmed[op] = state
         return (state,)
 
     @impl(xbar.WriteOp)
@@ -117,9 +131,11 @@ class XbarFunctions(InterpreterFunctions):
                 # Draw the fixed fault map of this physical array from the chip's generator, once.
                 shape = (*args[0].shape[:-2], cfg.devices_per_value, cfg.n_slices, args[0].shape[-1], args[0].shape[-2])
                 stuck_map = self.stuck_maps[op] = draw_stuck_map(shape, cfg, self.chip_generator)
-        if stuck_map is None:
+        full_scale = adc_full_scale(op)
+        if stuck_map is None and full_scale is None:
             return (write_fast(args[0], cfg, self.inference_generator, clip=clip),)
-        return (write(args[0].detach(), cfg, self.inference_generator, clip=clip, stuck_map=stuck_map),)
+        return (write(args[0].detach(), cfg, self.inference_generator, clip=clip, stuck_map=stuck_map,
+                      adc_full_scale=full_scale),)
 
     @impl(xbar.MvmOp)
     def run_mvm(self, interpreter: Interpreter, op: xbar.MvmOp, args):

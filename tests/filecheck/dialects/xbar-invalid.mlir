@@ -251,3 +251,25 @@ func.func @mvm_result_type(%t: !xbar.tiles<384x128, tile = 64x64, grid = 2x6>, %
 // CHECK:      %y = "xbar.mvm"(%t, %x) : (!xbar.tiles<384x128, tile = 64x64, grid = 2x6>, tensor<1x16x128xbf16>) -> tensor<1x16x384xf32>
 // CHECK-NEXT: ^^^
 // CHECK-NEXT: | Operation does not verify: result element type must be the input's bf16
+
+// -----
+// verify_adc_full_scale: a calibrated ADC range is one full-scale per (row tile, slice, column tile)
+func.func @adc_full_scale_shape(%w: tensor<100x130xf32>) {
+  %t = xbar.program %w {adc_full_scale = dense<1.0> : tensor<2x4x3xf32>} : (tensor<100x130xf32>) -> !xbar.tiles<100x130, tile = 64x64, grid = 3x2>
+  func.return
+}
+// CHECK:      adc_full_scale has shape 2x4x3; expected 3x(slices)x2 (row tiles, slices, column tiles)
+// CHECK:      %t = "xbar.program"(%w) {adc_full_scale = dense<1.000000e+00> : tensor<2x4x3xf32>} : (tensor<100x130xf32>) -> !xbar.tiles<100x130, tile = 64x64, grid = 3x2>
+// CHECK-NEXT: ^^^
+// CHECK-NEXT: | Operation does not verify: adc_full_scale has shape 2x4x3; expected 3x(slices)x2 (row tiles, slices, column tiles)
+
+// -----
+// verify_adc_full_scale: full-scales are currents, never negative (the same check on xbar.write)
+func.func @adc_full_scale_negative(%k: tensor<1x12x16x32xf32>) {
+  %t = xbar.write %k {adc_full_scale = dense<-1.0> : tensor<1x4x1xf32>} : (tensor<1x12x16x32xf32>) -> !xbar.tiles<1x12x16x32, tile = 64x64, grid = 1x1>
+  func.return
+}
+// CHECK:      adc_full_scale holds a negative or non-finite value
+// CHECK:      %t = "xbar.write"(%k) {adc_full_scale = dense<-1.000000e+00> : tensor<1x4x1xf32>} : (tensor<1x12x16x32xf32>) -> !xbar.tiles<1x12x16x32, tile = 64x64, grid = 1x1>
+// CHECK-NEXT: ^^^
+// CHECK-NEXT: | Operation does not verify: adc_full_scale holds a negative or non-finite value

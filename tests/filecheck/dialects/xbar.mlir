@@ -40,6 +40,22 @@ func.func @write(%k: tensor<1x12x16x32xf32>) {
   // GENERIC-NEXT: "func.return"() : () -> () loc(unknown)
 }
 
+// A calibrated ADC range: one full-scale per (row tile, slice, column tile), set at compile time.
+// CHECK-LABEL: func.func @calibrated_adc(
+// GENERIC-LABEL: "func.func"() <{sym_name = "calibrated_adc"
+func.func @calibrated_adc(%k: tensor<1x12x16x32xf32>, %w: tensor<100x130xf32>) {
+  // GENERIC-NEXT: ^bb0(%k: tensor<1x12x16x32xf32> loc(unknown), %w: tensor<100x130xf32> loc(unknown)):
+  %t = xbar.write %k {adc_full_scale = dense<[[[1.5], [2.0], [0.5], [0.25]]]> : tensor<1x4x1xf32>} : (tensor<1x12x16x32xf32>) -> !xbar.tiles<1x12x16x32, tile = 64x64, grid = 1x1>
+  // CHECK-NEXT:   %t = xbar.write %k {adc_full_scale = dense<{{\[\[\[}}1.500000e+00], [2.000000e+00], [5.000000e-01], [2.500000e-01]]]> : tensor<1x4x1xf32>} : (tensor<1x12x16x32xf32>) -> !xbar.tiles<1x12x16x32, tile = 64x64, grid = 1x1>{{$}}
+  // GENERIC-NEXT: %t = "xbar.write"(%k) {adc_full_scale = dense<{{\[\[\[}}1.500000e+00], [2.000000e+00], [5.000000e-01], [2.500000e-01]]]> : tensor<1x4x1xf32>} : (tensor<1x12x16x32xf32>) -> !xbar.tiles<1x12x16x32, tile = 64x64, grid = 1x1> loc(unknown)
+  %p = xbar.program %w {adc_full_scale = dense<1.0> : tensor<3x4x2xf32>} : (tensor<100x130xf32>) -> !xbar.tiles<100x130, tile = 64x64, grid = 3x2>
+  // CHECK-NEXT:   %p = xbar.program %w {adc_full_scale = dense<1.000000e+00> : tensor<3x4x2xf32>} : (tensor<100x130xf32>) -> !xbar.tiles<100x130, tile = 64x64, grid = 3x2>{{$}}
+  // GENERIC-NEXT: %p = "xbar.program"(%w) {adc_full_scale = dense<1.000000e+00> : tensor<3x4x2xf32>} : (tensor<100x130xf32>) -> !xbar.tiles<100x130, tile = 64x64, grid = 3x2> loc(unknown)
+  func.return
+  // CHECK-NEXT:   func.return
+  // GENERIC-NEXT: "func.return"() : () -> () loc(unknown)
+}
+
 // 2-d tiles take any (..., in): y = x W^T has the input's leading dims and out features.
 // CHECK-LABEL: func.func @mvm(
 // GENERIC-LABEL: "func.func"() <{sym_name = "mvm"

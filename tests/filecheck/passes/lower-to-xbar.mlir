@@ -3,13 +3,19 @@
 // RUN: attnc-opt %s -p 'lower-to-xbar{tile-rows=32 tile-cols=16 gamma=5.0 sigma=0.2 adc-bits=0 read-noise=0.01 stuck-at-rate=0.001 mode=exact}' --split-input-file | filecheck --check-prefix=OPTS %s
 // RUN: attnc-opt %s -p 'kv-clip{alpha=2.0 beta=0.25},lower-to-xbar' --split-input-file | filecheck --check-prefix=CLIP %s
 // RUN: attnc-opt %s -p 'lower-to-xbar{skip-zero-tiles=false}' --split-input-file | filecheck --check-prefix=NOSKIP %s
-// RUN: not attnc-opt %s -p 'lower-to-xbar{adc-range=calibrated}' 2>&1 | filecheck --check-prefix=BADADC %s
+// RUN: not attnc-opt %s -p 'lower-to-xbar{adc-range=auto}' 2>&1 | filecheck --check-prefix=BADADC %s
+// RUN: attnc-opt %s -p 'lower-to-xbar{adc-range=calibrated}' --split-input-file | filecheck --check-prefix=CALADC %s
 // RUN: not attnc-opt %s -p 'lower-to-xbar{gamma=-1.0}' 2>&1 | filecheck --check-prefix=BADGAMMA %s
 // RUN: not attnc-opt %s -p 'lower-to-xbar,lower-to-xbar' 2>&1 | filecheck --check-prefix=TWICE %s
 // RUN: not attnc-opt %s -p 'kv-clip{g-max=2.0e-05},lower-to-xbar' 2>&1 | filecheck --check-prefix=RANGE %s
 
 // Bad options and inconsistent pipelines are one-line errors.
-// BADADC:   attnc-opt: error: lower-to-xbar: adc-range must be one of dynamic, max, got 'calibrated' (a calibrated range needs sample inputs at program time; not supported by the lowering)
+// BADADC:   attnc-opt: error: lower-to-xbar: adc-range must be one of dynamic, calibrated, max, got 'auto'
+
+// A calibrated ADC range is the device's; the pass leaves the full-scales to the compile driver's step
+// (fitting/adc_ranges.py, run on calibration inputs), so attnc-opt's arrays have none yet.
+// CALADC: builtin.module attributes {xbar.device = {{.*}}adc_range = "calibrated"
+// CALADC-NOT: adc_full_scale
 // BADGAMMA: attnc-opt: error: lower-to-xbar: gamma must be >= 0, got -1.0
 // TWICE:    attnc-opt: error: lower-to-xbar: the module is already lowered to crossbars
 // RANGE:    attnc-opt: error: lower-to-xbar: kv-clip was defined for g-min=1e-07, g-max=2e-05 but the crossbar has g-min=1e-07, g-max=1e-05; give both passes the same range
