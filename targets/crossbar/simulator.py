@@ -32,6 +32,7 @@ from targets.crossbar.device import (
     StuckMap,
     draw_stuck_map,
     mvm,
+    program,
     write,
     zero_tiles,
 )
