@@ -210,7 +210,30 @@ class CompiledTrainer:
         return list(parse_pipeline(f"lower-to-tinycl{{{options}}}" if options else "lower-to-tinycl"))
 
     def _cost_of(self, samples: int, batch_size: int) -> dict[str, float] | None:
-        return None
+        """The cost model's figures of one epoch: each compiled step's, times the batches of its size."""
+        if self.target == "reference":
+            return None
+        from targets.registry import target_of
+        from targets.tinycl.cost import phase_costs
+
+        sizes = [batch_size] * (samples // batch_size) + ([samples % batch_size] if samples % batch_size else [])
+        epoch: dict[str, float] = {"steps": float(len(sizes))}
+        for rows in set(sizes):
+            module = self._steps[rows][0].module
+            count = sizes.count(rows)
+            target = target_of(module)
+            assert target is not None
+            for key, value in target.cost_report(module).items():
+                if key.startswith("peak"):
+                    epoch[key] = max(epoch.get(key, 0.0), value)
+                elif key != "utilisation":
+                    epoch[key] = epoch.get(key, 0.0) + count * value
+            for phase, figures in phase_costs(module).items():
+                for key in ("cycles", "macs", "energy_pj", "off_chip"):
+                    label = f"{phase} {key.replace('_pj', ' uJ').replace('_', '-')}"
+                    scale = 1e-6 if key == "energy_pj" else 1.0
+                    epoch[label] = epoch.get(label, 0.0) + count * figures[key] * scale
+        return epoch
 
 
 # Models attnc train knows, all on scikit-learn's digits (8×8 images, 10 classes, the vit-digits split).

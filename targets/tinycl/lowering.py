@@ -40,6 +40,7 @@ of the cost model; true). The pass fails when the memory plan's peak does not fi
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -304,9 +305,11 @@ class LowerToTinycl(RewritePattern):
 
 
 def _remark_digital(module: ModuleOp) -> None:
+    backward = Counter(op.name for op in module.walk() if op.dialect_name() == "grad")
+    for name, count in backward.items():  # one line per kind: a training step holds one per parameter
+        remark(PASS, None, f"{count} x {name}: no fixed-point lowering yet, stays on the host (float)")
     for op in module.walk():
         if op.dialect_name() == "grad":
-            remark(PASS, op, f"{op.name} has no fixed-point lowering yet: stays on the host (float)")
             continue
         if op.dialect_name() in ("nn", "attn") and not isinstance(op, DATA_MOVEMENT):
             if isinstance(op, LOWERED):
