@@ -27,6 +27,7 @@ from xdsl.passes import ModulePass
 
 from compiler.api import ModelSpec, apply_passes, compile_model, parse_pipeline, target_functions
 from compiler.errors import AttncError
+from dialects.diagnostics import Remark, collect_remarks
 from passes.training_step import UPDATES_ATTRIBUTE, TrainingStepPass
 from runtime.executor import Executor
 
@@ -103,6 +104,7 @@ class CompiledTrainer:
     _steps: dict[int, tuple[Executor, list[str]]] = field(default_factory=dict)
     _forwards: dict[int, Executor] = field(default_factory=dict)
     _last_cost: dict[str, float] | None = None
+    remarks: list[Remark] = field(default_factory=list)  # the lowering's remarks, once each
     _seed: int = 0
 
     def __post_init__(self) -> None:
@@ -179,7 +181,9 @@ class CompiledTrainer:
     def _compile(self, rows: int, passes: list[ModulePass]) -> tuple[ModuleOp, Executor]:
         spec = ModelSpec(type(self.model).__name__, self.model, (batch_of(self.example, rows),))
         compiled = compile_model(spec, FORWARD_PIPELINE)
-        apply_passes(compiled.module, [*passes, *self._lowering()])
+        with collect_remarks() as remarks:  # what stays on the host: kept, not printed once per compiled size
+            apply_passes(compiled.module, [*passes, *self._lowering()])
+        self.remarks = [*dict.fromkeys([*self.remarks, *remarks])]
         weights = {**compiled.weights, **self.weights}
         return compiled.module, Executor(compiled.module, weights, extra_functions=target_functions(compiled.module, self._seed))
 
@@ -208,6 +212,13 @@ class CompiledTrainer:
             return []
         options = " ".join(f"{key}={value}" for key, value in self.target_options.items())
         return list(parse_pipeline(f"lower-to-tinycl{{{options}}}" if options else "lower-to-tinycl"))
+
+    def modelled_epoch_cost(self, samples: int, batch_size: int) -> dict[str, float] | None:
+        """What ``epoch_cost`` would return after an epoch of ``samples`` in batches of ``batch_size``, from the
+        cost model alone (the steps are compiled, not run)."""
+        for rows in {batch_size, samples % batch_size} - {0}:
+            self._step(rows)
+        return self._cost_of(samples, batch_size)
 
     def _cost_of(self, samples: int, batch_size: int) -> dict[str, float] | None:
         """The cost model's figures of one epoch: each compiled step's, times the batches of its size."""

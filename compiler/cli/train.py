@@ -111,6 +111,7 @@ def cmd_train(args) -> int:
         "epoch_accuracies": accuracies,
         "epoch_costs": costs,
         "seconds": time.perf_counter() - start,
+        "remarks": [str(note) for note in getattr(trainer, "remarks", [])],  # what the lowering left on the host
     }
     state = getattr(trainer, "state_dict", None)
     weights = state() if callable(state) else {}
@@ -120,5 +121,7 @@ def cmd_train(args) -> int:
         (directory / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
 
     outdir = write_directory(args.output, write_files)
+    if results["remarks"]:
+        print(f"{len(results['remarks'])} remarks of the lowering (what stays on the host) are in {RESULTS_FILE}")
     print(f"wrote {outdir / TRAINED_WEIGHTS_FILE} (trained parameters, the model's own names) and {outdir / RESULTS_FILE}")
     return 0
