@@ -30,8 +30,8 @@ from compiler.errors import AttncError
 from dialects.diagnostics import Remark, collect_remarks
 from passes.training_step import UPDATES_ATTRIBUTE, TrainingStepPass
 from runtime.executor import Executor
+from targets.registry import all_targets
 
-TARGETS = ("reference", "tinycl")
 FORWARD_PIPELINE = "attn-raise"
 
 
@@ -210,8 +210,9 @@ class CompiledTrainer:
         """The target's lowering of a forward program or a training step (none on the reference target)."""
         if self.target == "reference":
             return []
+        lowering = all_targets()[self.target].lowering_pass
         options = " ".join(f"{key}={value}" for key, value in self.target_options.items())
-        return list(parse_pipeline(f"lower-to-tinycl{{{options}}}" if options else "lower-to-tinycl"))
+        return list(parse_pipeline(f"{lowering}{{{options}}}" if options else lowering))
 
     def modelled_epoch_cost(self, samples: int, batch_size: int) -> dict[str, float] | None:
         """What ``epoch_cost`` would return after an epoch of ``samples`` in batches of ``batch_size``, from the
@@ -225,7 +226,6 @@ class CompiledTrainer:
         if self.target == "reference":
             return None
         from targets.registry import target_of
-        from targets.tinycl.cost import phase_costs
 
         sizes = [batch_size] * (samples // batch_size) + ([samples % batch_size] if samples % batch_size else [])
         epoch: dict[str, float] = {"steps": float(len(sizes))}
@@ -239,7 +239,7 @@ class CompiledTrainer:
                     epoch[key] = max(epoch.get(key, 0.0), value)
                 elif key != "utilisation":
                     epoch[key] = epoch.get(key, 0.0) + count * value
-            for phase, figures in phase_costs(module).items():
+            for phase, figures in (target.phase_costs(module) or {}).items():
                 for key in ("cycles", "macs", "energy_pj", "off_chip"):
                     label = f"{phase} {key.replace('_pj', ' uJ').replace('_', '-')}"
                     scale = 1e-6 if key == "energy_pj" else 1.0
@@ -261,6 +261,11 @@ def training_data(spec: str) -> tuple[torch.nn.Module, torch.Tensor, tuple[torch
     return model, example, digits_split()
 
 
+def training_targets() -> tuple[str, ...]:
+    """"reference" and every registered target whose lowering takes a training step."""
+    return ("reference", *(name for name, target in all_targets().items() if target.trains))
+
+
 def compiled_trainer(
     model: torch.nn.Module,
     example: torch.Tensor,
@@ -276,8 +281,9 @@ def compiled_trainer(
     ``target``: "reference" (the float32 executor) or "tinycl" (``target_options`` as ``lower-to-tinycl``'s,
     e.g. ``{"total-bits": "16", "frac-bits": "8"}``). Parameters start from ``reset(0)``.
     """
-    if target not in TARGETS:
-        raise AttncError(f"unknown training target '{target}': expected one of {', '.join(TARGETS)}")
+    targets = training_targets()
+    if target not in targets:
+        raise AttncError(f"unknown training target '{target}': expected one of {', '.join(targets)}")
     if target == "reference" and target_options:
         raise AttncError(f"the reference target takes no options, got {', '.join(target_options)}")
     if not lr > 0:
