@@ -176,7 +176,7 @@ def main() -> None:
         "compiled training step lowered at 16/8 on a 16x16 array, summed over the epoch's steps (cycles in millions;",
         "the update is modelled as the array's update mode, the lowering runs it on the host; the totals are the",
         "array's, without the update). **Measured**: wall time of the same epoch in float32 PyTorch (eager, autograd,",
-        "torch.optim.SGD) on this machine's CPU, one thread.",
+        "torch.optim.SGD) on this machine's CPU, one thread (a shared machine: the time varies with its load).",
         "",
         "| model | steps | MACs (M) | forward Mcycles | input-grad Mcycles | weight-grad Mcycles | update Mcycles "
         "| total Mcycles (modelled) | energy mJ (modelled) | float CPU s (measured) |",
