@@ -198,6 +198,8 @@ class CompiledModel:
         or onnxruntime for an ONNX file."""
         if self.reference is None:
             raise AttncError("this compiled model has no reference model (it was loaded from a directory)")
+        if "attnc.updates" in self.module.attributes:
+            raise AttncError("a training step has no reference output (it returns the loss and new parameters)")
         with torch.no_grad():
             return flat_tensors(self.reference(*self.inputs))
 
@@ -224,7 +226,7 @@ class CompiledModel:
         self.module.attributes[WEIGHTS_ATTRIBUTE] = StringAttr(WEIGHTS_FILE)
         self.module.attributes[INPUTS_ATTRIBUTE] = ArrayAttr([StringAttr(name) for name in self.input_names])
         reference_outputs = None
-        if with_reference and self.reference is not None:
+        if with_reference and self.reference is not None and "attnc.updates" not in self.module.attributes:
             with torch.no_grad():
                 reference_outputs = flat_tensors(self.reference(*self.inputs))
 
@@ -453,16 +455,28 @@ def compile_model(
             if run_pending_steps(imported.module, imported.weights, lambda: batches):
                 seconds[f"{module_pass.name}:fit"] = time.perf_counter() - start
     imported.weights.update(initial_parameters(imported.module, imported.weights))
+    inputs, input_names = with_example_labels(imported.module, spec.inputs, imported.input_names)
     return CompiledModel(
         imported.module,
         imported.weights,
-        spec.inputs,
-        imported.input_names,
+        inputs,
+        input_names,
         seconds,
         reference=spec.model,
         remarks=remarks,
         reference_name=spec.reference_name,
     )
+
+
+def with_example_labels(
+    module: ModuleOp, inputs: tuple[torch.Tensor, ...], names: list[str]
+) -> tuple[tuple[torch.Tensor, ...], list[str]]:
+    """A training step (``training-step``) takes the labels after the inputs: its example labels are zeros."""
+    arguments = entry_function_of(module, "the module").body.block.args
+    if "attnc.updates" not in module.attributes or len(arguments) != len(inputs) + 1:
+        return inputs, names
+    labels = torch.zeros(tensor_shape(arguments[-1].type), dtype=torch_dtype(arguments[-1].type))
+    return (*inputs, labels), [*names, arguments[-1].name_hint or "labels"]
 
 
 def import_program(spec: ModelSpec, program: torch.export.ExportedProgram | None, frontend: str) -> ImportedProgram:

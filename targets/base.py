@@ -47,3 +47,10 @@ class Target(ABC):
     def report(self, module: ModuleOp) -> str:
         """The detailed report ``attnc run --report`` prints; by default the cost report, one figure a line."""
         return "\n".join(f"{name}: {value:g}" for name, value in self.cost_report(module).items())
+
+    trains: bool = False
+    """Whether ``lowering_pass`` lowers a training step (``training-step``) too, so a trainer can run on it."""
+
+    def phase_costs(self, module: ModuleOp) -> dict[str, dict[str, float]] | None:
+        """Cost figures per training phase (forward, input-gradient, weight-gradient, update), or None."""
+        return None

@@ -217,6 +217,80 @@ def layer_costs(module: ModuleOp) -> list[LayerCost]:
     return list(layers.values())
 
 
+PHASES = ("forward", "input-gradient", "weight-gradient", "update")
+PHASE_KEYS = ("macs", "cycles", "on_chip", "off_chip", "off_chip_raster", "energy_pj")
+
+
+def _phase_of(op: Operation) -> str:
+    """The training phase a tinycl op belongs to: a MAC's mode; a quantize feeding or a requant reading a MAC,
+    that MAC's; every other unit (softmax, layer norm, tables) runs in the forward phase."""
+    if isinstance(op, tinycl.MacOp):
+        return op.mode.data
+    if isinstance(op, tinycl.RequantOp) and isinstance(op.input.owner, tinycl.MacOp):
+        return op.input.owner.mode.data
+    for use in op.results[0].uses if op.results else ():
+        if isinstance(use.operation, tinycl.MacOp):
+            return use.operation.mode.data
+    return "forward"
+
+
+def phase_costs(module: ModuleOp) -> dict[str, dict[str, float]]:
+    """MACs, cycles, word accesses and energy per training phase (forward, input gradient, weight gradient,
+    update) of one run of the module.
+
+    The update phase counts each parameter's SGD step as the array's element-wise ``update`` mode would run it
+    (``ceil(elements / pe-cols)`` cycles, three on-chip words per element: parameter, gradient, velocity) —
+    a model of it: the lowering leaves ``grad.sgd`` on the host in float.
+    """
+    config = ArrayConfig.of(module)
+    bits = config.total_bits
+    phases = {phase: dict.fromkeys(PHASE_KEYS, 0.0) for phase in PHASES}
+    for op in module.walk():
+        if op.name == "grad.sgd":
+            elements = math.prod(tensor_shape(op.operands[0]))
+            figures = phases["update"]
+            figures["cycles"] += math.ceil(elements / config.pe_cols)
+            figures["on_chip"] += 3 * elements
+            figures["energy_pj"] += 3 * elements * sram_energy_pj(bits)
+            continue
+        if not isinstance(op, COMPUTE_OPS):
+            continue
+        figures = phases[_phase_of(op)]
+        if isinstance(op, tinycl.MacOp):
+            macs, cycles, on_chip, off_chip = mac_figures(op, config, config.snake)
+            off_raster = mac_figures(op, config, False)[3]
+            acc = element_type(op.result)
+            assert isinstance(acc, tinycl.FixedType)
+            compute = macs * mac_energy_pj(bits, acc.total.data)
+        else:
+            elements = math.prod(tensor_shape(op.results[0]))
+            macs, cycles, on_chip, compute = 0, math.ceil(elements / config.pe_cols), 2 * elements, 0.0
+            off_chip = off_raster = 0
+        figures["macs"] += macs
+        figures["cycles"] += cycles
+        figures["on_chip"] += on_chip
+        figures["off_chip"] += off_chip
+        figures["off_chip_raster"] += off_raster
+        figures["energy_pj"] += compute + on_chip * sram_energy_pj(bits) + off_chip * dram_energy_pj(bits)
+    return phases
+
+
+def format_phases(module: ModuleOp) -> str:
+    """The per-phase table of a training step (empty for a forward-only program)."""
+    phases = phase_costs(module)
+    if not any(phases[p]["cycles"] for p in PHASES[1:]):
+        return ""
+    lines = [f"{'phase':<28} {'MACs':>10} {'cycles':>9} {'on-chip':>10} {'off-chip':>9} {'(raster)':>9} {'energy uJ':>10}"]
+    for phase, f in phases.items():
+        name = phase + (" (modelled)" if phase == "update" else "")
+        lines.append(
+            f"{name:<28} {int(f['macs']):>10} {int(f['cycles']):>9} {int(f['on_chip']):>10} {int(f['off_chip']):>9} "
+            f"{int(f['off_chip_raster']):>9} {f['energy_pj'] / 1e6:>10.3f}"
+        )
+    lines.append("update: the SGD step runs on the host in float; its row models the array's element-wise update mode")
+    return "\n".join(lines)
+
+
 class SramOverflow(Exception):
     """The memory plan's peak does not fit the on-chip SRAM."""
 
@@ -315,4 +389,7 @@ def format_report(module: ModuleOp) -> str:
         f"memory plan: {len(plan.schedule)} ops scheduled, peak on-chip {plan.peak_bytes} B ({plan.peak_bytes / 1024:.1f} KiB) "
         f"of {config.sram_kb} KiB at '{where or '<top>'}'"
     )
+    phases = format_phases(module)
+    if phases:
+        lines.append(phases)
     return "\n".join(lines)

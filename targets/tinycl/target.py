@@ -9,7 +9,7 @@ from xdsl.interpreter import InterpreterFunctions
 from dialects import tinycl
 from dialects.diagnostics import AttncError
 from targets.base import Target
-from targets.tinycl.cost import ArrayConfig, format_report, layer_costs, memory_plan, totals
+from targets.tinycl.cost import ArrayConfig, format_report, layer_costs, memory_plan, phase_costs, totals
 from targets.tinycl.runtime import TinyclFunctions
 
 
@@ -21,6 +21,12 @@ class TinyclTarget(Target):
     demo_pipelines = (
         ("lower-to-tinycl{total-bits=16 frac-bits=8 sram-kb=65536}", "16-bit fixed point, 8 fractional bits, 64 MiB SRAM"),
     )
+
+    trains = True
+
+    def phase_costs(self, module: ModuleOp) -> dict[str, dict[str, float]] | None:
+        self._config(module)
+        return phase_costs(module)
 
     def owns(self, module: ModuleOp) -> bool:
         return tinycl.CONFIG_ATTRIBUTE in module.attributes
