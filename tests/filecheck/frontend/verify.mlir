@@ -3,4 +3,4 @@
 
 // RUN: attnc verify %S/tiny_model.py:tiny_attention -p attn-raise | filecheck %s
 
-// CHECK: max_abs_err={{[0-9]\.[0-9]+e[-+][0-9]+$}}
+// CHECK: max_abs_err={{[0-9]\.[0-9]+e[-+][0-9]+}} vs PyTorch{{$}}
