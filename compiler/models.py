@@ -236,6 +236,11 @@ class ViTAttention(nn.Module):
         return self.out(context)
 
 
+def unit(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """x / ‖x‖₂ over the last dimension (eps inside the root keeps a zero vector finite)."""
+    return x * torch.rsqrt((x * x).sum(dim=-1, keepdim=True) + eps)
+
+
 class CosineViTAttention(ViTAttention):
     """Cosine attention trained from scratch (docs/methods/cottention.md): per head N(q) (N(k)ᵀ v) / L^s.
 
@@ -247,15 +252,18 @@ class CosineViTAttention(ViTAttention):
         super().__init__(dim, heads)
         self.cosine_m = nn.Parameter(torch.full((heads,), 0.5))
 
+    def reset_parameters(self) -> None:
+        """m back to 0.5 (the projections reset themselves)."""
+        with torch.no_grad():
+            self.cosine_m.fill_(0.5)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
 
         def split(y: torch.Tensor) -> torch.Tensor:
             return y.view(b, t, self.heads, self.head_dim).transpose(1, 2)
 
-        q = nn.functional.normalize(split(self.query(x)), dim=-1)
-        k = nn.functional.normalize(split(self.key(x)), dim=-1)
-        v = split(self.value(x))
+        q, k, v = unit(split(self.query(x))), unit(split(self.key(x))), split(self.value(x))
         context = torch.matmul(q, torch.matmul(k.transpose(-2, -1), v))
         scale = torch.exp(torch.sigmoid(self.cosine_m) * -math.log(t)).view(1, self.heads, 1, 1)
         return self.out((context * scale).transpose(1, 2).reshape(b, t, d))
