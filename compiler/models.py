@@ -187,6 +187,12 @@ class TinyViT(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
 
+    def reset_parameters(self) -> None:
+        """Re-draws the class token and position embedding as the constructor does (submodules reset their own)."""
+        with torch.no_grad():
+            self.cls_token.zero_()
+            self.pos_embedding.copy_(torch.randn_like(self.pos_embedding) * 0.02)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.patches(images)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embedding

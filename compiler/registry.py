@@ -85,6 +85,18 @@ def _lower_to_xbar() -> type[ModulePass]:
     return LowerToXbarPass
 
 
+def _grad() -> Dialect:
+    from dialects.grad import GRAD
+
+    return GRAD
+
+
+def _training_step() -> type[ModulePass]:
+    from passes.training_step import TrainingStepPass
+
+    return TrainingStepPass
+
+
 def _torch() -> Dialect:
     from dialects.torch import TORCH
 
@@ -104,6 +116,7 @@ DIALECTS: dict[str, Callable[[], Dialect]] = {
     "abft": _abft,
     "torch": _torch,
     "tinycl": _tinycl,
+    "grad": _grad,
 }
 
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
@@ -115,6 +128,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "abft-weave": _abft_weave,
     "convert-torch-to-nn": _convert_torch_to_nn,
     "lower-to-tinycl": _lower_to_tinycl,
+    "training-step": _training_step,
 }
 
 UNIVERSE = Universe(all_dialects=DIALECTS, all_passes=PASSES)

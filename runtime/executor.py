@@ -21,6 +21,7 @@ from dialects.locations import module_path_of
 from runtime.abft_impl import AbftFunctions, FaultDetected
 from runtime.attn_impl import AttnFunctions
 from runtime.dtypes import torch_dtype
+from runtime.grad_impl import GradFunctions
 from runtime.nn_impl import NnFunctions
 
 
@@ -92,6 +93,7 @@ class Executor:
         self.interpreter.register_implementations(FuncFunctions())
         self.interpreter.register_implementations(NnFunctions(self.weights))
         self.interpreter.register_implementations(AttnFunctions())
+        self.interpreter.register_implementations(GradFunctions())
         self.abft = AbftFunctions()  # checked ops; its ``detections`` log what they found
         self.interpreter.register_implementations(self.abft)
         for functions in extra_functions:

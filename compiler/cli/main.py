@@ -12,6 +12,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from compiler.cli.train import add_train_command, cmd_train
+
 
 def _add_pipeline(parser: argparse.ArgumentParser, default: str | None = None) -> None:
     parser.add_argument(
@@ -126,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     faults_cmd.add_argument("--threshold", type=float, default=1e-3, help="significant: relative output change above (1e-3)")
     faults_cmd.add_argument("--models", default="all", help="comma-separated fault models, or all (default)")
     faults_cmd.add_argument("--json", help="write the results to this JSON file")
+
+    add_train_command(commands)
 
     recover_cmd = commands.add_parser(
         "recover", help="fit cosine attention's per-head m (and optionally projections) to the original model"
@@ -362,6 +366,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "recover": cmd_recover,
     "faults": cmd_faults,
+    "train": cmd_train,
 }
 
 
