@@ -16,7 +16,6 @@ accuracy). Every epoch records its mean loss, CPU seconds and the target's cost-
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -24,21 +23,9 @@ import torch
 
 from compiler.datasets import ImageDataset, class_incremental_tasks
 from compiler.errors import AttncError
+from compiler.training import Trainer
 
 STRATEGIES = ("naive", "gdumb")
-
-
-class Trainer(Protocol):
-    """What a continual run needs from a trainer (the compiled training step's protocol)."""
-
-    def reset(self, seed: int) -> None: ...
-
-    def train_epoch(self, x: torch.Tensor, y: torch.Tensor, *, batch_size: int, seed: int,
-                    progress: Callable[[int, int], None] | None = None) -> float: ...
-
-    def predict(self, x: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor: ...
-
-    def epoch_cost(self) -> dict[str, float] | None: ...
 
 
 class ClassBalancedMemory:
@@ -196,10 +183,13 @@ def _in_classes(y: torch.Tensor, classes) -> torch.Tensor:
     return torch.isin(y, torch.tensor(list(classes), dtype=y.dtype))
 
 
-def accuracy(trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> float:
-    if len(y) == 0:
-        return float("nan")
-    return (trainer.predict(x) == y).float().mean().item()
+def predict(trainer: Trainer, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Class predictions in batches of one size (the last padded with zero images): a compiled trainer builds one
+    forward program per batch size, so test sets of any size cost one compilation (and the training batch size
+    is known to fit the target's on-chip memory)."""
+    padding = -len(x) % batch_size
+    padded = torch.cat([x, x.new_zeros((padding, *x.shape[1:]))]) if padding else x
+    return trainer.predict(padded, batch_size=batch_size)[: len(x)]
 
 
 def forgetting(task_accuracy: list[list[float]]) -> list[float]:
@@ -243,12 +233,11 @@ def run_continual(trainer: Trainer, data: ImageDataset, config: ContinualConfig,
                                        seed=config.seed * 1_000_003 + 1000 * index + epoch, progress=progress.batches)
             record.epochs.append(EpochRecord(float(loss), time.process_time() - start, trainer.epoch_cost()))
             progress.end_epoch(epoch, float(loss))
-        seen = [c for task in tasks[: index + 1] for c in task]
-        test = _in_classes(data.y_test, seen)
-        record.average_accuracy = accuracy(trainer, data.x_test[test], data.y_test[test])
-        for earlier in tasks[: index + 1]:
-            mask = _in_classes(data.y_test, earlier)
-            record.task_accuracy.append(accuracy(trainer, data.x_test[mask], data.y_test[mask]))
+        seen = _in_classes(data.y_test, [c for task in tasks[: index + 1] for c in task])
+        y_seen = data.y_test[seen]
+        correct = (predict(trainer, data.x_test[seen], config.batch_size) == y_seen).float()
+        record.average_accuracy = correct.mean().item()
+        record.task_accuracy = [correct[_in_classes(y_seen, earlier)].mean().item() for earlier in tasks[: index + 1]]
         records.append(record)
         progress.end_task(record.average_accuracy)
     per_task_forgetting = forgetting([record.task_accuracy for record in records])

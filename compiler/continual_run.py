@@ -19,6 +19,7 @@ from compiler.errors import AttncError
 
 CL_SPECS = {"vit-cl": "softmax", "vit-cl-cosine": "cosine"}
 TARGETS = ("reference", "tinycl", "torch")
+RESULTS_FILE = "results.json"
 
 
 @dataclass(frozen=True)
@@ -67,13 +68,15 @@ def continual_run(choices: RunChoices, config: ContinualConfig, progress: RunPro
 
 
 def run_and_write(choices: RunChoices, config: ContinualConfig, out: Path, show_progress: bool = True) -> dict:
-    """Runs with progress bars on stderr and writes ``results.json`` into ``out``."""
+    """Runs with progress bars on stderr and writes ``results.json`` into the directory ``out``."""
+    from compiler.artifacts import check_output_directory, write_directory
+
+    check_output_directory(out)
     progress = RichProgress() if show_progress else None
     try:
         results = continual_run(choices, config, progress)
     finally:
         if progress is not None:
             progress.close()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    write_directory(out, lambda directory: (directory / RESULTS_FILE).write_text(json.dumps(results, indent=1) + "\n"))
     return results

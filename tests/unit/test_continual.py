@@ -1,11 +1,14 @@
 """Class-incremental learning: GDumb's memory, the task split, the metrics, and runs on digits."""
 
 import gzip
+import json
 
 import pytest
 import torch
 
+from compiler.cli.main import main
 from compiler.continual import ClassBalancedMemory, ContinualConfig, forgetting, run_continual
+from compiler.continual_run import RunChoices, make_trainer
 from compiler.datasets import class_incremental_tasks, fashion_mnist_dir, load_dataset, read_idx
 from compiler.errors import AttncError
 from compiler.models import cl_vit_model
@@ -67,16 +70,64 @@ def test_idx_reader_and_missing_fashion_mnist(tmp_path, monkeypatch):
         fashion_mnist_dir()
 
 
-def torch_trainer() -> TorchTrainer:
-    return TorchTrainer(lambda: cl_vit_model(image_size=8), lr=0.05, momentum=0.9)
-
-
 def test_gdumb_retraining_from_memory_is_reproducible_by_seed():
-    data = load_dataset("digits", train_per_class=40, test_per_class=20)
-    config = ContinualConfig(strategy="gdumb", memory=40, tasks=2, epochs=2, seed=3)
-    first = run_continual(torch_trainer(), data, config)
-    again = run_continual(torch_trainer(), data, config)
-    assert first["task_accuracy"] == again["task_accuracy"]
+    """GDumb re-initialises from the seed after each task and retrains on the memory: the same seed gives the
+    same run on the compiled training step (one trainer, so one compilation), another seed another run."""
+    data = load_dataset("digits", train_per_class=30, test_per_class=10)
+    trainer = make_trainer(RunChoices(spec="vit-cl", target="reference", data="digits"), data, batch_size=20)
+
+    def run(seed: int) -> dict:
+        return run_continual(trainer, data, ContinualConfig(strategy="gdumb", memory=40, tasks=2, epochs=3,
+                                                            batch_size=20, seed=seed))
+
+    first, again, other = run(3), run(3), run(4)
     assert first["after_task"][1]["memory_counts"] == {0: 10, 1: 10, 2: 10, 3: 10}
-    other = run_continual(torch_trainer(), data, ContinualConfig(strategy="gdumb", memory=40, tasks=2, epochs=2, seed=4))
-    assert [r["epochs"][0]["loss"] for r in other["after_task"]] != [r["epochs"][0]["loss"] for r in first["after_task"]]
+    assert first["task_accuracy"] == again["task_accuracy"]
+    assert [t["epochs"] for t in first["after_task"]] != [t["epochs"] for t in other["after_task"]]
+    assert [t["epochs"][0]["loss"] for t in first["after_task"]] == [t["epochs"][0]["loss"] for t in again["after_task"]]
+
+
+def test_torch_baseline_learns_the_first_task():
+    data = load_dataset("digits", train_per_class=30, test_per_class=10)
+    trainer = TorchTrainer(lambda: cl_vit_model(image_size=8), lr=0.05, momentum=0.9)
+    results = run_continual(trainer, data, ContinualConfig(strategy="naive", tasks=1, epochs=10, batch_size=20))
+    assert results["average_accuracy"][0] >= 0.9
+
+
+def train_cli(out, strategy: str) -> dict:
+    code = main(["train", "vit-cl", "--target", "tinycl", "--strategy", strategy, "--data", "digits", "--tasks", "2",
+                 "--memory", "40", "--epochs", "20", "--batch-size", "20", "--lr", "0.05", "--momentum", "0.9",
+                 "--train-per-class", "30", "--test-per-class", "10", "-o", str(out)])
+    assert code == 0
+    return json.loads((out / "results.json").read_text())
+
+
+def test_gdumb_beats_naive_on_two_digit_tasks_on_tinycl(tmp_path):
+    """attnc train --strategy on the TinyCL target (16/8 fixed point): naive fine-tuning forgets the first task,
+    GDumb keeps it and ends ahead over the four classes seen."""
+    naive = train_cli(tmp_path / "naive", "naive")
+    gdumb = train_cli(tmp_path / "gdumb", "gdumb")
+    for results in (naive, gdumb):
+        assert results["target"] == "tinycl" and results["tasks"] == [[0, 1], [2, 3]]
+        assert [len(task["epochs"]) for task in results["after_task"]] == [20, 20]
+    assert gdumb["after_task"][1]["train_samples"] == 40  # retrained from the memory alone
+    assert naive["task_accuracy"][1][0] <= 0.1  # the first task is forgotten
+    assert gdumb["task_accuracy"][1][0] >= 0.5
+    assert gdumb["final_average_accuracy"] > naive["final_average_accuracy"]
+    assert gdumb["final_forgetting"] < naive["final_forgetting"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["vit-digits", "--strategy", "naive"], "class-incremental runs take the models vit-cl, vit-cl-cosine"),
+        (["vit-cl", "--strategy", "gdumb", "--data", "cifar"], "unknown data set 'cifar'"),
+        (["vit-cl", "--strategy", "gdumb", "--data", "digits", "--tasks", "6"], "6 tasks of 2 classes"),
+        (["vit-cl", "--strategy", "gdumb", "--data", "digits", "--memory", "0"], "at least one sample"),
+    ],
+)
+def test_train_strategy_errors_are_one_line(tmp_path, capsys, argv, message):
+    assert main(["train", *argv, "-o", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].startswith("attnc: error: ") and message in error[-1]
+    assert not (tmp_path / "out").exists()
