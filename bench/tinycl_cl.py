@@ -37,8 +37,12 @@ NUMERICS = {
     "torch": ("torch", {}),
     "reference": ("reference", {}),
     "tinycl-16/8": ("tinycl", {"total-bits": "16", "frac-bits": "8"}),
+    "tinycl-16/8-sr": ("tinycl", {"total-bits": "16", "frac-bits": "8", "rounding": "stochastic"}),
     "tinycl-12/6": ("tinycl", {"total-bits": "12", "frac-bits": "6"}),
 }
+# vit-cl's training step at batch 32 needs more than the default 512 KiB of on-chip memory (the attention scores
+# and their accumulators): the TinyCL runs model a 1 MiB SRAM.
+TINYCL_SRAM_KB = "1024"
 ATTENTION_SPEC = {"softmax": "vit-cl", "cosine": "vit-cl-cosine"}
 
 
@@ -50,7 +54,8 @@ def run_key(numerics: str, attention: str, strategy: str, memory: int, seed: int
 
 def one_run(numerics: str, attention: str, strategy: str, memory: int, seed: int, args) -> dict:
     target, options = NUMERICS[numerics]
-    options = {**options, **({"snake": "false"} if args.raster and target == "tinycl" else {})}
+    if target == "tinycl":
+        options = {**options, "sram-kb": TINYCL_SRAM_KB, **({"snake": "false"} if args.raster else {})}
     choices = RunChoices(spec=ATTENTION_SPEC[attention], target=target, target_options=options, data=args.data,
                          train_per_class=args.train_per_class, test_per_class=args.test_per_class, lr=args.lr,
                          momentum=args.momentum)
@@ -61,6 +66,7 @@ def one_run(numerics: str, attention: str, strategy: str, memory: int, seed: int
     results["wall_seconds"] = time.time() - start
     results["numerics"] = numerics
     results["attention"] = attention
+    results["command"] = " ".join(["python bench/tinycl_cl.py", *__import__("sys").argv[1:]])
     return results
 
 
@@ -139,67 +145,195 @@ def cost_rows(groups: dict[tuple, list[dict]]) -> list[str]:
     return lines
 
 
+STEP_BATCH = 32
+STEP_FIELDS = ("macs", "cycles", "off_chip", "off_chip_raster", "energy_pj", "energy_raster_pj")
+
+
+def step_costs(args) -> list[dict]:
+    """The cost model's figures of one compiled training step (forward, backward, SGD update) of ``vit-cl`` at batch
+    32 on the TinyCL array, per attention and format: the same IR the runs execute, compiled once more here."""
+    from compiler.api import ModelSpec, compile_model
+    from compiler.models import vit_cl
+    from targets.tinycl.cost import layer_costs, totals
+
+    rows = []
+    for attention in ("softmax", "cosine"):
+        for numerics in ("tinycl-16/8", "tinycl-12/6"):
+            _, options = NUMERICS[numerics]
+            model, _ = vit_cl(attention)
+            example = torch.rand(STEP_BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+            lowering = " ".join(f"{k}={v}" for k, v in {**options, "sram-kb": TINYCL_SRAM_KB}.items())
+            pipeline = (f"attn-raise,training-step{{lr={args.lr} momentum={args.momentum}}},"
+                        f"lower-to-tinycl{{{lowering}}}")
+            module = compile_model(ModelSpec(ATTENTION_SPEC[attention], model, (example,)), pipeline).module
+            rows.append({"attention": attention, "numerics": numerics, **totals(layer_costs(module))})
+    return rows
+
+
+def cost_section(costs: list[dict], runs: list[dict], clock_mhz: float) -> list[str]:
+    lines = [
+        f"One training step (forward, backward, SGD update; batch {STEP_BATCH}) of `vit-cl` on the modelled TinyCL "
+        f"array (16x16 MACs, {TINYCL_SRAM_KB} KiB SRAM), from the cost model; the snake tile order against the "
+        "raster order:",
+        "",
+        "| attention | format | MACs | cycles | off-chip words (snake) | (raster) | energy µJ (snake) | (raster) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in costs:
+        lines.append(f"| {row['attention']} | {row['numerics']} | {row['macs']:.3g} | {row['cycles']:.3g} | "
+                     f"{row['off_chip']:.3g} | {row['off_chip_raster']:.3g} | {row['energy_pj'] / 1e6:.1f} | "
+                     f"{row['energy_raster_pj'] / 1e6:.1f} |")
+    softmax16 = next(row for row in costs if row["attention"] == "softmax" and row["numerics"] == "tinycl-16/8")
+    lines += ["", f"Per epoch and per task (steps counted at batch {STEP_BATCH}; softmax, 16/8, snake order). Modelled "
+              f"device time assumes a {clock_mhz:g} MHz clock (the cost model counts cycles, not seconds); the "
+              "measured times are this machine's CPU seconds per epoch: the fixed-point simulation of the same step "
+              "(tinycl runs) and eager PyTorch in float (torch runs).", "",
+              "| run | task | images per epoch | steps | cycles per epoch | modelled s per epoch | energy mJ per epoch "
+              "| off-chip words per epoch | CPU s per epoch (measured) |", "|---|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        if run["numerics"] not in ("tinycl-16/8", "torch") or run["attention"] != "softmax":
+            continue
+        for task in run["after_task"]:
+            steps = -(-task["train_samples"] // STEP_BATCH)
+            cycles = steps * softmax16["cycles"]
+            lines.append(
+                f"| {run['numerics']} {run['config']['strategy']} M={run['config']['memory']} (n={run['data']['train']}) | "
+                f"{task['task'] + 1} | {task['train_samples']} | {steps} | {cycles:.3g} | {cycles / (clock_mhz * 1e6):.3f} | "
+                f"{steps * softmax16['energy_pj'] / 1e9:.2f} | {steps * softmax16['off_chip']:.3g} | "
+                f"{task['seconds'] / len(task['epochs']):.1f} |")
+    return lines
+
+
 def plots(groups: dict[tuple, list[dict]]) -> list[str]:
+    """Per training-set size: accuracy over the classes seen after each task, and final forgetting."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     written = []
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for key, runs in sorted(groups.items()):
-        if key[-1]:
-            continue
-        curve = [statistics.mean(run["average_accuracy"][t] for run in runs) for t in range(len(runs[0]["average_accuracy"]))]
-        axis.plot(range(1, len(curve) + 1), curve, marker="o", linestyle="--" if key[2] == "naive" else "-", label=label(key))
-    axis.set_xlabel("tasks learned")
-    axis.set_ylabel("accuracy over the classes seen")
-    axis.set_ylim(0, 1)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=7)
-    axis.set_title("Split-Fashion-MNIST: average accuracy after each task (mean over seeds)")
-    figure.tight_layout()
-    figure.savefig(RESULTS / "tinycl_cl_accuracy.png", dpi=120)
-    written.append("tinycl_cl_accuracy.png")
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    keys = [key for key in sorted(groups) if not key[-1]]
-    axis.barh([label(key) for key in keys], [statistics.mean(r["final_forgetting"] for r in groups[key]) for key in keys])
-    axis.set_xlabel("final forgetting (mean over earlier tasks and seeds)")
-    axis.tick_params(axis="y", labelsize=7)
-    figure.tight_layout()
-    figure.savefig(RESULTS / "tinycl_cl_forgetting.png", dpi=120)
-    written.append("tinycl_cl_forgetting.png")
-    plt.close("all")
+    for train in sorted({key[5] for key in groups}):
+        keys = [key for key in sorted(groups) if key[5] == train and not key[-1]]
+        figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})
+        for key in keys:
+            runs = groups[key]
+            curve = [statistics.mean(run["average_accuracy"][t] for run in runs) for t in range(len(runs[0]["average_accuracy"]))]
+            left.plot(range(1, len(curve) + 1), curve, marker="o", linestyle="--" if key[2] == "naive" else "-",
+                      label=f"{label(key)} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+        left.set_xlabel("tasks learned (2 classes each)")
+        left.set_ylabel("accuracy over the classes seen")
+        left.set_ylim(0, 1)
+        left.grid(alpha=0.3)
+        left.legend(fontsize=7)
+        left.set_title(f"Split-Fashion-MNIST, {train} training images")
+        right.barh([label(key) for key in keys], [statistics.mean(r["final_forgetting"] for r in groups[key]) for key in keys])
+        right.set_xlabel("final forgetting (mean over earlier tasks and seeds)")
+        right.tick_params(axis="y", labelsize=7)
+        figure.tight_layout()
+        name = f"tinycl_cl_n{train}.png"
+        figure.savefig(RESULTS / name, dpi=110)
+        written.append(name)
+        plt.close(figure)
     return written
 
 
-def report(command: str) -> None:
+def avalanche_rows() -> list[str]:
+    runs = [json.loads(path.read_text()) for path in sorted((RESULTS / "tinycl_cl" / "avalanche").glob("*.json"))]
+    lines = []
+    for run in runs:
+        cells = " | ".join(f"{a:.3f}" for a in run["average_accuracy"])
+        lines.append(f"| avalanche {run['avalanche']} (torch {run['torch']}) | softmax | {run['strategy']} | "
+                     f"{run['memory'] or '-'} | {run['epochs']} | {run['train']} | 1 (seed {run['seed']}) | {cells} | "
+                     f"{run['final_forgetting']:.3f} |")
+    return lines
+
+
+def final(groups: dict[tuple, list[dict]], numerics: str, attention: str, strategy: str, memory: int, train: int):
+    for key, runs in groups.items():
+        if key[:4] == (numerics, attention, strategy, memory) and key[5] == train and not key[-1]:
+            return statistics.mean(run["final_average_accuracy"] for run in runs)
+    return None
+
+
+def goal_lines(groups: dict[tuple, list[dict]]) -> list[str]:
+    """The issue's three goals, for every training-set size and memory where both sides were run."""
+    lines = []
+    for train in sorted({key[5] for key in groups}):
+        for memory in sorted({key[3] for key in groups if key[2] == "gdumb" and key[5] == train}):
+            for fixed in ("tinycl-16/8", "tinycl-16/8-sr"):
+                for float_ in ("reference", "torch"):
+                    a = final(groups, fixed, "softmax", "gdumb", memory, train)
+                    b = final(groups, float_, "softmax", "gdumb", memory, train)
+                    if a is not None and b is not None:
+                        verdict = "holds" if b - a <= 0.02 else "does not hold"
+                        lines.append(f"- GDumb M={memory}, {train} images: {fixed} {a:.3f} vs {float_} {b:.3f} "
+                                     f"(gap {100 * (b - a):.1f} points; goal within 2 points: {verdict})")
+            for numerics in ("reference", "torch", "tinycl-16/8", "tinycl-16/8-sr", "tinycl-12/6"):
+                g = final(groups, numerics, "softmax", "gdumb", memory, train)
+                n = final(groups, numerics, "softmax", "naive", 0, train)
+                if g is not None and n is not None:
+                    lines.append(f"- GDumb M={memory} vs naive, {numerics}, {train} images: {g:.3f} vs {n:.3f} "
+                                 f"({100 * (g - n):+.1f} points)")
+            for numerics in ("tinycl-16/8", "tinycl-16/8-sr", "torch", "reference"):
+                c = final(groups, numerics, "cosine", "gdumb", memory, train)
+                s_ = final(groups, numerics, "softmax", "gdumb", memory, train)
+                if c is not None and s_ is not None:
+                    verdict = "holds" if s_ - c <= 0.02 else "does not hold"
+                    lines.append(f"- cosine vs softmax, GDumb M={memory}, {numerics}, {train} images: {c:.3f} vs "
+                                 f"{s_:.3f} ({100 * (c - s_):+.1f} points; goal within 2 points: {verdict})")
+    return lines
+
+
+def report(command: str, args) -> None:
     runs = load_runs()
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
         groups.setdefault(group_key(run), []).append(run)
     figures = plots(groups)
+    costs_path = RESULTS / "tinycl_cl" / "step_costs.json"
+    if args.costs or not costs_path.exists():
+        costs_path.write_text(json.dumps(step_costs(args), indent=1))
+    costs = json.loads(costs_path.read_text())
     first = runs[0]
+    table = accuracy_table(groups)
     lines = [
         "# Class-incremental Split-Fashion-MNIST on the TinyCL target: naive vs GDumb, float vs fixed point",
         "",
-        f"Generated by `bench/tinycl_cl.py` ({platform.processor() or platform.machine()}, torch {torch.__version__}); "
+        f"Generated by `bench/tinycl_cl.py` ({platform.processor() or platform.machine()}, torch {torch.__version__}) from "
+        "the runs stored under bench/results/tinycl_cl/runs/ (each run's command line is in its JSON); "
         f"last command: `{command}`.",
         "",
-        f"Data: {first['data']['name']}, tasks {first['tasks']} (classes per task), {first['data']['train']} training "
-        f"and {first['data']['test']} test images (balanced subsets); model `vit-cl` (softmax) / `vit-cl-cosine`; "
-        f"SGD lr {first['lr']} momentum {first['momentum']}, batch {first['config']['batch_size']}.",
+        f"Tasks {first['tasks']}: 2 new Fashion-MNIST classes per task, single head over all 10 classes, no task "
+        "label at test time. Balanced subsets of the official train/test split (the 'train images' column). "
+        f"Model `vit-cl` (softmax attention) or `vit-cl-cosine`, untrained; SGD lr {first['lr']}, momentum "
+        f"{first['momentum']}, batch {first['config']['batch_size']}, the same number of epochs per task for both "
+        "strategies (GDumb: re-initialised from the seed and trained on its memory after each task).",
+        "",
+        "Numerics: `torch` is eager PyTorch in float (the baseline, no compiler); `reference` is the compiled training "
+        "step on attnc's float executor; `tinycl-16/8` and `tinycl-12/6` run the compiled step lowered to the TinyCL "
+        "fixed-point array (total/fractional bits, nearest-even rounding); `-sr` uses stochastic rounding. The avalanche "
+        "rows are Avalanche's own `Naive`/`GDumb` strategies on the same data, model and optimiser (bench/avalanche_gdumb.py, "
+        "in a separate environment with torch 2.14).",
         "",
         "## Average accuracy over the classes seen, after each task (mean ± std over seeds)",
         "",
-        *accuracy_table(groups),
+        *table,
+        *avalanche_rows(),
+        "",
+        "## Goals",
+        "",
+        *goal_lines(groups),
         "",
         *[f"![{name}]({name})" for name in figures],
         "",
+        "## Cost on the TinyCL array",
+        "",
+        *cost_section(costs, runs, args.clock_mhz),
+        "",
     ]
-    costs = cost_rows(groups)
-    if costs:
-        lines += ["## Cost model per epoch (TinyCL target)", "", *costs, ""]
+    measured = cost_rows(groups)
+    if measured:
+        lines += ["Per epoch as the trainer's epoch_cost() reported it:", "", *measured, ""]
     REPORT.write_text("\n".join(lines) + "\n")
     print(f"wrote {REPORT}")
 
@@ -221,13 +355,15 @@ def main() -> None:
     parser.add_argument("--test-per-class", type=int, default=200)
     parser.add_argument("--raster", action="store_true", help="TinyCL cost model with the raster tile order")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--costs", action="store_true", help="recompute the per-step cost table")
+    parser.add_argument("--clock-mhz", type=float, default=100.0, help="clock assumed for modelled device time")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if not args.report_only:
         run_grid(args)
     import sys
 
-    report(" ".join(["python bench/tinycl_cl.py", *sys.argv[1:]]))
+    report(" ".join(["python bench/tinycl_cl.py", *sys.argv[1:]]), args)
 
 
 if __name__ == "__main__":
