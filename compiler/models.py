@@ -304,6 +304,38 @@ def vit_tiny(seed: int = 0):
     return model, (images,)
 
 
+class PatchClassifier(nn.Module):
+    """A one-block attention classifier for 8×8 digits that plain SGD trains in one epoch: patch embedding,
+    one pre-norm ViT block, and a linear readout of all tokens (TinyViT's class-token readout sits at chance for
+    several epochs of SGD from scratch)."""
+
+    def __init__(self, dim: int = 16, heads: int = 2, num_classes: int = 10):
+        super().__init__()
+        self.patches = PatchEmbedding(8, 2, 1, dim)
+        self.pos_embedding = nn.Parameter(torch.zeros(1, self.patches.grid**2, dim))
+        self.block = ViTBlock(dim, heads, 2 * dim)
+        self.norm = nn.LayerNorm(self.patches.grid**2 * dim)
+        self.head = nn.Linear(self.patches.grid**2 * dim, num_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-draws the position embedding (submodules reset their own)."""
+        with torch.no_grad():
+            self.pos_embedding.normal_(0.0, 0.02)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.block(self.patches(images) + self.pos_embedding)
+        return self.head(self.norm(x.reshape(x.shape[0], -1)))
+
+
+def patch_digits(seed: int = 0):
+    """``PatchClassifier`` with random weights (seeded) on the first 8 held-out digits: a model to train."""
+    torch.manual_seed(seed)
+    model = PatchClassifier().eval()
+    _, _, test_images, _ = digits_split()
+    return model, (test_images[:VIT_DIGITS_EXAMPLES].contiguous(),)
+
+
 # The held-out split of scikit-learn's digits that ``vit-digits`` was trained against (bench/train_vit_digits.py).
 DIGITS_TEST_SIZE = 500
 DIGITS_RANDOM_STATE = 0

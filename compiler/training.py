@@ -149,7 +149,12 @@ class CompiledTrainer:
         return total_loss / seen
 
     def predict(self, x: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
-        """Class indices (int64) of the first output's last dim, forward only on the same target."""
+        """Class indices (int64) of the first output's last dim, forward only on the same target.
+
+        On a device target the rows go through in chunks of at most the trainer's ``batch_size`` (the batch its
+        on-chip memory was planned for)."""
+        if self.target != "reference":
+            batch_size = min(batch_size, self.batch_size)
         predictions = []
         for start in range(0, len(x), batch_size):
             rows = x[start : start + batch_size].contiguous()
@@ -208,16 +213,17 @@ class CompiledTrainer:
         return None
 
 
-DATASETS = ("vit-digits", "vit-tiny")  # bundled models with a data set: scikit-learn's digits (8×8 images, 10 classes)
+# Models attnc train knows, all on scikit-learn's digits (8×8 images, 10 classes, the vit-digits split).
+DATASETS = ("vit-digits", "vit-tiny", "patch-digits")
 
 
 def training_data(spec: str) -> tuple[torch.nn.Module, torch.Tensor, tuple[torch.Tensor, ...]]:
-    """(model, example input, (train images, train labels, held-out images, held-out labels)) of a bundled SPEC."""
-    from compiler.models import BUNDLED, digits_split
+    """(model, example input, (train images, train labels, held-out images, held-out labels)) of a known SPEC."""
+    from compiler.models import BUNDLED, digits_split, patch_digits
 
     if spec not in DATASETS:
         raise AttncError(f"no data set for '{spec}': attnc train knows {', '.join(DATASETS)}")
-    model, (example,) = BUNDLED[spec]()
+    model, (example,) = patch_digits() if spec == "patch-digits" else BUNDLED[spec]()
     return model, example, digits_split()
 
 

@@ -11,6 +11,9 @@ The backward program uses ``nn`` ops where one exists (a linear's input and weig
 ``nn.matmul``s, a broadcast's backward an ``nn.reduce_sum``) and ``grad`` ops for the rest (softmax,
 layer norm, GELU/ReLU, embedding, cosine attention, the loss). ``attn.sdpa`` is differentiated through its
 parts: the probabilities are recomputed with ``attn.softmax`` and the four GEMMs are ``nn.matmul``s.
+Every GEMM the pass writes carries ``phase`` (``forward`` for a recomputation, ``input-gradient`` for the
+gradient of an activation, ``weight-gradient`` for ``dW = dyᵀ x``): a target with a reconfigurable MAC array
+(``lower-to-tinycl``) runs each in its mode.
 
 Options: ``lr`` (> 0, default 0.05), ``momentum`` (in [0, 1), default 0), ``frozen`` (a regular expression:
 parameters whose whole name matches are constants, e.g. a model's buffers). An op with no backward rule on
@@ -56,6 +59,8 @@ UPDATES_ATTRIBUTE = "attnc.updates"
 MOMENTUM_SUFFIX = ".momentum"
 LABELS_NAME = "labels"
 PASS_NAME = "training-step"
+PHASE_ATTRIBUTE = "phase"  # on each GEMM of the backward program: which phase of the MAC array computes it
+FORWARD, INPUT_GRADIENT, WEIGHT_GRADIENT = "forward", "input-gradient", "weight-gradient"
 
 
 def _tensor(shape: Sequence[int], element: Attribute) -> TensorType:
@@ -109,10 +114,13 @@ class Backward:
         rank = len(tensor_shape(value))
         return self.value(nn.TransposeOp(value, rank - 2, rank - 1), like)
 
-    def matmul(self, lhs: SSAValue, rhs: SSAValue, like: Operation | None) -> SSAValue:
+    def matmul(self, lhs: SSAValue, rhs: SSAValue, like: Operation | None, phase: str = INPUT_GRADIENT) -> SSAValue:
+        """A GEMM of the step, marked with its phase (``forward``, ``input-gradient``, ``weight-gradient``)."""
         a, b = tensor_shape(lhs), tensor_shape(rhs)
         batch = _broadcast(a[:-2], b[:-2])
-        return self.value(nn.MatmulOp(lhs, rhs, _tensor([*batch, a[-2], b[-1]], element_type(lhs))), like)
+        gemm = nn.MatmulOp(lhs, rhs, _tensor([*batch, a[-2], b[-1]], element_type(lhs)))
+        gemm.attributes[PHASE_ATTRIBUTE] = StringAttr(phase)
+        return self.value(gemm, like)
 
     def flatten_rows(self, value: SSAValue, like: Operation | None) -> SSAValue:
         shape = tensor_shape(value)
@@ -157,7 +165,8 @@ def _linear(b: Backward, op: Operation, dy: SSAValue, wanted: list[bool]) -> Non
         b.accumulate(op.input, b.matmul(dy, op.weight, op), op)  # dx = dy W (input gradient)
     if wanted[1]:
         rows_dy, rows_x = b.flatten_rows(dy, op), b.flatten_rows(op.input, op)
-        b.accumulate(op.weight, b.matmul(b.transpose_last(rows_dy, op), rows_x, op), op)  # dW = dyᵀ x (weight gradient)
+        dw = b.matmul(b.transpose_last(rows_dy, op), rows_x, op, WEIGHT_GRADIENT)  # dW = dyᵀ x
+        b.accumulate(op.weight, dw, op)
     if len(wanted) > 2 and wanted[2]:
         assert op.bias is not None
         b.accumulate(op.bias, b.reduce_to(dy, tensor_shape(op.bias), op), op)
@@ -398,7 +407,7 @@ def _sdpa(b: Backward, op: Operation, dy: SSAValue, wanted: list[bool]) -> None:
     if mask is not None and wanted[3]:
         raise pass_failure(PASS_NAME, "the mask of an attn.sdpa cannot be trained", op)
     scale = op.scale.value.data
-    scores = b.matmul(q, b.transpose_last(k, op), op)
+    scores = b.matmul(q, b.transpose_last(k, op), op, FORWARD)
     probs = b.value(attn.SoftmaxOp(scores, mask, scale, op.is_causal), op)
     if wanted[2]:
         b.accumulate(v, b.reduce_to(b.matmul(b.transpose_last(probs, op), dy, op), tensor_shape(v), op), op)

@@ -20,14 +20,14 @@ TRAINED_WEIGHTS_FILE = "weights.safetensors"
 def add_train_command(commands) -> argparse.ArgumentParser:
     """The ``train`` subparser."""
     train = commands.add_parser("train", help="train a bundled model on its data set with the compiled training step")
-    train.add_argument("spec", help="bundled model with a data set: vit-digits, vit-tiny (scikit-learn digits)")
+    train.add_argument("spec", help="a model with a data set (scikit-learn digits): vit-digits, vit-tiny, patch-digits")
     train.add_argument("--target", default="reference", help="reference (float32 executor) or tinycl (default reference)")
     train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="a target option, e.g. --option total-bits=16 --option frac-bits=8 (repeatable)")
     train.add_argument("--epochs", type=int, default=1, help="passes over the training set (1)")
-    train.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (0.01)")
+    train.add_argument("--lr", type=float, default=0.02, help="SGD learning rate (0.02)")
     train.add_argument("--momentum", type=float, default=0.9, help="SGD momentum, in [0, 1) (0.9)")
-    train.add_argument("--batch-size", type=int, default=4, help="samples per training step (4)")
+    train.add_argument("--batch-size", type=int, default=16, help="samples per training step (16)")
     train.add_argument("--seed", type=int, default=0, help="initial parameters and epoch order: same seed, same run (0)")
     train.add_argument("-o", "--output", required=True, help=f"directory for {TRAINED_WEIGHTS_FILE} and {RESULTS_FILE}")
     add_continual_arguments(train)

@@ -52,6 +52,7 @@ from xdsl.transforms.dead_code_elimination import dce
 from dialects import attn, nn, tinycl
 from dialects.diagnostics import pass_failure, remark
 from dialects.shapes import element_type, fmt_shape, is_bool, is_float, tensor_shape
+from passes.training_step import INPUT_GRADIENT, PHASE_ATTRIBUTE, UPDATES_ATTRIBUTE, WEIGHT_GRADIENT
 from targets.tinycl.cost import SramOverflow, memory_plan
 
 PASS = "lower-to-tinycl"
@@ -75,6 +76,11 @@ DATA_MOVEMENT = (
 LOWERED = (nn.LinearOp, nn.MatmulOp, attn.SdpaOp, attn.CosineOp, nn.LayerNormOp, nn.GeluOp, nn.ReluOp)
 
 
+def default_grad_frac(total: int, frac: int) -> int:
+    """Gradients' fractional bits unless ``grad-frac-bits`` says otherwise: 4 more than the data, at most total − 2."""
+    return min(total - 2, frac + 4)
+
+
 @dataclass(frozen=True)
 class Numerics:
     """The data format and the rounding/overflow modes of one lowering."""
@@ -84,10 +90,23 @@ class Numerics:
     rounding: str
     overflow: str
     weight_frac: int
+    grad_frac: int = -1  # -1: the default gradient format (see ``gradient``)
 
     @property
     def data(self) -> tinycl.FixedType:
         return tinycl.FixedType(self.total, self.frac)
+
+    @property
+    def gradient(self) -> tinycl.FixedType:
+        """The format of gradients: ``grad-frac-bits`` or, by default, 4 more fractional bits than the data
+        (at most total − 2): gradients are small, their range is not."""
+        return tinycl.FixedType(self.total, self.grad_frac if self.grad_frac >= 0 else default_grad_frac(self.total, self.frac))
+
+    def wide_accumulator(self, depth: int, lhs: tinycl.FixedType, rhs: tinycl.FixedType) -> tinycl.FixedType:
+        """An accumulator over ``depth`` products of ``lhs`` and ``rhs`` codes that cannot overflow."""
+        width = lhs.total.data + rhs.total.data + math.ceil(math.log2(depth + 1)) + 1
+        return tinycl.FixedType(min(tinycl.MAX_BITS, width), lhs.frac.data + rhs.frac.data)
+
 
     @property
     def weight(self) -> tinycl.FixedType:
@@ -181,6 +200,9 @@ class LowerToTinycl(RewritePattern):
         return None
 
     def _MatmulOp(self, op: nn.MatmulOp, rewriter: PatternRewriter) -> str | None:
+        phase = op.attributes.get(PHASE_ATTRIBUTE)
+        if isinstance(phase, StringAttr) and phase.data in (INPUT_GRADIENT, WEIGHT_GRADIENT):
+            return self._gradient_gemm(op, phase.data, rewriter)
         lhs, rhs = tensor_shape(op.lhs), tensor_shape(op.rhs)
         if len(lhs) < 2 or not (len(rhs) == 2 or rhs[:-2] == lhs[:-2]):
             return f"operands {fmt_shape(lhs)} and {fmt_shape(rhs)} need one batch shape (or a 2-d rhs)"
@@ -188,6 +210,37 @@ class LowerToTinycl(RewritePattern):
         a = b.quantize(op.lhs, "a_q")
         rhs_t = b.quantize(b.transpose(op.rhs, "bt"), "bt_q")
         b.finish(rewriter, b.requant(b.mac(a, rhs_t, None, lhs[-1], "acc"), "q"))
+        return None
+
+    def _gradient_gemm(self, op: nn.MatmulOp, phase: str, rewriter: PatternRewriter) -> str | None:
+        """A GEMM of the backward program in its MAC mode: the gradient operand in the gradient format, the
+        other in the data (or weight) format, an accumulator that cannot overflow, requantised to gradients.
+
+        ``input-gradient``: ``dy (…, M, N) · B (…, N, K)``; ``weight-gradient``: the pass wrote ``dyᵀ x`` as
+        ``(N, M) · (M, K)``, the array takes ``dy (M, N)`` and ``x (M, K)`` and contracts their rows.
+        """
+        lhs, rhs = tensor_shape(op.lhs), tensor_shape(op.rhs)
+        n = self.numerics
+        b = _Builder(op, n)
+        if phase == INPUT_GRADIENT:
+            if len(lhs) < 2 or not (len(rhs) == 2 or rhs[:-2] == lhs[:-2]):
+                return f"operands {fmt_shape(lhs)} and {fmt_shape(rhs)} need one batch shape (or a 2-d rhs)"
+            gradient = b.quantize(op.lhs, "g_q", n.gradient)
+            other = b.quantize(op.rhs, "r_q", n.weight if isinstance(op.rhs.owner, nn.ParamOp) else n.data)
+            depth = lhs[-1]
+        else:
+            if len(lhs) != 2 or len(rhs) != 2:
+                return f"a weight gradient of {fmt_shape(lhs)} and {fmt_shape(rhs)} (2-d operands expected)"
+            gradient = b.quantize(b.transpose(op.lhs, "g"), "g_q", n.gradient)
+            other = b.quantize(op.rhs, "x_q")
+            depth = lhs[-1]
+        formats = element_type(gradient), element_type(other)
+        assert isinstance(formats[0], tinycl.FixedType) and isinstance(formats[1], tinycl.FixedType)
+        shape = tinycl.mac_result_shape(phase, tensor_shape(gradient), tensor_shape(other))
+        accumulator = TensorType(n.wide_accumulator(depth, formats[0], formats[1]), shape)
+        acc = b.add(tinycl.MacOp(phase, gradient, other, None, accumulator), "acc")
+        out = b.add(tinycl.RequantOp(acc, TensorType(n.gradient, shape), n.rounding, n.overflow), "q")
+        b.finish(rewriter, out)
         return None
 
     def _SdpaOp(self, op: attn.SdpaOp, rewriter: PatternRewriter) -> str | None:
@@ -252,6 +305,9 @@ class LowerToTinycl(RewritePattern):
 
 def _remark_digital(module: ModuleOp) -> None:
     for op in module.walk():
+        if op.dialect_name() == "grad":
+            remark(PASS, op, f"{op.name} has no fixed-point lowering yet: stays on the host (float)")
+            continue
         if op.dialect_name() in ("nn", "attn") and not isinstance(op, DATA_MOVEMENT):
             if isinstance(op, LOWERED):
                 continue  # these already said why they stayed
@@ -273,6 +329,7 @@ class LowerToTinyclPass(ModulePass):
     sram_kb: int = 512
     snake: bool = True
     weight_frac_bits: int = -1
+    grad_frac_bits: int = -1
 
     @property
     def weight_frac(self) -> int:
@@ -290,6 +347,11 @@ class LowerToTinyclPass(ModulePass):
             errors.append(
                 f"weight-frac-bits must be -1 (= frac-bits) or in [0, total-bits) = [0, {self.total_bits}), "
                 f"got {self.weight_frac_bits}"
+            )
+        if not (self.grad_frac_bits == -1 or 0 <= self.grad_frac_bits < self.total_bits):
+            errors.append(
+                f"grad-frac-bits must be -1 (the default) or in [0, total-bits) = [0, {self.total_bits}), "
+                f"got {self.grad_frac_bits}"
             )
         if self.rounding not in tinycl.ROUNDING_MODES:
             errors.append(f"rounding must be one of {', '.join(tinycl.ROUNDING_MODES)}, got '{self.rounding}'")
@@ -320,11 +382,18 @@ class LowerToTinyclPass(ModulePass):
             raise pass_failure(PASS, errors[0])
         if tinycl.CONFIG_ATTRIBUTE in op.attributes or any(o.dialect_name() == "tinycl" for o in op.walk()):
             raise pass_failure(PASS, "the module is already lowered to TinyCL")
-        numerics = Numerics(self.total_bits, self.frac_bits, self.rounding, self.overflow, self.weight_frac)
+        numerics = Numerics(
+            self.total_bits, self.frac_bits, self.rounding, self.overflow, self.weight_frac, self.grad_frac_bits
+        )
         PatternRewriteWalker(LowerToTinycl(numerics), apply_recursively=False).rewrite_module(op)
         dce(op)
         _remark_digital(op)
-        op.attributes[tinycl.CONFIG_ATTRIBUTE] = self.config_attribute()
+        config = self.config_attribute()
+        if UPDATES_ATTRIBUTE in op.attributes:  # a training step: gradients have their own format
+            entries = dict(config.data)
+            entries["grad_frac_bits"] = IntegerAttr(numerics.gradient.frac.data, i64)
+            config = DictionaryAttr(entries)
+        op.attributes[tinycl.CONFIG_ATTRIBUTE] = config
         try:
             memory_plan(op, self.sram_kb)
         except SramOverflow as error:

@@ -16,7 +16,7 @@
 // NOPARAM: attnc-opt: error: training-step: no float parameter reaches the loss: nothing to train
 
 // A linear: the loss and its seed, then the input gradient (dy W) and the weight gradient (dyᵀ x) as two
-// nn.matmul, the bias gradient a reduction; one grad.sgd per parameter with a zero-initialised velocity;
+// nn.matmul marked with their phase, the bias gradient a reduction; one grad.sgd per parameter with a zero-initialised velocity;
 // @main takes the labels and returns the loss, the new parameters and the new velocities (attnc.updates).
 func.func @main(%lin_x: tensor<4x8xf32>) -> tensor<4x3xf32> {
   %s = nn.param @shift : tensor<8xf32> loc("shift")
@@ -30,9 +30,9 @@ func.func @main(%lin_x: tensor<4x8xf32>) -> tensor<4x3xf32> {
 // CHECK:       func.func @main(%lin_x: tensor<4x8xf32> {{.*}}, %labels: tensor<4xi64> {{.*}}) -> (tensor<f32>, tensor<8xf32>, tensor<3x8xf32>, tensor<3xf32>, tensor<8xf32>, tensor<3x8xf32>, tensor<3xf32>)
 // CHECK:       %[[LOSS:.*]] = grad.cross_entropy %y, %labels : (tensor<4x3xf32>, tensor<4xi64>) -> tensor<f32>
 // CHECK-NEXT:  %[[DY:.*]] = grad.cross_entropy_backward %y, %labels
-// CHECK-NEXT:  %[[DX:.*]] = nn.matmul %[[DY]], %w : (tensor<4x3xf32>, tensor<3x8xf32>) -> tensor<4x8xf32> loc("fc")
+// CHECK-NEXT:  %[[DX:.*]] = nn.matmul %[[DY]], %w {phase = "input-gradient"} : (tensor<4x3xf32>, tensor<3x8xf32>) -> tensor<4x8xf32> loc("fc")
 // CHECK-NEXT:  %[[DYT:.*]] = nn.transpose %[[DY]] {dim0 = 0 : i64, dim1 = 1 : i64} : (tensor<4x3xf32>) -> tensor<3x4xf32> loc("fc")
-// CHECK-NEXT:  %[[DW:.*]] = nn.matmul %[[DYT]], %h : (tensor<3x4xf32>, tensor<4x8xf32>) -> tensor<3x8xf32> loc("fc")
+// CHECK-NEXT:  %[[DW:.*]] = nn.matmul %[[DYT]], %h {phase = "weight-gradient"} : (tensor<3x4xf32>, tensor<4x8xf32>) -> tensor<3x8xf32> loc("fc")
 // CHECK-NEXT:  nn.reduce_sum %[[DY]] {dims = array<i64: 0>, keepdim = true}
 // CHECK:       nn.reduce_sum %[[DX]] {dims = array<i64: 0>, keepdim = true} {{.*}} loc("shift")
 // CHECK:       %[[V:.*]] = nn.param @fc.weight.momentum {init = 0.000000e+00 : f64} : tensor<3x8xf32> loc("fc")
@@ -79,12 +79,12 @@ func.func @main(%att_x: tensor<1x2x4x8xf32>, %mask: tensor<1x1x4x4xi1>) -> tenso
 // CHECK-LABEL: func.func @main(%att_x
 // CHECK:       %[[DO:.*]] = grad.cross_entropy_backward %o, %labels
 // CHECK-NEXT:  %[[KT:.*]] = nn.transpose %h {dim0 = 2 : i64, dim1 = 3 : i64} {{.*}} loc("attn")
-// CHECK-NEXT:  %[[S:.*]] = nn.matmul %h, %[[KT]] : (tensor<1x2x4x8xf32>, tensor<1x2x8x4xf32>) -> tensor<1x2x4x4xf32> loc("attn")
+// CHECK-NEXT:  %[[S:.*]] = nn.matmul %h, %[[KT]] {phase = "forward"} : (tensor<1x2x4x8xf32>, tensor<1x2x8x4xf32>) -> tensor<1x2x4x4xf32> loc("attn")
 // CHECK-NEXT:  %[[P:.*]] = attn.softmax %[[S]] mask %mask {scale = 5.000000e-01 : f64, causal = false} {{.*}} loc("attn")
 // CHECK-NEXT:  %[[PT:.*]] = nn.transpose %[[P]]
-// CHECK-NEXT:  nn.matmul %[[PT]], %[[DO]] : (tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32> loc("attn")
+// CHECK-NEXT:  nn.matmul %[[PT]], %[[DO]] {phase = "input-gradient"} : (tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32> loc("attn")
 // CHECK-NEXT:  %[[VT:.*]] = nn.transpose %h
-// CHECK-NEXT:  %[[DP:.*]] = nn.matmul %[[DO]], %[[VT]] : (tensor<1x2x4x8xf32>, tensor<1x2x8x4xf32>) -> tensor<1x2x4x4xf32>
+// CHECK-NEXT:  %[[DP:.*]] = nn.matmul %[[DO]], %[[VT]] {phase = "input-gradient"} : (tensor<1x2x4x8xf32>, tensor<1x2x8x4xf32>) -> tensor<1x2x4x4xf32>
 // CHECK-NEXT:  %[[DS:.*]] = grad.softmax_backward %[[P]], %[[DP]] {dim = -1 : i64}
 // CHECK-NEXT:  %[[SCALE:.*]] = nn.full {value = 5.000000e-01 : f64} : tensor<f32>
 // CHECK-NEXT:  %[[DSS:.*]] = nn.mul %[[DS]], %[[SCALE]]
@@ -129,9 +129,9 @@ func.func @main(%ids: tensor<2x4xi64>) -> tensor<2x6xf32> {
 // CHECK-NEXT:  %[[R:.*]] = nn.reshape %[[DSEL]] : (tensor<2x6xf32>) -> tensor<2x1x6xf32> loc("select")
 // CHECK-NEXT:  %[[DMM:.*]] = nn.pad %[[R]] {pads = array<i64: 0, 0, 0, 5>, value = 0.000000e+00 : f64} : (tensor<2x1x6xf32>) -> tensor<2x6x6xf32> loc("select")
 // CHECK-NEXT:  %[[ET:.*]] = nn.transpose %e
-// CHECK-NEXT:  %[[DSL:.*]] = nn.matmul %[[DMM]], %[[ET]] : (tensor<2x6x6xf32>, tensor<2x6x4xf32>) -> tensor<2x6x4xf32> loc("mm")
+// CHECK-NEXT:  %[[DSL:.*]] = nn.matmul %[[DMM]], %[[ET]] {phase = "input-gradient"} : (tensor<2x6x6xf32>, tensor<2x6x4xf32>) -> tensor<2x6x4xf32> loc("mm")
 // CHECK-NEXT:  %[[SLT:.*]] = nn.transpose %sl
-// CHECK-NEXT:  nn.matmul %[[SLT]], %[[DMM]] : (tensor<2x4x6xf32>, tensor<2x6x6xf32>) -> tensor<2x4x6xf32> loc("mm")
+// CHECK-NEXT:  nn.matmul %[[SLT]], %[[DMM]] {phase = "input-gradient"} : (tensor<2x4x6xf32>, tensor<2x6x6xf32>) -> tensor<2x4x6xf32> loc("mm")
 // CHECK-NEXT:  %[[DP:.*]] = nn.pad %[[DSL]] {pads = array<i64: 1, 0>, value = 0.000000e+00 : f64} : (tensor<2x6x4xf32>) -> tensor<2x6x5xf32> loc("slice")
 // CHECK-NEXT:  %[[DCAT:.*]] = nn.permute %[[DP]] {dims = array<i64: 0, 2, 1>} : (tensor<2x6x5xf32>) -> tensor<2x5x6xf32> loc("perm")
 // CHECK-NEXT:  %[[DCB:.*]] = nn.slice %[[DCAT]] {dim = 1 : i64, start = 0 : i64, end = 1 : i64, step = 1 : i64} {{.*}} loc("cat")
