@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import torch
+from rich.progress import TaskID
 
 from compiler.datasets import ImageDataset, class_incremental_tasks
 from compiler.errors import AttncError
@@ -102,25 +103,24 @@ class SilentProgress:
 
 
 class RichProgress:
-    """Two bars on stderr: the epochs of the current task, and the batches of the current epoch."""
+    """Progress bars on stderr: one per task (its epochs, with the last loss), one for the batches of the epoch."""
 
     def __init__(self, label: str = ""):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.console = Console(stderr=True)
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            console=self.console)
+                            console=Console(stderr=True))
         self.label = label
-        self.task_bar = self.epoch_bar = None
+        self.task_bar: TaskID | None = None
+        self.epoch_bar: TaskID | None = None
+        self.description = ""
 
     def begin_task(self, task: int, tasks: int, epochs: int, samples: int) -> None:
         if self.task_bar is None:
             self.bar.start()
-        else:
-            self.bar.remove_task(self.task_bar)
-        self.task_bar = self.bar.add_task(f"{self.label}task {task + 1}/{tasks} ({samples} samples): epochs", total=epochs)
-        self.epoch_bar = None
+        self.description = f"{self.label}task {task + 1}/{tasks} ({samples} images)"
+        self.task_bar = self.bar.add_task(self.description, total=epochs)
 
     def batches(self, done: int, total: int) -> None:
         if self.epoch_bar is None:
@@ -132,11 +132,11 @@ class RichProgress:
             self.bar.remove_task(self.epoch_bar)
             self.epoch_bar = None
         if self.task_bar is not None:
-            self.bar.update(self.task_bar, advance=1, description=self.bar.tasks[-1].description.split(" loss")[0]
-                            + f" loss {loss:.3f}")
+            self.bar.update(self.task_bar, advance=1, description=f"{self.description}, loss {loss:.3f}")
 
     def end_task(self, average_accuracy: float) -> None:
-        self.bar.console.print(f"{self.label}after task: accuracy over the classes seen {average_accuracy:.4f}")
+        if self.task_bar is not None:
+            self.bar.update(self.task_bar, description=f"{self.description}, accuracy {average_accuracy:.4f}")
 
     def close(self) -> None:
         self.bar.stop()
@@ -200,10 +200,10 @@ def forgetting(task_accuracy: list[list[float]]) -> list[float]:
 
 def cost_totals(epochs: list[EpochRecord]) -> dict[str, float] | None:
     """The sum of the epochs' cost-model figures (None without a cost model)."""
-    costs = [epoch.cost for epoch in epochs]
-    if not costs or any(cost is None for cost in costs):
+    costs = [epoch.cost for epoch in epochs if epoch.cost is not None]
+    if not costs or len(costs) != len(epochs):
         return None
-    return {key: sum(cost[key] for cost in costs if cost is not None) for key in costs[0]}
+    return {key: sum(cost[key] for cost in costs) for key in costs[0]}
 
 
 def run_continual(trainer: Trainer, data: ImageDataset, config: ContinualConfig,

@@ -78,5 +78,8 @@ def run_and_write(choices: RunChoices, config: ContinualConfig, out: Path, show_
     finally:
         if progress is not None:
             progress.close()
-    write_directory(out, lambda directory: (directory / RESULTS_FILE).write_text(json.dumps(results, indent=1) + "\n"))
+    def write_results(directory: Path) -> None:
+        (directory / RESULTS_FILE).write_text(json.dumps(results, indent=1) + "\n")
+
+    write_directory(out, write_results)
     return results
