@@ -43,6 +43,10 @@ NUMERICS = {
 # vit-cl's training step at batch 32 needs more than the default 512 KiB of on-chip memory (the attention scores
 # and their accumulators): the TinyCL runs model a 1 MiB SRAM.
 TINYCL_SRAM_KB = "1024"
+# The first grid was stored before runs recorded their command line.
+FIRST_GRID = "python bench/tinycl_cl.py --numerics torch --attention softmax cosine --memories 200 500 1000 --seeds 0 1 2"
+AVALANCHE_COMMAND = ("/tmp/aval/bin/python bench/avalanche_gdumb.py --seeds 0 --memories 500 --train-per-class 200 "
+                     "--test-per-class 100  # separate venv: pip install avalanche-lib 'xdsl==0.74.*'")
 ATTENTION_SPEC = {"softmax": "vit-cl", "cosine": "vit-cl-cosine"}
 
 
@@ -331,6 +335,11 @@ def report(command: str, args) -> None:
         "fixed-point array (total/fractional bits, nearest-even rounding); `-sr` uses stochastic rounding. The avalanche "
         "rows are Avalanche's own `Naive`/`GDumb` strategies on the same data, model and optimiser (bench/avalanche_gdumb.py, "
         "in a separate environment with torch 2.14).",
+        "",
+        "Commands that produced the stored runs (`OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python ...`):",
+        "",
+        *[f"- `{command}`" for command in sorted({run.get("command", FIRST_GRID) for run in runs})],
+        f"- `{AVALANCHE_COMMAND}`",
         "",
         "## Average accuracy over the classes seen, after each task (mean ± std over seeds)",
         "",
