@@ -10,6 +10,7 @@ measured offline.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Callable
@@ -175,13 +176,14 @@ class TinyViT(nn.Module):
         heads: int = 4,
         mlp_dim: int = 128,
         num_classes: int = 10,
+        attention: str = "softmax",
     ):
         super().__init__()
         self.patches = PatchEmbedding(image_size, patch_size, channels, dim)
         tokens = (image_size // patch_size) ** 2 + 1
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embedding = nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
-        self.blocks = nn.ModuleList(ViTBlock(dim, heads, mlp_dim) for _ in range(depth))
+        self.blocks = nn.ModuleList(ViTBlock(dim, heads, mlp_dim, attention) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
 
@@ -202,11 +204,11 @@ class TinyViT(nn.Module):
 class ViTBlock(nn.Module):
     """Pre-norm Transformer block with explicit q/k/v projections and eager softmax attention."""
 
-    def __init__(self, dim: int, heads: int, mlp_dim: int):
+    def __init__(self, dim: int, heads: int, mlp_dim: int, attention: str = "softmax"):
         super().__init__()
         self.heads = heads
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = ViTAttention(dim, heads)
+        self.attn = CosineViTAttention(dim, heads) if attention == "cosine" else ViTAttention(dim, heads)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
 
@@ -238,6 +240,60 @@ class ViTAttention(nn.Module):
         probs = torch.softmax(scores, dim=-1)
         context = torch.matmul(probs, v).transpose(1, 2).reshape(b, t, d)
         return self.out(context)
+
+
+def unit(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """x / ‖x‖₂ over the last dimension (eps inside the root keeps a zero vector finite)."""
+    return x * torch.rsqrt((x * x).sum(dim=-1, keepdim=True) + eps)
+
+
+class CosineViTAttention(ViTAttention):
+    """Cosine attention trained from scratch (docs/methods/cottention.md): per head N(q) (N(k)ᵀ v) / L^s.
+
+    N normalises over the head dimension, s = sigmoid(m) with one learned m per head (0.5 at start); the
+    product is taken right to left, linear in the number of tokens L (L ≥ 1, so max(1, L^s) = L^s).
+    """
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__(dim, heads)
+        self.cosine_m = nn.Parameter(torch.full((heads,), 0.5))
+
+    def reset_parameters(self) -> None:
+        """m back to 0.5 (the projections reset themselves)."""
+        with torch.no_grad():
+            self.cosine_m.fill_(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+
+        def split(y: torch.Tensor) -> torch.Tensor:
+            return y.view(b, t, self.heads, self.head_dim).transpose(1, 2)
+
+        q, k, v = unit(split(self.query(x))), unit(split(self.key(x))), split(self.value(x))
+        context = torch.matmul(q, torch.matmul(k.transpose(-2, -1), v))
+        scale = torch.exp(torch.sigmoid(self.cosine_m) * -math.log(t)).view(1, self.heads, 1, 1)
+        return self.out((context * scale).transpose(1, 2).reshape(b, t, d))
+
+
+# The class-incremental ViT (compiler/continual.py): sized for 28×28 Fashion-MNIST (patch 7: 16 patches + class
+# token); on 8×8 digits the same width and depth with patch 4 (with patch 2, SGD leaves it at chance).
+CL_VIT_CONFIG = {"dim": 32, "depth": 2, "heads": 4, "mlp_dim": 64, "num_classes": 10}
+CL_VIT_PATCH = {28: 7, 8: 4}
+
+
+def cl_vit_model(attention: str = "softmax", image_size: int = 28) -> TinyViT:
+    """The class-incremental ViT, its parameters drawn from torch's global generator."""
+    if image_size not in CL_VIT_PATCH:
+        raise AttncError(f"the class-incremental ViT takes {sorted(CL_VIT_PATCH)} pixel images, not {image_size}")
+    return TinyViT(image_size=image_size, patch_size=CL_VIT_PATCH[image_size], attention=attention, **CL_VIT_CONFIG)
+
+
+def vit_cl(attention: str = "softmax", image_size: int = 28, seed: int = 0):
+    """The untrained class-incremental ViT (softmax or cosine attention) for ``image_size``² single-channel images."""
+    torch.manual_seed(seed)
+    model = cl_vit_model(attention, image_size)
+    images = torch.rand(4, 1, image_size, image_size, generator=torch.Generator().manual_seed(seed))
+    return model.eval(), (images,)
 
 
 def vit_tiny(seed: int = 0):
@@ -403,6 +459,8 @@ BUNDLED: dict[str, Callable[[], tuple[nn.Module, tuple]]] = {
     "vit-tiny": vit_tiny,
     "vit-digits": vit_digits,
     "vit-fashion": vit_fashion,
+    "vit-cl": vit_cl,
+    "vit-cl-cosine": lambda: vit_cl("cosine"),
     "transformer-encoder": transformer_encoder,
     "mha": multihead_attention,
     "mha-sdpa": lambda: multihead_attention(need_weights=False),

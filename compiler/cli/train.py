@@ -11,6 +11,8 @@ import json
 import time
 from pathlib import Path
 
+from compiler.cli.continual import add_continual_arguments, cmd_continual
+
 RESULTS_FILE = "results.json"
 TRAINED_WEIGHTS_FILE = "weights.safetensors"
 
@@ -28,6 +30,7 @@ def add_train_command(commands) -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=16, help="samples per training step (16)")
     train.add_argument("--seed", type=int, default=0, help="initial parameters and epoch order: same seed, same run (0)")
     train.add_argument("-o", "--output", required=True, help=f"directory for {TRAINED_WEIGHTS_FILE} and {RESULTS_FILE}")
+    add_continual_arguments(train)
     return train
 
 
@@ -67,6 +70,8 @@ def cmd_train(args) -> int:
     from compiler.errors import AttncError
     from compiler.training import compiled_trainer, training_data
 
+    if args.strategy is not None:  # class-incremental run (compiler/cli/continual.py)
+        return cmd_continual(args, _options(args.option))
     if args.epochs < 1:
         raise AttncError(f"--epochs must be at least 1, got {args.epochs}")
     check_output_directory(Path(args.output))

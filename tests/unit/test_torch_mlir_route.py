@@ -16,6 +16,8 @@ from compiler.models import BUNDLED  # noqa: E402
 from dialects import attn  # noqa: E402
 from runtime.executor import Executor  # noqa: E402
 
+COSINE_ONLY = {"vit-cl-cosine"}  # cosine attention written out: no softmax attention to raise
+
 
 @pytest.mark.parametrize("name", BUNDLED)
 def test_both_frontends_agree(name):
@@ -29,7 +31,7 @@ def test_both_frontends_agree(name):
         raised = sum(isinstance(op, attn.SdpaOp) for op in imported.module.walk())
         results[frontend] = (outputs, raised, set(imported.weights))
     (fx_out, fx_raised, fx_weights), (tm_out, tm_raised, tm_weights) = results["fx"], results["torch-mlir"]
-    assert fx_raised > 0 and tm_raised == fx_raised
+    assert (fx_raised > 0 or name in COSINE_ONLY) and tm_raised == fx_raised
     assert tm_weights == fx_weights
     assert max_abs_error(tm_out, fx_out) <= 1e-5
 
