@@ -87,13 +87,16 @@ def test_cli_export_round_trip(tmp_path):
     assert max_abs_error(outputs, compiled.reference_outputs or []) <= 1e-4
 
 
+COSINE_ONLY = {"vit-cl-cosine"}  # cosine attention written out as matmuls: no softmax attention to raise
+
+
 @pytest.mark.parametrize("name", BUNDLED)
 def test_every_bundled_model_exports_and_lowers(name):
     compiled = compile_model(name, "attn-raise")
     exported = export_torch_mlir(compiled.module, compiled.input_names)
     parse_with_torch_mlir(exported.text)
     raised = sum(isinstance(op, attn.SdpaOp) for op in compiled.module.walk())
-    assert raised > 0 and exported.text.count("torch.aten.scaled_dot_product_attention ") == raised
+    assert (raised > 0 or name in COSINE_ONLY) and exported.text.count("torch.aten.scaled_dot_product_attention ") == raised
     if name not in RUN_ON_REFBACKEND:  # the larger ones: lowered, not run (JIT and naive loops: MiniLM takes ~30 s)
         assert "linalg." in lower_to_linalg(exported.text)
         return
