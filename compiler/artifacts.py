@@ -93,8 +93,9 @@ def _swap_into_place(staging: Path, outdir: Path) -> None:
     raise AttncError(f"cannot write {outdir}: other writers kept replacing it")
 
 
-def atomic_write_tensors(tensors: Mapping[str, torch.Tensor], path: str | Path) -> None:
-    """``save_file`` into a temporary file beside ``path``, renamed into place (``attnc run -o``)."""
+def _atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
+    """Calls ``write(temporary)`` on a temporary file beside ``path``, then renames it into place, so a reader
+    sees the old file or the new one, never half of one; a failure is one AttncError naming ``path``."""
     path = Path(path)
     if path.is_dir():
         raise AttncError(f"cannot write {path}: it is a directory")
@@ -103,13 +104,23 @@ def atomic_write_tensors(tensors: Mapping[str, torch.Tensor], path: str | Path) 
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.absolute().parent)
     os.close(handle)
     try:
-        save_file({name: t.detach().contiguous() for name, t in tensors.items()}, temporary)
+        write(temporary)
         os.replace(temporary, path)
     except OSError as error:
         raise AttncError(f"cannot write {path}: {error.strerror or error}") from None
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def atomic_write_tensors(tensors: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """``save_file`` into a temporary file beside ``path``, renamed into place (``attnc run -o``)."""
+    _atomic_write(path, lambda temporary: save_file({name: t.detach().contiguous() for name, t in tensors.items()}, temporary))
+
+
+def atomic_write_text(text: str, path: str | Path) -> None:
+    """Writes ``text`` (UTF-8) into a temporary file beside ``path``, renamed into place (``attnc export``)."""
+    _atomic_write(path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
 
 
 def _sha256(path: Path) -> str:

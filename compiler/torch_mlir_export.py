@@ -18,12 +18,9 @@ that introduced them. Needs torch-mlir (the ``onnx`` extra).
 from __future__ import annotations
 
 import math
-import os
 import struct
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -362,24 +359,6 @@ def export_torch_mlir(module: ModuleOp, input_names: Sequence[str]) -> TorchMlir
     require_extra()
     text, parameters = module_text(module, input_names)
     return TorchMlirExport(str(parse_torch_mlir(text)), list(input_names), parameters)
-
-
-def write_text(path: Path, text: str) -> None:
-    """Writes ``text`` into a temporary file beside ``path`` and renames it into place."""
-    if path.is_dir():
-        raise AttncError(f"cannot write {path}: it is a directory")
-    if not path.absolute().parent.is_dir():
-        raise AttncError(f"cannot write {path}: directory {path.absolute().parent} does not exist")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.absolute().parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except OSError as error:
-        raise AttncError(f"cannot write {path}: {error.strerror or error}") from None
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 def parse_torch_mlir(text: str):

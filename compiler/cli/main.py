@@ -265,11 +265,12 @@ def cmd_verify(args) -> int:
 def cmd_export(args) -> int:
     """torch-mlir's ``torch`` dialect, verified by torch-mlir; parameters are arguments named ``attnc.param``."""
     from compiler.api import CompiledModel
-    from compiler.torch_mlir_export import export_torch_mlir, write_text
+    from compiler.artifacts import atomic_write_text
+    from compiler.torch_mlir_export import export_torch_mlir
 
     compiled = CompiledModel.load(args.outdir)
     exported = export_torch_mlir(compiled.module, compiled.input_names)
-    write_text(Path(args.output), exported.text)
+    atomic_write_text(exported.text, args.output)
     print(f"wrote {args.output}: @main takes {len(exported.input_names)} inputs, then {len(exported.parameter_names)} "
           f"parameters (named by attnc.param; tensors in {Path(args.outdir) / 'weights.safetensors'})")
     return 0
