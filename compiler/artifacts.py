@@ -93,7 +93,7 @@ def _swap_into_place(staging: Path, outdir: Path) -> None:
     raise AttncError(f"cannot write {outdir}: other writers kept replacing it")
 
 
-def _atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
+def _atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
     """Calls ``write(temporary)`` on a temporary file beside ``path``, then renames it into place, so a reader
     sees the old file or the new one, never half of one; a failure is one AttncError naming ``path``."""
     path = Path(path)
