@@ -32,7 +32,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from xdsl.dialects.builtin import BoolAttr, FloatAttr, IntAttr, IntegerAttr, IntegerType, StringAttr, TensorType
+from xdsl.dialects.builtin import (
+    BoolAttr,
+    DenseArrayBase,
+    FloatAttr,
+    IntAttr,
+    IntegerAttr,
+    IntegerType,
+    StringAttr,
+    TensorType,
+    i64,
+)
 from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, SSAValue, TypeAttribute
 from xdsl.irdl import (
     IRDLOperation,
@@ -326,7 +336,8 @@ def _same_fixed_shape(op: IRDLOperation, input: SSAValue, result: SSAValue) -> F
 @irdl_op_definition
 class SoftmaxOp(IRDLOperation):
     """Softmax over the last dim in fixed point: ``exp(scale·(s − max))`` from a table, an integer sum and one
-    rounded integer division per element. An i1 ``mask`` (broadcast to the input) keeps its true positions;
+    rounded integer division per element, into the result's format (probabilities may carry more fractional
+    bits than the scores). An i1 ``mask`` (broadcast to the input) keeps its true positions;
     ``causal`` drops keys after the query position; a row with no kept key is all zeros."""
 
     name = "tinycl.softmax"
@@ -338,15 +349,20 @@ class SoftmaxOp(IRDLOperation):
     assembly_format = "$input (`mask` $mask^)? attr-dict `:` functional-type(operands, results)"
     traits = traits_def(Pure())
 
-    def __init__(self, input: SSAValue, scale: float, causal: bool, mask: SSAValue | None = None):
+    def __init__(
+        self, input: SSAValue, scale: float, causal: bool, mask: SSAValue | None = None, result_type: Attribute | None = None
+    ):
         super().__init__(
             operands=[input, [mask] if mask is not None else []],
-            result_types=[input.type],
+            result_types=[result_type or input.type],
             attributes={"scale": FloatAttr(float(scale), 64), "causal": BoolAttr.from_bool(causal)},
         )
 
     def verify_(self) -> None:
-        fmt = _same_fixed_shape(self, self.input, self.result)
+        fixed_of(self.input, "the input")
+        fmt = fixed_of(self.result, "the result")
+        if tensor_shape(self.result) != tensor_shape(self.input):
+            raise VerifyException(f"{self.name} keeps the input's shape {fmt_shape(tensor_shape(self.input))}")
         if not self.scale.value.data > 0:
             raise VerifyException(f"scale must be positive, got {self.scale.value.data}")
         if fmt.frac.data > fmt.total.data - 2:
@@ -506,8 +522,265 @@ class HeadScaleOp(IRDLOperation):
             raise VerifyException(f"length must be >= 0, got {self.length.value.data}")
 
 
+class _RoundedResultOp(IRDLOperation):
+    """Base of the element-wise units of the training step: an exact integer computation, then the result's
+    format reached by one requantisation with ``rounding`` and ``overflow``."""
+
+    rounding = attr_def(StringAttr)
+    overflow = attr_def(StringAttr)
+
+    def _check_modes(self) -> None:
+        _check_choice(self.rounding.data, ROUNDING_MODES, "rounding mode")
+        _check_choice(self.overflow.data, OVERFLOW_MODES, "overflow mode")
+
+
+def _broadcast_shape(lhs: tuple[int, ...], rhs: tuple[int, ...]) -> tuple[int, ...] | None:
+    rank = max(len(lhs), len(rhs))
+    a, b = (1,) * (rank - len(lhs)) + lhs, (1,) * (rank - len(rhs)) + rhs
+    if any(x != y and 1 not in (x, y) for x, y in zip(a, b)):
+        return None
+    return tuple(max(x, y) for x, y in zip(a, b))
+
+
+class _BinaryOp(_RoundedResultOp):
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, lhs: SSAValue, rhs: SSAValue, result_type: Attribute, rounding: str, overflow: str):
+        super().__init__(
+            operands=[lhs, rhs],
+            result_types=[result_type],
+            attributes={"rounding": StringAttr(rounding), "overflow": StringAttr(overflow)},
+        )
+
+    def verify_(self) -> None:
+        self._check_modes()
+        fixed_of(self.lhs, "lhs"), fixed_of(self.rhs, "rhs"), fixed_of(self.result, "the result")
+        shape = _broadcast_shape(tensor_shape(self.lhs), tensor_shape(self.rhs))
+        if shape != tensor_shape(self.result):
+            raise VerifyException(
+                f"operands {fmt_shape(tensor_shape(self.lhs))} and {fmt_shape(tensor_shape(self.rhs))} do not broadcast "
+                f"to the result {fmt_shape(tensor_shape(self.result))}"
+            )
+
+
+@irdl_op_definition
+class AddOp(_BinaryOp):
+    """``a + b`` (broadcast): both aligned to the finer format (exact), summed in int64, then requantised."""
+
+    name = "tinycl.add"
+
+
+@irdl_op_definition
+class MulOp(_BinaryOp):
+    """``a · b`` (broadcast): the exact product (fractional bits add up), then requantised."""
+
+    name = "tinycl.mul"
+
+
+@irdl_op_definition
+class ReduceSumOp(_RoundedResultOp):
+    """The exact int64 sum over ``dims``, then requantised."""
+
+    name = "tinycl.reduce_sum"
+    input = operand_def(TensorType)
+    dims = attr_def(DenseArrayBase.constr(i64))
+    keepdim = attr_def(BoolAttr)
+    result = result_def(TensorType)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(
+        self, input: SSAValue, dims: Sequence[int], keepdim: bool, result_type: Attribute, rounding: str, overflow: str
+    ):
+        super().__init__(
+            operands=[input],
+            result_types=[result_type],
+            attributes={
+                "dims": DenseArrayBase.from_list(i64, list(dims)),
+                "keepdim": BoolAttr.from_bool(keepdim),
+                "rounding": StringAttr(rounding),
+                "overflow": StringAttr(overflow),
+            },
+        )
+
+    def verify_(self) -> None:
+        self._check_modes()
+        fixed_of(self.input, "the input"), fixed_of(self.result, "the result")
+        shape = tensor_shape(self.input)
+        dims = {d % len(shape) for d in self.dims.get_values()} if shape else set()
+        keep = bool(self.keepdim.value.data)
+        expected = tuple(1 if i in dims else n for i, n in enumerate(shape) if keep or i not in dims)
+        if tensor_shape(self.result) != expected:
+            got = fmt_shape(tensor_shape(self.result))
+            raise VerifyException(f"the sum over {sorted(dims)} is {fmt_shape(expected)}, got {got}")
+
+
+@irdl_op_definition
+class SoftmaxBackwardOp(_RoundedResultOp):
+    """``dx = y · (dy − Σ dy·y)`` over the last dim: the row sum and both products exact, one requantisation."""
+
+    name = "tinycl.softmax_backward"
+    output = operand_def(TensorType)
+    grad_output = operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$output `,` $grad_output attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, output: SSAValue, grad_output: SSAValue, result_type: Attribute, rounding: str, overflow: str):
+        super().__init__(
+            operands=[output, grad_output],
+            result_types=[result_type],
+            attributes={"rounding": StringAttr(rounding), "overflow": StringAttr(overflow)},
+        )
+
+    def verify_(self) -> None:
+        self._check_modes()
+        fixed_of(self.output, "the softmax output"), fixed_of(self.grad_output, "the gradient")
+        fixed_of(self.result, "the result")
+        if not tensor_shape(self.output) == tensor_shape(self.grad_output) == tensor_shape(self.result):
+            raise VerifyException("the softmax output, its gradient and the result must have one shape")
+
+
+@irdl_op_definition
+class LayerNormBackwardOp(_RoundedResultOp):
+    """The input gradient of a layer norm over the last dim, ``(n·g − Σg − x̂·Σ(g·x̂)) / (n·σ)`` with ``g = dy·γ``:
+    the statistics as ``tinycl.layer_norm`` computes them (exact sums, integer square root with guard bits), x̂
+    and g rounded to the gradient's fractional bits, the bracket exact, one rounded division by ``n·σ``, then
+    the result's format."""
+
+    name = "tinycl.layer_norm_backward"
+    input = operand_def(TensorType)
+    grad_output = operand_def(TensorType)
+    gamma = operand_def(TensorType)
+    eps = attr_def(FloatAttr)
+    result = result_def(TensorType)
+    assembly_format = "$input `,` $grad_output `,` $gamma attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(
+        self, input: SSAValue, grad_output: SSAValue, gamma: SSAValue, eps: float, result_type: Attribute, rounding: str,
+        overflow: str,
+    ):
+        super().__init__(
+            operands=[input, grad_output, gamma],
+            result_types=[result_type],
+            attributes={"eps": FloatAttr(float(eps), 64), "rounding": StringAttr(rounding), "overflow": StringAttr(overflow)},
+        )
+
+    def verify_(self) -> None:
+        self._check_modes()
+        for value, what in ((self.input, "the input"), (self.grad_output, "the gradient"), (self.gamma, "gamma")):
+            fixed_of(value, what)
+        fixed_of(self.result, "the result")
+        shape = tensor_shape(self.input)
+        if not shape or tensor_shape(self.grad_output) != shape or tensor_shape(self.result) != shape:
+            raise VerifyException("the input, its gradient and the result must have one shape")
+        if tensor_shape(self.gamma) != shape[-1:]:
+            raise VerifyException(f"gamma must be {fmt_shape(shape[-1:])}, got {fmt_shape(tensor_shape(self.gamma))}")
+        if not self.eps.value.data > 0:
+            raise VerifyException(f"eps must be positive, got {self.eps.value.data}")
+
+
+@irdl_op_definition
+class ActivationBackwardOp(_RoundedResultOp):
+    """``dx = f'(x) · dy`` with ``f'`` from a table over the input's codes (entries with ``total − 2`` fractional
+    bits, rounded to nearest even), the product exact, then requantised."""
+
+    name = "tinycl.activation_backward"
+    input = operand_def(TensorType)
+    grad_output = operand_def(TensorType)
+    function = attr_def(StringAttr)
+    result = result_def(TensorType)
+    assembly_format = "$input `,` $grad_output attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(
+        self, input: SSAValue, grad_output: SSAValue, function: str, result_type: Attribute, rounding: str, overflow: str
+    ):
+        super().__init__(
+            operands=[input, grad_output],
+            result_types=[result_type],
+            attributes={"function": StringAttr(function), "rounding": StringAttr(rounding), "overflow": StringAttr(overflow)},
+        )
+
+    def verify_(self) -> None:
+        self._check_modes()
+        _check_choice(self.function.data, LUT_FUNCTIONS, "table function")
+        fixed_of(self.input, "the input"), fixed_of(self.grad_output, "the gradient"), fixed_of(self.result, "the result")
+        if not tensor_shape(self.input) == tensor_shape(self.grad_output) == tensor_shape(self.result):
+            raise VerifyException("the activation input, its gradient and the result must have one shape")
+
+
+@irdl_op_definition
+class CrossEntropyBackwardOp(_RoundedResultOp):
+    """The gradient of the cross-entropy on its logits, ``(softmax(logits) − onehot(labels)) · scale / divisor``
+    (``divisor`` the count of labels: the mean, times a loss ``scale``): the softmax unit's table with 8 guard
+    bits beyond the result's fractional bits, the one-hot subtracted exactly, the exact product by ``scale``,
+    one rounded division by ``divisor``, then requantised."""
+
+    name = "tinycl.cross_entropy_backward"
+    logits = operand_def(TensorType)
+    labels = operand_def(TensorType)
+    scale = attr_def(IntegerAttr)
+    divisor = attr_def(IntegerAttr)
+    result = result_def(TensorType)
+    assembly_format = "$logits `,` $labels attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(
+        self, logits: SSAValue, labels: SSAValue, scale: int, divisor: int, result_type: Attribute, rounding: str,
+        overflow: str,
+    ):
+        super().__init__(
+            operands=[logits, labels],
+            result_types=[result_type],
+            attributes={
+                "scale": IntegerAttr(scale, 64),
+                "divisor": IntegerAttr(divisor, 64),
+                "rounding": StringAttr(rounding),
+                "overflow": StringAttr(overflow),
+            },
+        )
+
+    def verify_(self) -> None:
+        self._check_modes()
+        fixed_of(self.logits, "the logits"), fixed_of(self.result, "the result")
+        if self.divisor.value.data < 1 or self.scale.value.data < 1:
+            raise VerifyException(f"scale and divisor must be >= 1, got {self.scale.value.data}, {self.divisor.value.data}")
+        labels = element_type(self.labels)
+        if not isinstance(labels, IntegerType):
+            raise VerifyException(f"labels must be integers, got {labels}")
+        shape = tensor_shape(self.logits)
+        if not shape or tensor_shape(self.labels) != shape[:-1] or tensor_shape(self.result) != shape:
+            raise VerifyException(
+                f"logits {fmt_shape(shape)}, labels {fmt_shape(tensor_shape(self.labels))} and the result "
+                f"{fmt_shape(tensor_shape(self.result))} do not match"
+            )
+
+
 TINYCL = Dialect(
     "tinycl",
-    [QuantizeOp, RequantOp, DequantizeOp, MacOp, SoftmaxOp, LayerNormOp, LutOp, L2NormalizeOp, HeadScaleOp],
+    [
+        QuantizeOp,
+        RequantOp,
+        DequantizeOp,
+        MacOp,
+        SoftmaxOp,
+        LayerNormOp,
+        LutOp,
+        L2NormalizeOp,
+        HeadScaleOp,
+        AddOp,
+        MulOp,
+        ReduceSumOp,
+        SoftmaxBackwardOp,
+        LayerNormBackwardOp,
+        ActivationBackwardOp,
+        CrossEntropyBackwardOp,
+    ],
     [FixedType],
 )

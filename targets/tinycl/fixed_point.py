@@ -127,11 +127,18 @@ def exp_table(scale: float, frac: int) -> torch.Tensor:
     return table[: int((table > 0).sum())]
 
 
-def softmax(codes: torch.Tensor, fmt: Format, scale: float, causal: bool, keep: torch.Tensor | None = None) -> torch.Tensor:
-    """Softmax of ``scale · s`` over the last dim, codes in and out of ``fmt``: table exponentials, exact int64
-    row sums, one rounded division per element; error within ``2^-(frac+1)`` + the table's ``2^-(TABLE_BITS+1)``
-    relative error per term. ``keep`` (bool, broadcast to the scores) and ``causal`` drop keys; a row with no
-    key left is all zeros."""
+def softmax(
+    codes: torch.Tensor,
+    fmt: Format,
+    scale: float,
+    causal: bool,
+    keep: torch.Tensor | None = None,
+    out: Format | None = None,
+) -> torch.Tensor:
+    """Softmax of ``scale · s`` over the last dim, codes of ``fmt`` in, codes of ``out`` (default ``fmt``) out:
+    table exponentials, exact int64 row sums, one rounded division per element; error within
+    ``2^-(out frac+1)`` + the table's ``2^-(TABLE_BITS+1)`` relative error per term. ``keep`` (bool, broadcast to
+    the scores) and ``causal`` drop keys; a row with no key left is all zeros."""
     total, frac = fmt
     table = exp_table(scale, frac)
     kept = torch.ones(codes.shape, dtype=torch.bool)
@@ -145,8 +152,9 @@ def softmax(codes: torch.Tensor, fmt: Format, scale: float, causal: bool, keep: 
     exps = torch.where(distance < len(table), table[distance.clamp(max=len(table) - 1)], torch.zeros_like(distance))
     exps = exps.masked_fill(~kept, 0)
     sums = exps.sum(dim=-1, keepdim=True)
-    probs = divide_rounded(exps << frac, sums.clamp(min=1))
-    return fit(probs, total, "saturate")
+    out_total, out_frac = out or fmt
+    probs = divide_rounded(exps << out_frac, sums.clamp(min=1))
+    return fit(probs, out_total, "saturate")
 
 
 def integer_sqrt(values: torch.Tensor) -> torch.Tensor:
@@ -231,3 +239,122 @@ def lut(codes: torch.Tensor, function: str, fmt: Format) -> torch.Tensor:
     table, drop = lut_table(function, fmt)
     low = code_range(fmt[0] - drop)[0]
     return table[(codes >> drop) - low]
+
+
+# -- the element-wise units of the training step (backward and update) ------------------------------------------
+
+
+def add(
+    lhs: torch.Tensor, lhs_frac: int, rhs: torch.Tensor, rhs_frac: int, out: Format, rounding: str, overflow: str,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``a + b`` (broadcast): aligned to the finer format (exact), summed, requantised to ``out``."""
+    frac = max(lhs_frac, rhs_frac)
+    exact = (lhs << (frac - lhs_frac)) + (rhs << (frac - rhs_frac))
+    return requantize(exact, (64, frac), out, rounding, overflow, generator)
+
+
+def multiply(
+    lhs: torch.Tensor, lhs_frac: int, rhs: torch.Tensor, rhs_frac: int, out: Format, rounding: str, overflow: str,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``a · b`` (broadcast): the exact product (``lhs_frac + rhs_frac`` fractional bits), requantised to ``out``."""
+    return requantize(lhs * rhs, (64, lhs_frac + rhs_frac), out, rounding, overflow, generator)
+
+
+def reduce_sum(
+    codes: torch.Tensor, frac: int, dims: list[int], keepdim: bool, out: Format, rounding: str, overflow: str,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The exact sum over ``dims``, requantised to ``out``."""
+    return requantize(codes.sum(dim=dims, keepdim=keepdim), (64, frac), out, rounding, overflow, generator)
+
+
+def softmax_backward(
+    probs: torch.Tensor, probs_frac: int, grads: torch.Tensor, grad_frac: int, out: Format, rounding: str, overflow: str,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``y · (dy − Σ dy·y)`` over the last dim: ``Σ dy·y`` exact (``py + pg`` fractional bits), ``dy`` aligned to
+    it, the product exact (``2·py + pg``), one requantisation to ``out``."""
+    row = (grads * probs).sum(dim=-1, keepdim=True)
+    centred = (grads << probs_frac) - row
+    return requantize(probs * centred, (64, 2 * probs_frac + grad_frac), out, rounding, overflow, generator)
+
+
+def _gelu_derivative(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0))) + x * torch.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+def _relu_derivative(x: torch.Tensor) -> torch.Tensor:
+    return (x > 0).to(x.dtype)
+
+
+DERIVATIVES = {"gelu": _gelu_derivative, "relu": _relu_derivative}
+
+
+def derivative_table(function: str, fmt: Format) -> tuple[torch.Tensor, int, Format]:
+    """The table of ``function``'s derivative over the codes of ``fmt`` (indexed as ``lut_table``), its ``drop``
+    and the entries' format ``(total, total − 2)``: GELU' lies in [−0.17, 1.13], ReLU' in {0, 1}."""
+    total, _ = fmt
+    entry = (total, total - 2)
+    drop = max(0, total - TABLE_BITS)
+    low, high = code_range(total - drop)
+    inputs = torch.arange(low, high + 1, dtype=torch.int64) << drop
+    values = DERIVATIVES[function](dequantize(inputs, fmt, torch.float64))
+    return quantize(values, entry, "nearest-even", "saturate"), drop, entry
+
+
+def activation_backward(
+    codes: torch.Tensor, fmt: Format, grads: torch.Tensor, grad_frac: int, function: str, out: Format, rounding: str,
+    overflow: str, generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``f'(x) · dy``: the derivative from its table, the product exact, one requantisation to ``out``."""
+    table, drop, entry = derivative_table(function, fmt)
+    low = code_range(fmt[0] - drop)[0]
+    derivative = table[(codes >> drop) - low]
+    return requantize(derivative * grads, (64, entry[1] + grad_frac), out, rounding, overflow, generator)
+
+
+CROSS_ENTROPY_GUARD_BITS = 8  # fractional bits of the probabilities beyond the gradient's
+
+
+def cross_entropy_backward(
+    logits: torch.Tensor, fmt: Format, labels: torch.Tensor, scale: int, divisor: int, out: Format, rounding: str,
+    overflow: str, generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``(softmax(logits) − onehot) · scale / divisor``: probabilities by the softmax unit (scale 1) with
+    CROSS_ENTROPY_GUARD_BITS more fractional bits than ``out``, the one-hot subtracted exactly, the exact
+    product by ``scale``, a rounded division by ``divisor`` (half up), then ``out`` with the rounding and
+    overflow modes."""
+    frac = out[1] + CROSS_ENTROPY_GUARD_BITS
+    probs = softmax(logits, fmt, 1.0, False, out=(64, frac))
+    onehot = torch.nn.functional.one_hot(labels.to(torch.int64), logits.shape[-1]).to(torch.int64) << frac
+    mean = divide_rounded((probs - onehot) * scale, torch.tensor(divisor, dtype=torch.int64))
+    return requantize(mean, (64, frac), out, rounding, overflow, generator)
+
+
+def layer_norm_backward(
+    codes: torch.Tensor, fmt: Format, grads: torch.Tensor, grad_frac: int, gamma: torch.Tensor, gamma_frac: int, eps: float,
+    out: Format, rounding: str, overflow: str, generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The input gradient of ``layer_norm`` over the last dim, ``dx = (n·g − Σg − x̂·Σ(g·x̂)) / (n·σ)``, ``g = dy·γ``.
+
+    ``n·σ`` as the forward computes it (exact centring and variance, integer square root with NORM_GUARD_BITS);
+    ``x̂`` rounded (half up) and ``g`` rounded with ``rounding`` to ``out``'s fractional bits ``f``; the bracket
+    exact in units of ``2^-3f``; one rounded division by ``n·σ``, a shift to ``f`` with ``rounding``, then the
+    width of ``out`` with ``overflow``."""
+    frac, n, guard = fmt[1], codes.shape[-1], NORM_GUARD_BITS
+    f = out[1]
+    centred = n * codes - codes.sum(dim=-1, keepdim=True)
+    eps_codes = round(eps * n * n * 2.0 ** (2 * frac))
+    variance = torch.div((centred * centred).sum(dim=-1, keepdim=True), n, rounding_mode="floor") + eps_codes
+    root = integer_sqrt(variance << (2 * guard))  # n·σ in units of 2^-(frac+G)
+    xhat = divide_rounded(centred << (f + guard), root)  # x̂ in units of 2^-f
+    g = shift_right(grads * gamma, grad_frac + gamma_frac - f, rounding, generator)  # units of 2^-f
+    bracket = ((n * g - g.sum(dim=-1, keepdim=True)) << (2 * f)) - xhat * (g * xhat).sum(dim=-1, keepdim=True)
+    shift = frac + guard - 2 * f  # dx·2^f = bracket·2^(frac+G−2f) / root
+    if shift >= 0:
+        quotient = divide_rounded(bracket << shift, root)
+    else:
+        quotient = shift_right(divide_rounded(bracket, root), -shift, rounding, generator)
+    return fit(quotient, out[0], overflow)

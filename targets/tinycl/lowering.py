@@ -39,22 +39,23 @@ of the cost model; true). The pass fails when the memory plan's peak does not fi
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import BoolAttr, DictionaryAttr, IntegerAttr, ModuleOp, StringAttr, TensorType, i64
-from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.ir import Attribute, Operation
 from xdsl.passes import ModulePass
-from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern
+from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 from xdsl.transforms.dead_code_elimination import dce
 
-from dialects import attn, nn, tinycl
+from dialects import attn, grad, nn, tinycl
 from dialects.diagnostics import pass_failure, remark
 from dialects.shapes import element_type, fmt_shape, is_bool, is_float, tensor_shape
 from passes.training_step import INPUT_GRADIENT, PHASE_ATTRIBUTE, UPDATES_ATTRIBUTE, WEIGHT_GRADIENT
+from targets.tinycl.builder import Builder, Numerics
 from targets.tinycl.cost import SramOverflow, memory_plan
+from targets.tinycl.training_lowering import TRAINING_OPS, LowerTrainingOps, gradient_cone
 
 PASS = "lower-to-tinycl"
 MAX_TOTAL_BITS = 16  # the layer-norm statistics and the function tables are sized for 16-bit data
@@ -77,98 +78,6 @@ DATA_MOVEMENT = (
 LOWERED = (nn.LinearOp, nn.MatmulOp, attn.SdpaOp, attn.CosineOp, nn.LayerNormOp, nn.GeluOp, nn.ReluOp)
 
 
-def default_grad_frac(total: int, frac: int) -> int:
-    """Gradients' fractional bits unless ``grad-frac-bits`` says otherwise: 4 more than the data, at most total − 2."""
-    return min(total - 2, frac + 4)
-
-
-@dataclass(frozen=True)
-class Numerics:
-    """The data format and the rounding/overflow modes of one lowering."""
-
-    total: int
-    frac: int
-    rounding: str
-    overflow: str
-    weight_frac: int
-    grad_frac: int = -1  # -1: the default gradient format (see ``gradient``)
-
-    @property
-    def data(self) -> tinycl.FixedType:
-        return tinycl.FixedType(self.total, self.frac)
-
-    @property
-    def gradient(self) -> tinycl.FixedType:
-        """The format of gradients: ``grad-frac-bits`` or, by default, 4 more fractional bits than the data
-        (at most total − 2): gradients are small, their range is not."""
-        return tinycl.FixedType(self.total, self.grad_frac if self.grad_frac >= 0 else default_grad_frac(self.total, self.frac))
-
-    def wide_accumulator(self, depth: int, lhs: tinycl.FixedType, rhs: tinycl.FixedType) -> tinycl.FixedType:
-        """An accumulator over ``depth`` products of ``lhs`` and ``rhs`` codes that cannot overflow."""
-        width = lhs.total.data + rhs.total.data + math.ceil(math.log2(depth + 1)) + 1
-        return tinycl.FixedType(min(tinycl.MAX_BITS, width), lhs.frac.data + rhs.frac.data)
-
-
-    @property
-    def weight(self) -> tinycl.FixedType:
-        return tinycl.FixedType(self.total, self.weight_frac)
-
-    def accumulator(self, depth: int, rhs: tinycl.FixedType | None = None) -> tinycl.FixedType:
-        """A forward MAC's accumulator over ``depth`` products: wide enough that the sum cannot overflow."""
-        width = 2 * self.total + math.ceil(math.log2(depth + 1)) + 1
-        return tinycl.FixedType(min(tinycl.MAX_BITS, width), self.frac + (rhs or self.data).frac.data)
-
-
-def _fixed_tensor(value: SSAValue, fmt: tinycl.FixedType) -> TensorType:
-    return TensorType(fmt, tensor_shape(value))
-
-
-class _Builder:
-    """Emits the replacement ops of one op, each with its location and a readable name."""
-
-    def __init__(self, op: Operation, numerics: Numerics):
-        self.op, self.numerics = op, numerics
-        self.ops: list[Operation] = []
-        self.prefix = (op.results[0].name_hint if op.results else None) or "t"
-
-    def add(self, new: Operation, suffix: str) -> SSAValue:
-        new.location = self.op.location
-        new.results[0].name_hint = f"{self.prefix}_{suffix}"
-        self.ops.append(new)
-        return new.results[0]
-
-    def quantize(self, value: SSAValue, suffix: str, fmt: tinycl.FixedType | None = None) -> SSAValue:
-        fmt = fmt or self.numerics.data
-        source = value.owner
-        if isinstance(source, tinycl.DequantizeOp) and element_type(source.input) == fmt:
-            return source.input  # fixed → float → fixed in one format: nothing to do
-        n = self.numerics
-        return self.add(tinycl.QuantizeOp(value, _fixed_tensor(value, fmt), n.rounding, n.overflow), suffix)
-
-    def requant(self, value: SSAValue, suffix: str) -> SSAValue:
-        n = self.numerics
-        return self.add(tinycl.RequantOp(value, _fixed_tensor(value, n.data), n.rounding, n.overflow), suffix)
-
-    def mac(self, lhs: SSAValue, rhs: SSAValue, bias: SSAValue | None, depth: int, suffix: str) -> SSAValue:
-        shape = tinycl.mac_result_shape("forward", tensor_shape(lhs), tensor_shape(rhs))
-        rhs_format = element_type(rhs)
-        assert isinstance(rhs_format, tinycl.FixedType)
-        result = TensorType(self.numerics.accumulator(depth, rhs_format), shape)
-        return self.add(tinycl.MacOp("forward", lhs, rhs, bias, result), suffix)
-
-    def transpose(self, value: SSAValue, suffix: str) -> SSAValue:
-        rank = len(tensor_shape(value))
-        return self.add(nn.TransposeOp(value, rank - 2, rank - 1), suffix)
-
-    def finish(self, rewriter: PatternRewriter, fixed: SSAValue) -> None:
-        result = self.op.results[0]
-        out = tinycl.DequantizeOp(fixed, result.type)
-        out.location = self.op.location
-        self.ops.append(out)
-        rewriter.replace(self.op, self.ops)
-        out.result.name_hint = self.prefix
-
-
 def _float_operands(op: Operation) -> bool:
     """Whether the values the array would compute on are float (an attention mask is not one of them)."""
     mask = op.mask if isinstance(op, attn.SdpaOp) else None
@@ -180,9 +89,13 @@ class LowerToTinycl(RewritePattern):
     """Every supported op onto the array; see the module docstring."""
 
     numerics: Numerics
+    training: bool = False  # a training step: LowerTrainingOps lowers the recomputed layer norms without affine
+    cone: set[Operation] = field(default_factory=set)  # a training step's ops computed from the loss gradient
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if not isinstance(op, LOWERED):
+            return
+        if self.training and isinstance(op, nn.LayerNormOp) and not op.affine:
             return
         if not _float_operands(op):
             remark(PASS, op, f"{op.name} on non-float operands stays digital (float on the host)")
@@ -192,7 +105,7 @@ class LowerToTinycl(RewritePattern):
             remark(PASS, op, f"{op.name} stays digital (float on the host): {why}")
 
     def _LinearOp(self, op: nn.LinearOp, rewriter: PatternRewriter) -> str | None:
-        b = _Builder(op, self.numerics)
+        b = Builder(op, self.numerics)
         depth = tensor_shape(op.weight)[1]
         n = self.numerics
         x, w = b.quantize(op.input, "x_q"), b.quantize(op.weight, "w_q", n.weight)
@@ -207,7 +120,7 @@ class LowerToTinycl(RewritePattern):
         lhs, rhs = tensor_shape(op.lhs), tensor_shape(op.rhs)
         if len(lhs) < 2 or not (len(rhs) == 2 or rhs[:-2] == lhs[:-2]):
             return f"operands {fmt_shape(lhs)} and {fmt_shape(rhs)} need one batch shape (or a 2-d rhs)"
-        b = _Builder(op, self.numerics)
+        b = Builder(op, self.numerics)
         a = b.quantize(op.lhs, "a_q")
         rhs_t = b.quantize(b.transpose(op.rhs, "bt"), "bt_q")
         b.finish(rewriter, b.requant(b.mac(a, rhs_t, None, lhs[-1], "acc"), "q"))
@@ -222,18 +135,20 @@ class LowerToTinycl(RewritePattern):
         """
         lhs, rhs = tensor_shape(op.lhs), tensor_shape(op.rhs)
         n = self.numerics
-        b = _Builder(op, n)
+        b = Builder(op, n)
         if phase == INPUT_GRADIENT:
             if len(lhs) < 2 or not (len(rhs) == 2 or rhs[:-2] == lhs[:-2]):
                 return f"operands {fmt_shape(lhs)} and {fmt_shape(rhs)} need one batch shape (or a 2-d rhs)"
-            gradient = b.quantize(op.lhs, "g_q", n.gradient)
-            other = b.quantize(op.rhs, "r_q", n.weight if isinstance(op.rhs.owner, nn.ParamOp) else n.data)
+            # the gradient is the operand computed from the loss gradient: dy·W, or Pᵀ·dy for attention's dV
+            lhs_is_gradient = op.lhs.owner in self.cone or op.rhs.owner not in self.cone
+            gradient = b.operand(op.lhs, "g_q", n.gradient if lhs_is_gradient else n.data)
+            other = b.operand(op.rhs, "r_q", n.data if lhs_is_gradient else n.gradient)
             depth = lhs[-1]
         else:
             if len(lhs) != 2 or len(rhs) != 2:
                 return f"a weight gradient of {fmt_shape(lhs)} and {fmt_shape(rhs)} (2-d operands expected)"
             gradient = b.quantize(b.transpose(op.lhs, "g"), "g_q", n.gradient)
-            other = b.quantize(op.rhs, "x_q")
+            other = b.operand(op.rhs, "x_q", n.data)
             depth = lhs[-1]
         formats = element_type(gradient), element_type(other)
         assert isinstance(formats[0], tinycl.FixedType) and isinstance(formats[1], tinycl.FixedType)
@@ -254,11 +169,12 @@ class LowerToTinycl(RewritePattern):
         q, k, v = (tensor_shape(x) for x in (op.query, op.key, op.value))
         if not (len(q) >= 2 and k[:-2] == q[:-2] and v[:-2] == q[:-2]):
             return f"Q {fmt_shape(q)}, K {fmt_shape(k)}, V {fmt_shape(v)} need one batch shape"
-        b = _Builder(op, self.numerics)
+        b = Builder(op, self.numerics)
         query, key = b.quantize(op.query, "q_q"), b.quantize(op.key, "k_q")
         value_t = b.quantize(b.transpose(op.value, "vt"), "vt_q")
         scores = b.requant(b.mac(query, key, None, q[-1], "scores_acc"), "scores")
-        probs = b.add(tinycl.SoftmaxOp(scores, op.scale.value.data, bool(op.causal.value.data), op.mask), "probs")
+        probabilities = TensorType(self.numerics.probability, tensor_shape(scores))
+        probs = b.add(tinycl.SoftmaxOp(scores, op.scale.value.data, bool(op.causal.value.data), op.mask, probabilities), "probs")
         b.finish(rewriter, b.requant(b.mac(probs, value_t, None, k[-2], "out_acc"), "out_q"))
         return None
 
@@ -268,7 +184,7 @@ class LowerToTinycl(RewritePattern):
         if self.numerics.frac > self.numerics.total - 2:
             return f"unit vectors need 1.0 representable (frac-bits <= total-bits - 2), got {self.numerics.data}"
         q, k = tensor_shape(op.query), tensor_shape(op.key)
-        b = _Builder(op, self.numerics)
+        b = Builder(op, self.numerics)
         query = b.add(tinycl.L2NormalizeOp(b.quantize(op.query, "q_q")), "qn")
         key = b.add(tinycl.L2NormalizeOp(b.quantize(op.key, "k_q")), "kn")
         key_float = b.add(tinycl.DequantizeOp(key, op.key.type), "kn_f")
@@ -286,7 +202,7 @@ class LowerToTinycl(RewritePattern):
         if op.weight is None or op.bias is None:
             return "a layer norm without an affine weight and bias is not supported"
         n = self.numerics
-        b = _Builder(op, n)
+        b = Builder(op, n)
         x, gamma, beta = b.quantize(op.input, "x_q"), b.quantize(op.weight, "g_q"), b.quantize(op.bias, "b_q")
         b.finish(rewriter, b.add(tinycl.LayerNormOp(x, gamma, beta, op.eps.value.data, n.rounding, n.overflow), "q"))
         return None
@@ -294,25 +210,40 @@ class LowerToTinycl(RewritePattern):
     def _GeluOp(self, op: nn.GeluOp, rewriter: PatternRewriter) -> str | None:
         if op.approximate.data != "none":
             return f'the table holds exact GELU, not approximate = "{op.approximate.data}"'
-        b = _Builder(op, self.numerics)
+        b = Builder(op, self.numerics)
         b.finish(rewriter, b.add(tinycl.LutOp(b.quantize(op.input, "x_q"), "gelu"), "q"))
         return None
 
     def _ReluOp(self, op: nn.ReluOp, rewriter: PatternRewriter) -> str | None:
-        b = _Builder(op, self.numerics)
+        b = Builder(op, self.numerics)
         b.finish(rewriter, b.add(tinycl.LutOp(b.quantize(op.input, "x_q"), "relu"), "q"))
         return None
 
 
+class FoldRoundTrip(RewritePattern):
+    """``quantize(dequantize(c))`` into the format ``c`` already has is ``c``: exact, so it is dropped."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not isinstance(op, tinycl.QuantizeOp) or not isinstance(op.input.owner, tinycl.DequantizeOp):
+            return
+        codes = op.input.owner.input
+        if codes.type == op.result.type:
+            rewriter.replace(op, [], [codes])
+
+
 def _remark_digital(module: ModuleOp) -> None:
+    training = UPDATES_ATTRIBUTE in module.attributes
     backward = Counter(op.name for op in module.walk() if op.dialect_name() == "grad")
     for name, count in backward.items():  # one line per kind: a training step holds one per parameter
-        remark(PASS, None, f"{count} x {name}: no fixed-point lowering yet, stays on the host (float)")
+        if name == grad.CrossEntropyOp.name:
+            remark(PASS, None, f"{name}: the reported loss value stays on the host (float); no update depends on it")
+        elif not issubclass(type(next(o for o in module.walk() if o.name == name)), TRAINING_OPS):
+            remark(PASS, None, f"{count} x {name}: no fixed-point lowering yet, stays on the host (float)")
     for op in module.walk():
         if op.dialect_name() == "grad":
             continue
         if op.dialect_name() in ("nn", "attn") and not isinstance(op, DATA_MOVEMENT):
-            if isinstance(op, LOWERED):
+            if isinstance(op, LOWERED) or (training and isinstance(op, TRAINING_OPS)):
                 continue  # these already said why they stayed
             remark(PASS, op, f"{op.name} is not a TinyCL operator: stays digital (float on the host)")
 
@@ -333,6 +264,8 @@ class LowerToTinyclPass(ModulePass):
     snake: bool = True
     weight_frac_bits: int = -1
     grad_frac_bits: int = -1
+    prob_frac_bits: int = -1
+    loss_scale: int = 16
 
     @property
     def weight_frac(self) -> int:
@@ -351,6 +284,13 @@ class LowerToTinyclPass(ModulePass):
                 f"weight-frac-bits must be -1 (= frac-bits) or in [0, total-bits) = [0, {self.total_bits}), "
                 f"got {self.weight_frac_bits}"
             )
+        if not (self.prob_frac_bits == -1 or 0 <= self.prob_frac_bits <= self.total_bits - 2):
+            errors.append(
+                f"prob-frac-bits must be -1 (= total-bits - 2) or in [0, total-bits - 2] = [0, {self.total_bits - 2}], "
+                f"got {self.prob_frac_bits}"
+            )
+        if self.loss_scale < 1:
+            errors.append(f"loss-scale must be at least 1, got {self.loss_scale}")
         if not (self.grad_frac_bits == -1 or 0 <= self.grad_frac_bits < self.total_bits):
             errors.append(
                 f"grad-frac-bits must be -1 (the default) or in [0, total-bits) = [0, {self.total_bits}), "
@@ -386,9 +326,16 @@ class LowerToTinyclPass(ModulePass):
         if tinycl.CONFIG_ATTRIBUTE in op.attributes or any(o.dialect_name() == "tinycl" for o in op.walk()):
             raise pass_failure(PASS, "the module is already lowered to TinyCL")
         numerics = Numerics(
-            self.total_bits, self.frac_bits, self.rounding, self.overflow, self.weight_frac, self.grad_frac_bits
+            self.total_bits, self.frac_bits, self.rounding, self.overflow, self.weight_frac, self.grad_frac_bits,
+            self.prob_frac_bits, self.loss_scale,
         )
-        PatternRewriteWalker(LowerToTinycl(numerics), apply_recursively=False).rewrite_module(op)
+        training = UPDATES_ATTRIBUTE in op.attributes
+        cone = gradient_cone(op) if training else set()
+        patterns: list[RewritePattern] = [LowerToTinycl(numerics, training, cone)]
+        if training:  # a training step: its backward units and update too
+            patterns.append(LowerTrainingOps(numerics, cone))
+        PatternRewriteWalker(GreedyRewritePatternApplier(patterns), apply_recursively=False).rewrite_module(op)
+        PatternRewriteWalker(FoldRoundTrip(), apply_recursively=False).rewrite_module(op)
         dce(op)
         _remark_digital(op)
         config = self.config_attribute()

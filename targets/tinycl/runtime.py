@@ -53,7 +53,8 @@ class TinyclFunctions(InterpreterFunctions):
     @impl(tinycl.SoftmaxOp)
     def run_softmax(self, interpreter: Interpreter, op: tinycl.SoftmaxOp, args):
         keep = args[1] if len(args) > 1 else None
-        return (fp.softmax(args[0], format_of(op.input), op.scale.value.data, bool(op.causal.value.data), keep),)
+        scale, causal = op.scale.value.data, bool(op.causal.value.data)
+        return (fp.softmax(args[0], format_of(op.input), scale, causal, keep, format_of(op.result)),)
 
     @impl(tinycl.LayerNormOp)
     def run_layer_norm(self, interpreter: Interpreter, op: tinycl.LayerNormOp, args):
@@ -75,3 +76,48 @@ class TinyclFunctions(InterpreterFunctions):
     @impl(tinycl.LutOp)
     def run_lut(self, interpreter: Interpreter, op: tinycl.LutOp, args):
         return (fp.lut(args[0], op.function.data, format_of(op.input)),)
+
+    def _modes(self, op) -> tuple[str, str, torch.Generator]:
+        return op.rounding.data, op.overflow.data, self.generator
+
+    @impl(tinycl.AddOp)
+    def run_add(self, interpreter: Interpreter, op: tinycl.AddOp, args):
+        lhs, rhs = format_of(op.lhs), format_of(op.rhs)
+        return (fp.add(args[0], lhs[1], args[1], rhs[1], format_of(op.result), *self._modes(op)),)
+
+    @impl(tinycl.MulOp)
+    def run_mul(self, interpreter: Interpreter, op: tinycl.MulOp, args):
+        lhs, rhs = format_of(op.lhs), format_of(op.rhs)
+        return (fp.multiply(args[0], lhs[1], args[1], rhs[1], format_of(op.result), *self._modes(op)),)
+
+    @impl(tinycl.ReduceSumOp)
+    def run_reduce_sum(self, interpreter: Interpreter, op: tinycl.ReduceSumOp, args):
+        dims, keep = list(op.dims.get_values()), bool(op.keepdim.value.data)
+        return (fp.reduce_sum(args[0], format_of(op.input)[1], dims, keep, format_of(op.result), *self._modes(op)),)
+
+    @impl(tinycl.SoftmaxBackwardOp)
+    def run_softmax_backward(self, interpreter: Interpreter, op: tinycl.SoftmaxBackwardOp, args):
+        y, dy = format_of(op.output), format_of(op.grad_output)
+        return (fp.softmax_backward(args[0], y[1], args[1], dy[1], format_of(op.result), *self._modes(op)),)
+
+    @impl(tinycl.LayerNormBackwardOp)
+    def run_layer_norm_backward(self, interpreter: Interpreter, op: tinycl.LayerNormBackwardOp, args):
+        x, dy, gamma = args
+        formats = format_of(op.input), format_of(op.grad_output)[1], format_of(op.gamma)[1]
+        return (
+            fp.layer_norm_backward(
+                x, formats[0], dy, formats[1], gamma, formats[2], op.eps.value.data, format_of(op.result), *self._modes(op)
+            ),
+        )
+
+    @impl(tinycl.ActivationBackwardOp)
+    def run_activation_backward(self, interpreter: Interpreter, op: tinycl.ActivationBackwardOp, args):
+        x, dy = format_of(op.input), format_of(op.grad_output)[1]
+        function = op.function.data
+        return (fp.activation_backward(args[0], x, args[1], dy, function, format_of(op.result), *self._modes(op)),)
+
+    @impl(tinycl.CrossEntropyBackwardOp)
+    def run_cross_entropy_backward(self, interpreter: Interpreter, op: tinycl.CrossEntropyBackwardOp, args):
+        logits = format_of(op.logits)
+        scale, divisor = op.scale.value.data, op.divisor.value.data
+        return (fp.cross_entropy_backward(args[0], logits, args[1], scale, divisor, format_of(op.result), *self._modes(op)),)

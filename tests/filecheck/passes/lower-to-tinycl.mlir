@@ -55,7 +55,7 @@ func.func @linear(%x: tensor<2x5x8xf32>) -> tensor<2x5x4xf32> {
 
 // -----
 // Attention with two dynamic operands: Q·Kᵀ on the array, the fixed-point softmax (scale and causality
-// inside), Vᵀ quantized and P·V on the array.
+// inside) into the probability format (total - 2 = 14 fractional bits), Vᵀ quantized and P·V on the array.
 // CHECK-LABEL: func.func @attention
 // CHECK:      %o_q_q = tinycl.quantize %q
 // CHECK-NEXT: %o_k_q = tinycl.quantize %k
@@ -63,8 +63,8 @@ func.func @linear(%x: tensor<2x5x8xf32>) -> tensor<2x5x4xf32> {
 // CHECK-NEXT: %o_vt_q = tinycl.quantize %o_vt nearest-even saturate : (tensor<1x2x8x5xf32>) -> tensor<1x2x8x5x!tinycl.fixed<16, 8>>
 // CHECK-NEXT: %o_scores_acc = tinycl.mac forward %o_q_q, %o_k_q : (tensor<1x2x5x8x!tinycl.fixed<16, 8>>, tensor<1x2x5x8x!tinycl.fixed<16, 8>>) -> tensor<1x2x5x5x!tinycl.fixed<37, 16>> loc("blocks.0.attn")
 // CHECK-NEXT: %o_scores = tinycl.requant %o_scores_acc nearest-even saturate
-// CHECK-NEXT: %o_probs = tinycl.softmax %o_scores {scale = 0.35355339059327373 : f64, causal = true} : (tensor<1x2x5x5x!tinycl.fixed<16, 8>>) -> tensor<1x2x5x5x!tinycl.fixed<16, 8>> loc("blocks.0.attn")
-// CHECK-NEXT: %o_out_acc = tinycl.mac forward %o_probs, %o_vt_q : (tensor<1x2x5x5x!tinycl.fixed<16, 8>>, tensor<1x2x8x5x!tinycl.fixed<16, 8>>) -> tensor<1x2x5x8x!tinycl.fixed<36, 16>>
+// CHECK-NEXT: %o_probs = tinycl.softmax %o_scores {scale = 0.35355339059327373 : f64, causal = true} : (tensor<1x2x5x5x!tinycl.fixed<16, 8>>) -> tensor<1x2x5x5x!tinycl.fixed<16, 14>> loc("blocks.0.attn")
+// CHECK-NEXT: %o_out_acc = tinycl.mac forward %o_probs, %o_vt_q : (tensor<1x2x5x5x!tinycl.fixed<16, 14>>, tensor<1x2x8x5x!tinycl.fixed<16, 8>>) -> tensor<1x2x5x8x!tinycl.fixed<36, 22>>
 // CHECK-NEXT: %o_out_q = tinycl.requant %o_out_acc
 // CHECK-NEXT: %o = tinycl.dequantize %o_out_q : (tensor<1x2x5x8x!tinycl.fixed<16, 8>>) -> tensor<1x2x5x8xf32> loc("blocks.0.attn")
 // A format without 1.0 (8 bits, 7 fractional) keeps the softmax attention in float, and says so.
@@ -119,7 +119,7 @@ func.func @big_linear(%x: tensor<128x64xf32>) -> tensor<128x32xf32> {
 // -----
 // An i1 keep-mask (key padding) goes into the fixed-point softmax.
 // CHECK-LABEL: func.func @padding_mask
-// CHECK:       %o_probs = tinycl.softmax %o_scores mask %keep {scale = 0.35355339059327373 : f64, causal = false} : (tensor<1x2x5x5x!tinycl.fixed<16, 8>>, tensor<1x1x1x5xi1>) -> tensor<1x2x5x5x!tinycl.fixed<16, 8>>
+// CHECK:       %o_probs = tinycl.softmax %o_scores mask %keep {scale = 0.35355339059327373 : f64, causal = false} : (tensor<1x2x5x5x!tinycl.fixed<16, 8>>, tensor<1x1x1x5xi1>) -> tensor<1x2x5x5x!tinycl.fixed<16, 14>>
 func.func @padding_mask(%q: tensor<1x2x5x8xf32>, %keep: tensor<1x1x1x5xi1>) -> tensor<1x2x5x8xf32> {
   %o = attn.sdpa %q, %q, %q mask %keep {scale = 0.35355339059327373 : f64, causal = false} : (tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x1x1x5xi1>) -> tensor<1x2x5x8xf32> loc("padded.attn")
   func.return %o : tensor<1x2x5x8xf32>

@@ -1,0 +1,275 @@
+"""The rest of a training step on TinyCL: the backward units, the element-wise ops and the SGD update in fixed point.
+
+``lower-to-tinycl`` lowers the GEMMs of a training step to the MAC array (targets/tinycl/lowering.py); this
+pattern lowers what lies between them, so every value on the gradient path is a fixed-point code:
+
+* ``grad.cross_entropy_backward`` → ``tinycl.cross_entropy_backward`` (softmax table, exact one-hot, rounded
+  division by the count); ``grad.softmax_backward`` (last dim) → ``tinycl.softmax_backward``;
+  ``grad.layer_norm_backward`` (last dim) → ``tinycl.layer_norm_backward``; ``grad.gelu_backward`` (exact) and
+  ``grad.relu_backward`` → ``tinycl.activation_backward`` (derivative table);
+* ``nn.add`` / ``nn.sub`` / ``nn.mul`` / ``nn.reduce_sum``, the recomputed ``attn.softmax`` and the recomputed
+  ``nn.layer_norm`` without affine parameters → ``tinycl.add`` / ``tinycl.mul`` / ``tinycl.reduce_sum`` /
+  ``tinycl.softmax`` / ``tinycl.layer_norm`` (γ = 1, β = 0);
+* ``grad.sgd`` → the MAC array's ``update`` mode: ``v' = g − (−μ)·v`` and ``p' = p − (η/s)·v'``, each product exact
+  (``tinycl.mul`` by the constant in its own format), each difference in an accumulator wide enough, then
+  ``tinycl.requant`` to the velocity (gradient) and weight formats with the rounding and overflow modes.
+
+Loss scaling: the loss gradient is the mean times ``loss-scale`` s (16 by default), so the small gradients of a
+mean keep log2(s) more significant bits in the 16-bit gradient format; the velocity holds s·v and the learning
+rate is divided by s, so the step equals SGD's.
+
+Formats: values on the gradient path (everything computed from the loss gradient) use the gradient format,
+other values the data format, parameters the weight format, softmax outputs the probability format, constants
+(a scale, η/s, μ) 16 significant bits, rounded to nearest. Every op built here carries ``phase`` (``input-gradient``
+for the backward units, ``update`` for the SGD step) for the cost model. The loss value itself
+(``grad.cross_entropy``, a reported scalar no update depends on) stays on the host in float.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+
+from xdsl.dialects.builtin import StringAttr, TensorType
+from xdsl.ir import Operation, SSAValue
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
+
+from dialects import attn, grad, nn, tinycl
+from dialects.diagnostics import remark
+from dialects.shapes import element_type, int_list, is_bool, is_float, normalize_dim, tensor_shape
+from passes.training_step import PHASE_ATTRIBUTE
+from targets.tinycl.builder import Builder, Numerics
+
+PASS = "lower-to-tinycl"
+INPUT_GRADIENT, UPDATE = "input-gradient", "update"
+TRAINING_OPS = (
+    grad.CrossEntropyBackwardOp,
+    grad.SoftmaxBackwardOp,
+    grad.LayerNormBackwardOp,
+    grad.GeluBackwardOp,
+    grad.ReluBackwardOp,
+    grad.SgdOp,
+    nn.AddOp,
+    nn.SubOp,
+    nn.MulOp,
+    nn.ReduceSumOp,
+    attn.SoftmaxOp,
+    nn.LayerNormOp,
+)
+
+
+def gradient_cone(module: Operation) -> set[Operation]:
+    """The ops computed from the loss gradient (the backward program and the update)."""
+    cone: set[Operation] = set()
+    work = [op for op in module.walk() if isinstance(op, grad.CrossEntropyBackwardOp)]
+    while work:
+        op = work.pop()
+        if op in cone:
+            continue
+        cone.add(op)
+        work.extend(use.operation for result in op.results for use in result.uses)
+    return cone
+
+
+def _fixed(value: SSAValue) -> tinycl.FixedType:
+    typ = element_type(value)
+    assert isinstance(typ, tinycl.FixedType)
+    return typ
+
+
+class _TrainingBuilder(Builder):
+    """A builder whose ops carry the phase and whose operands keep the format they were computed in."""
+
+    def __init__(self, op: Operation, numerics: Numerics, phase: str | None):
+        super().__init__(op, numerics)
+        self.phase = phase
+
+    def add(self, new: Operation, suffix: str) -> SSAValue:
+        if self.phase is not None and new.dialect_name() == "tinycl":
+            new.attributes[PHASE_ATTRIBUTE] = StringAttr(self.phase)
+        return super().add(new, suffix)
+
+    def constant(self, value: float, suffix: str) -> SSAValue:
+        """A compile-time constant in its own format, rounded to nearest (whatever the run's rounding mode)."""
+        full = self.add(nn.FullOp(value, TensorType(element_type(self.op.results[0]), [])), f"{suffix}_f")
+        fixed = TensorType(self.numerics.constant(value), [])
+        return self.add(tinycl.QuantizeOp(full, fixed, "nearest-even", "saturate"), suffix)
+
+    def rounded(
+        self, cls, *operands: SSAValue, fmt: tinycl.FixedType, suffix: str, like: SSAValue | None = None, **attributes
+    ) -> SSAValue:
+        """A ``cls`` op on ``operands`` whose result (shaped as ``like``, by default the op's result) is in ``fmt``."""
+        n = self.numerics
+        result_type = fixed_type(like or self.op.results[0], fmt)
+        return self.add(cls(*operands, **attributes, result_type=result_type, rounding=n.rounding, overflow=n.overflow), suffix)
+
+
+def fixed_type(like: SSAValue, fmt: tinycl.FixedType) -> TensorType:
+    return TensorType(fmt, tensor_shape(like))
+
+
+@dataclass
+class LowerTrainingOps(RewritePattern):
+    """The backward units, element-wise ops and SGD of a training step; see the module docstring."""
+
+    numerics: Numerics
+    cone: set[Operation] = field(default_factory=set)
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not isinstance(op, TRAINING_OPS):
+            return
+        if not all(is_float(element_type(v)) for v in op.results):
+            return
+        why = getattr(self, f"_{type(op).__name__}")(op, rewriter)
+        if why:
+            remark(PASS, op, f"{op.name} stays digital (float on the host): {why}")
+
+    def _builder(self, op: Operation) -> _TrainingBuilder:
+        phase = UPDATE if isinstance(op, grad.SgdOp) else INPUT_GRADIENT if op in self.cone else None
+        return _TrainingBuilder(op, self.numerics, phase)
+
+    def _format(self, op: Operation) -> tinycl.FixedType:
+        return self.numerics.gradient if op in self.cone else self.numerics.data
+
+    # -- the backward units --------------------------------------------------------------------------------------
+
+    def _CrossEntropyBackwardOp(self, op: grad.CrossEntropyBackwardOp, rewriter: PatternRewriter) -> str | None:
+        b = self._builder(op)
+        logits = b.operand(op.logits, "logits_q", self.numerics.data)
+        # the mean times the loss scale: gradients keep log2(scale) more significant bits; η/scale in SGD
+        count = max(1, prod(tensor_shape(op.labels)))
+        dlogits = b.rounded(
+            tinycl.CrossEntropyBackwardOp, logits, op.labels, fmt=self.numerics.gradient, suffix="q",
+            scale=self.numerics.loss_scale, divisor=count,
+        )
+        b.finish(rewriter, dlogits)
+        return None
+
+    def _SoftmaxBackwardOp(self, op: grad.SoftmaxBackwardOp, rewriter: PatternRewriter) -> str | None:
+        rank = len(tensor_shape(op.output))
+        if normalize_dim(op.dim.value.data, rank, "dim") != rank - 1:
+            return "only the softmax over the last dim is lowered"
+        b = self._builder(op)
+        y = b.operand(op.output, "y_q", self.numerics.probability)
+        dy = b.operand(op.grad_output, "dy_q", self.numerics.gradient)
+        b.finish(rewriter, b.rounded(tinycl.SoftmaxBackwardOp, y, dy, fmt=self.numerics.gradient, suffix="q"))
+        return None
+
+    def _LayerNormBackwardOp(self, op: grad.LayerNormBackwardOp, rewriter: PatternRewriter) -> str | None:
+        if len(int_list(op.normalized_shape)) != 1:
+            return "only normalisation over the last dim is lowered"
+        b = self._builder(op)
+        n = self.numerics
+        x = b.operand(op.input, "x_q", n.data)
+        dy = b.operand(op.grad_output, "dy_q", n.gradient)
+        if op.weight is not None:
+            gamma = b.operand(op.weight, "g_q", n.data)
+        else:
+            ones = b.add(nn.FullOp(1.0, TensorType(element_type(op.input), tensor_shape(op.input)[-1:])), "ones")
+            gamma = b.quantize(ones, "g_q", n.data)
+        dx = b.rounded(tinycl.LayerNormBackwardOp, x, dy, gamma, fmt=n.gradient, suffix="q", eps=op.eps.value.data)
+        b.finish(rewriter, dx)
+        return None
+
+    def _activation(self, op: grad.ActivationBackwardOp, function: str, rewriter: PatternRewriter) -> str | None:
+        b = self._builder(op)
+        x = b.operand(op.input, "x_q", self.numerics.data)
+        dy = b.operand(op.grad_output, "dy_q", self.numerics.gradient)
+        dx = b.rounded(tinycl.ActivationBackwardOp, x, dy, fmt=self.numerics.gradient, suffix="q", function=function)
+        b.finish(rewriter, dx)
+        return None
+
+    def _GeluBackwardOp(self, op: grad.GeluBackwardOp, rewriter: PatternRewriter) -> str | None:
+        if op.approximate.data != "none":
+            return f'the table holds exact GELU\'s derivative, not approximate = "{op.approximate.data}"'
+        return self._activation(op, "gelu", rewriter)
+
+    def _ReluBackwardOp(self, op: grad.ReluBackwardOp, rewriter: PatternRewriter) -> str | None:
+        return self._activation(op, "relu", rewriter)
+
+    # -- element-wise ops and recomputations ---------------------------------------------------------------------
+
+    def _binary(self, op: nn.BinaryOp, cls, rewriter: PatternRewriter, negate: bool = False) -> str | None:
+        if not all(is_float(element_type(v)) for v in op.operands):
+            return "non-float operands"
+        b = self._builder(op)
+        default = self._format(op)
+        lhs = b.operand(op.lhs, "a_q", default)
+        rhs = b.operand(op.rhs, "b_q", default)
+        if negate:
+            rhs = b.rounded(tinycl.MulOp, rhs, b.constant(-1.0, "minus"), fmt=_fixed(rhs), suffix="neg", like=rhs)
+        b.finish(rewriter, b.rounded(cls, lhs, rhs, fmt=self._format(op), suffix="q"))
+        return None
+
+    def _AddOp(self, op: nn.AddOp, rewriter: PatternRewriter) -> str | None:
+        return self._binary(op, tinycl.AddOp, rewriter)
+
+    def _SubOp(self, op: nn.SubOp, rewriter: PatternRewriter) -> str | None:
+        return self._binary(op, tinycl.AddOp, rewriter, negate=True)
+
+    def _MulOp(self, op: nn.MulOp, rewriter: PatternRewriter) -> str | None:
+        return self._binary(op, tinycl.MulOp, rewriter)
+
+    def _ReduceSumOp(self, op: nn.ReduceSumOp, rewriter: PatternRewriter) -> str | None:
+        b = self._builder(op)
+        x = b.operand(op.input, "x_q", self._format(op))
+        dims, keep = list(op.dims.get_values()), bool(op.keepdim.value.data)
+        b.finish(rewriter, b.rounded(tinycl.ReduceSumOp, x, fmt=self._format(op), suffix="q", dims=dims, keepdim=keep))
+        return None
+
+    def _SoftmaxOp(self, op: attn.SoftmaxOp, rewriter: PatternRewriter) -> str | None:
+        if op.softcap is not None or (op.mask is not None and not is_bool(element_type(op.mask))):
+            return "soft-capping and additive float masks are not supported by the fixed-point softmax"
+        b = self._builder(op)
+        scores = b.operand(op.scores, "s_q", self.numerics.data)
+        probabilities = fixed_type(op.result, self.numerics.probability)
+        probs = b.add(tinycl.SoftmaxOp(scores, op.scale.value.data, bool(op.causal.value.data), op.mask, probabilities), "q")
+        b.finish(rewriter, probs)
+        return None
+
+    def _LayerNormOp(self, op: nn.LayerNormOp, rewriter: PatternRewriter) -> str | None:
+        if op.affine or len(int_list(op.normalized_shape)) != 1:
+            return "a recomputed layer norm without affine parameters over the last dim is lowered here"
+        n = self.numerics
+        b = self._builder(op)
+        x = b.operand(op.input, "x_q", n.data)
+        width = TensorType(element_type(op.input), tensor_shape(op.input)[-1:])
+        gamma = b.quantize(b.add(nn.FullOp(1.0, width), "ones"), "g_q", _fixed(x))
+        beta = b.quantize(b.add(nn.FullOp(0.0, width), "zeros"), "b_q", _fixed(x))
+        b.finish(rewriter, b.add(tinycl.LayerNormOp(x, gamma, beta, op.eps.value.data, n.rounding, n.overflow), "q"))
+        return None
+
+    # -- the update ----------------------------------------------------------------------------------------------
+
+    def _SgdOp(self, op: grad.SgdOp, rewriter: PatternRewriter) -> str | None:
+        n = self.numerics
+        b = self._builder(op)
+        param = b.quantize(op.param, "p_q", n.weight)
+        step = b.operand(op.grad, "g_q", n.gradient)
+        more: list[SSAValue] = []
+        if op.velocity:
+            velocity = b.quantize(op.velocity[0], "v_q", n.gradient)
+            decay = b.constant(-op.momentum.value.data, "mu")
+            decayed = self._exact_product(b, velocity, decay, "mv")
+            step = b.add(tinycl.RequantOp(self._update(b, step, decayed, "v_acc"), fixed_type(op.param, n.gradient),
+                                          n.rounding, n.overflow), "v_new")
+            more.append(step)
+        scaled = self._exact_product(b, step, b.constant(op.lr.value.data / self.numerics.loss_scale, "lr"), "lr_v")
+        new = b.add(tinycl.RequantOp(self._update(b, param, scaled, "p_acc"), fixed_type(op.param, n.weight),
+                                     n.rounding, n.overflow), "p_new")
+        b.finish(rewriter, new, *more)
+        return None
+
+    def _exact_product(self, b: _TrainingBuilder, value: SSAValue, constant: SSAValue, suffix: str) -> SSAValue:
+        lhs, rhs = _fixed(value), _fixed(constant)
+        exact = tinycl.FixedType(min(tinycl.MAX_BITS, lhs.total.data + rhs.total.data), lhs.frac.data + rhs.frac.data)
+        n = self.numerics
+        return b.add(tinycl.MulOp(value, constant, fixed_type(value, exact), n.rounding, n.overflow), suffix)
+
+    def _update(self, b: _TrainingBuilder, lhs: SSAValue, rhs: SSAValue, suffix: str) -> SSAValue:
+        """``lhs − rhs`` on the array's update mode, in an accumulator that holds both aligned operands."""
+        a, c = _fixed(lhs), _fixed(rhs)
+        frac = max(a.frac.data, c.frac.data)
+        width = max(a.total.data + frac - a.frac.data, c.total.data + frac - c.frac.data) + 1
+        accumulator = fixed_type(lhs, tinycl.FixedType(min(tinycl.MAX_BITS, width), frac))
+        return b.add(tinycl.MacOp("update", lhs, rhs, None, accumulator), suffix)
