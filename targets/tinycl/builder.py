@@ -30,6 +30,7 @@ class Numerics:
     weight_frac: int
     grad_frac: int = -1  # -1: the default gradient format (see ``gradient``)
     prob_frac: int = -1  # -1: total − 2 (see ``probability``)
+    score_frac: int = -1  # -1: the data format's (see ``scores``)
     loss_scale: int = 16  # a training step's loss gradient is the mean times this (targets/tinycl/training_lowering.py)
 
     @property
@@ -47,6 +48,12 @@ class Numerics:
         """The format of softmax outputs: ``prob-frac-bits`` or, by default, ``total − 2`` fractional bits (values
         in [0, 1] need no more integer bits)."""
         return tinycl.FixedType(self.total, self.prob_frac if self.prob_frac >= 0 else self.total - 2)
+
+    @property
+    def scores(self) -> tinycl.FixedType:
+        """The format of attention scores Q·Kᵀ before the softmax: ``score-frac-bits`` or the data format. Scores
+        are sums of d products, so they need more integer bits than the activations they come from."""
+        return tinycl.FixedType(self.total, self.score_frac if self.score_frac >= 0 else self.frac)
 
     def constant(self, value: float) -> tinycl.FixedType:
         """The format of a compile-time constant (a scale, the learning rate, the momentum): ``total`` significant
@@ -119,9 +126,9 @@ class Builder:
             fmt = default
         return self.quantize(value, suffix, fmt)
 
-    def requant(self, value: SSAValue, suffix: str) -> SSAValue:
+    def requant(self, value: SSAValue, suffix: str, fmt: tinycl.FixedType | None = None) -> SSAValue:
         n = self.numerics
-        return self.add(tinycl.RequantOp(value, fixed_tensor(value, n.data), n.rounding, n.overflow), suffix)
+        return self.add(tinycl.RequantOp(value, fixed_tensor(value, fmt or n.data), n.rounding, n.overflow), suffix)
 
     def mac(self, lhs: SSAValue, rhs: SSAValue, bias: SSAValue | None, depth: int, suffix: str) -> SSAValue:
         shape = tinycl.mac_result_shape("forward", tensor_shape(lhs), tensor_shape(rhs))

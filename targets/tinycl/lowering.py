@@ -172,7 +172,7 @@ class LowerToTinycl(RewritePattern):
         b = Builder(op, self.numerics)
         query, key = b.quantize(op.query, "q_q"), b.quantize(op.key, "k_q")
         value_t = b.quantize(b.transpose(op.value, "vt"), "vt_q")
-        scores = b.requant(b.mac(query, key, None, q[-1], "scores_acc"), "scores")
+        scores = b.requant(b.mac(query, key, None, q[-1], "scores_acc"), "scores", self.numerics.scores)
         probabilities = TensorType(self.numerics.probability, tensor_shape(scores))
         probs = b.add(tinycl.SoftmaxOp(scores, op.scale.value.data, bool(op.causal.value.data), op.mask, probabilities), "probs")
         b.finish(rewriter, b.requant(b.mac(probs, value_t, None, k[-2], "out_acc"), "out_q"))
@@ -265,6 +265,7 @@ class LowerToTinyclPass(ModulePass):
     weight_frac_bits: int = -1
     grad_frac_bits: int = -1
     prob_frac_bits: int = -1
+    score_frac_bits: int = -1
     loss_scale: int = 16
 
     @property
@@ -288,6 +289,11 @@ class LowerToTinyclPass(ModulePass):
             errors.append(
                 f"prob-frac-bits must be -1 (= total-bits - 2) or in [0, total-bits - 2] = [0, {self.total_bits - 2}], "
                 f"got {self.prob_frac_bits}"
+            )
+        if not (self.score_frac_bits == -1 or 0 <= self.score_frac_bits < self.total_bits):
+            errors.append(
+                f"score-frac-bits must be -1 (= frac-bits) or in [0, total-bits) = [0, {self.total_bits}), "
+                f"got {self.score_frac_bits}"
             )
         if self.loss_scale < 1:
             errors.append(f"loss-scale must be at least 1, got {self.loss_scale}")
@@ -327,7 +333,7 @@ class LowerToTinyclPass(ModulePass):
             raise pass_failure(PASS, "the module is already lowered to TinyCL")
         numerics = Numerics(
             self.total_bits, self.frac_bits, self.rounding, self.overflow, self.weight_frac, self.grad_frac_bits,
-            self.prob_frac_bits, self.loss_scale,
+            self.prob_frac_bits, self.score_frac_bits, self.loss_scale,
         )
         training = UPDATES_ATTRIBUTE in op.attributes
         cone = gradient_cone(op) if training else set()

@@ -189,14 +189,25 @@ def held_out():
 
 def test_vit_digits_at_16_8_keeps_the_predictions(held_out):
     """All 500 held-out images at once (so the on-chip SRAM is sized for them); measured: every prediction the
-    same, max |logit error| 0.52 (logits have a std of ~2.8)."""
+    same, max |logit error| 0.41 (logits have a std of ~2.8; 0.52 with probabilities at 8 fractional bits)."""
     model, x_test, y_test, reference = held_out
     compiled = compile_model(ModelSpec("vit-digits", model, (x_test,)), "attn-raise,lower-to-tinycl{sram-kb=65536}")
     assert target_of(compiled.module) is TINYCL
     (logits,) = compiled.run()
     agreement = (logits.argmax(-1) == reference.argmax(-1)).float().mean().item()
     assert agreement >= 0.99
-    assert (logits - reference).abs().max().item() < 1.0  # the measured 0.52 with room for the rounding of one run
+    assert (logits - reference).abs().max().item() < 1.0  # the measured 0.41 with room for the rounding of one run
+
+
+def test_vit_digits_per_class_formats_cut_the_logit_error(held_out):
+    """16 bits everywhere, split by tensor class: activations 16/11, weights 16/14, attention scores 16/8 (sums of
+    16 products need the range), probabilities 16/14: measured max |logit error| 0.019, against 0.41 at 16/8
+    (bench/tinycl_error.py); the 1e-2 goal is not reached at 16 bits."""
+    model, x_test, _, reference = held_out
+    options = "total-bits=16 frac-bits=11 weight-frac-bits=14 score-frac-bits=8 sram-kb=65536"
+    (logits,) = compile_model(ModelSpec("vit-digits", model, (x_test,)), f"attn-raise,lower-to-tinycl{{{options}}}").run()
+    assert bool((logits.argmax(-1) == reference.argmax(-1)).all())
+    assert (logits - reference).abs().max().item() < 0.025
 
 
 def test_cost_model_counts_and_snake_saves():

@@ -6,6 +6,10 @@
 // RUN: not attnc-opt %s -p 'lower-to-tinycl{total-bits=1 frac-bits=0}' 2>&1 | filecheck --check-prefix=BADTOTAL %s
 // RUN: not attnc-opt %s -p 'lower-to-tinycl{total-bits=16 frac-bits=16}' 2>&1 | filecheck --check-prefix=BADFRAC %s
 // RUN: not attnc-opt %s -p 'lower-to-tinycl{rounding=up}' 2>&1 | filecheck --check-prefix=BADROUND %s
+// RUN: not attnc-opt %s -p 'lower-to-tinycl{prob-frac-bits=15}' 2>&1 | filecheck --check-prefix=BADPROB %s
+// RUN: not attnc-opt %s -p 'lower-to-tinycl{score-frac-bits=16}' 2>&1 | filecheck --check-prefix=BADSCORE %s
+// RUN: not attnc-opt %s -p 'lower-to-tinycl{loss-scale=0}' 2>&1 | filecheck --check-prefix=BADSCALE %s
+// RUN: attnc-opt %s -p 'lower-to-tinycl{prob-frac-bits=8 score-frac-bits=6}' --split-input-file | filecheck --check-prefix=CLASSES %s
 // RUN: not attnc-opt %s -p 'lower-to-tinycl{overflow=clip}' 2>&1 | filecheck --check-prefix=BADOVF %s
 // RUN: not attnc-opt %s -p 'lower-to-tinycl,lower-to-tinycl' 2>&1 | filecheck --check-prefix=TWICE %s
 // RUN: not attnc-opt %s -p 'lower-to-tinycl{sram-kb=16}' --split-input-file 2>&1 | filecheck --check-prefix=SRAM %s
@@ -15,6 +19,9 @@
 // BADTOTAL-NOT: Traceback
 // BADFRAC:  attnc-opt: error: lower-to-tinycl: frac-bits must be in [0, total-bits) = [0, 16), got 16
 // BADROUND: attnc-opt: error: lower-to-tinycl: rounding must be one of nearest-even, truncate, stochastic, got 'up'
+// BADPROB:  attnc-opt: error: lower-to-tinycl: prob-frac-bits must be -1 (= total-bits - 2) or in [0, total-bits - 2] = [0, 14], got 15
+// BADSCORE: attnc-opt: error: lower-to-tinycl: score-frac-bits must be -1 (= frac-bits) or in [0, total-bits) = [0, 16), got 16
+// BADSCALE: attnc-opt: error: lower-to-tinycl: loss-scale must be at least 1, got 0
 // BADOVF:   attnc-opt: error: lower-to-tinycl: overflow must be one of saturate, wrap, got 'clip'
 // TWICE:    attnc-opt: error: lower-to-tinycl: the module is already lowered to TinyCL
 // A model whose live on-chip buffers exceed sram-kb names the layer at the peak and the numbers.
@@ -67,6 +74,10 @@ func.func @linear(%x: tensor<2x5x8xf32>) -> tensor<2x5x4xf32> {
 // CHECK-NEXT: %o_out_acc = tinycl.mac forward %o_probs, %o_vt_q : (tensor<1x2x5x5x!tinycl.fixed<16, 14>>, tensor<1x2x8x5x!tinycl.fixed<16, 8>>) -> tensor<1x2x5x8x!tinycl.fixed<36, 22>>
 // CHECK-NEXT: %o_out_q = tinycl.requant %o_out_acc
 // CHECK-NEXT: %o = tinycl.dequantize %o_out_q : (tensor<1x2x5x8x!tinycl.fixed<16, 8>>) -> tensor<1x2x5x8xf32> loc("blocks.0.attn")
+// Per-class formats: scores requantised to 16/6, probabilities at 16/8.
+// CLASSES-LABEL: func.func @attention
+// CLASSES:      %o_scores = tinycl.requant %o_scores_acc nearest-even saturate : (tensor<1x2x5x5x!tinycl.fixed<37, 16>>) -> tensor<1x2x5x5x!tinycl.fixed<16, 6>>
+// CLASSES-NEXT: %o_probs = tinycl.softmax %o_scores {scale = 0.35355339059327373 : f64, causal = true} : (tensor<1x2x5x5x!tinycl.fixed<16, 6>>) -> tensor<1x2x5x5x!tinycl.fixed<16, 8>>
 // A format without 1.0 (8 bits, 7 fractional) keeps the softmax attention in float, and says so.
 // NOONEREMARK: remark: lower-to-tinycl: blocks.0.attn: attn.sdpa stays digital (float on the host): the fixed-point softmax needs 1.0 representable (frac-bits <= total-bits - 2), got !tinycl.fixed<8, 7>
 // NOONE-LABEL: func.func @attention
