@@ -40,7 +40,7 @@ class ArrayConfig:
     frac_bits: int = 8
     pe_rows: int = 16
     pe_cols: int = 16
-    sram_kb: int = 512
+    sram_kb: int = 1024
     snake: bool = True
 
     @classmethod

@@ -21,7 +21,7 @@ only where the data format is narrower (requantisation, softmax, layer norm), wi
 
 Options: ``total-bits`` (2–16; 16 by default), ``frac-bits`` (0 ≤ frac < total; 8), ``rounding``
 (``nearest-even``, ``truncate``, ``stochastic``: seeded by ``attnc run --seed``), ``overflow`` (``saturate``,
-``wrap``), the array ``pe-rows`` × ``pe-cols`` (16 × 16), on-chip ``sram-kb`` (512) and ``snake`` (the tile order
+``wrap``), the array ``pe-rows`` × ``pe-cols`` (16 × 16), on-chip ``sram-kb`` (1024) and ``snake`` (the tile order
 of the cost model; true). The pass fails when the memory plan's peak does not fit ``sram-kb``.
 
 ```mlir
@@ -260,7 +260,7 @@ class LowerToTinyclPass(ModulePass):
     overflow: str = "saturate"
     pe_rows: int = 16
     pe_cols: int = 16
-    sram_kb: int = 512
+    sram_kb: int = 1024
     snake: bool = True
     weight_frac_bits: int = -1
     grad_frac_bits: int = -1

@@ -33,7 +33,7 @@
 // REMARK-NEXT: remark: lower-to-tinycl: residual: nn.add is not a TinyCL operator: stays digital (float on the host)
 
 // The configuration lands on the module.
-// CHECK: builtin.module attributes {tinycl.config = {total_bits = 16 : i64, frac_bits = 8 : i64, weight_frac_bits = 8 : i64, rounding = "nearest-even", overflow = "saturate", pe_rows = 16 : i64, pe_cols = 16 : i64, sram_kb = 512 : i64, snake = true}}
+// CHECK: builtin.module attributes {tinycl.config = {total_bits = 16 : i64, frac_bits = 8 : i64, weight_frac_bits = 8 : i64, rounding = "nearest-even", overflow = "saturate", pe_rows = 16 : i64, pe_cols = 16 : i64, sram_kb = 1024 : i64, snake = true}}
 // OPTS:  builtin.module attributes {tinycl.config = {total_bits = 8 : i64, frac_bits = 4 : i64, weight_frac_bits = 6 : i64, rounding = "stochastic", overflow = "wrap", pe_rows = 4 : i64, pe_cols = 8 : i64, sram_kb = 64 : i64, snake = false}}
 
 // A linear: input and weight quantized, the bias straight into the accumulator (2·16 + ceil(log2 9) + 1 = 37
@@ -118,7 +118,7 @@ func.func @negative_digital(%q: tensor<1x2x5x8xf32>, %mask: tensor<1x1x5x5xf32>)
 }
 
 // -----
-// 16 KiB of input codes and 20 KiB of accumulator: fits the default 512 KiB, not sram-kb=16 (SRAM above).
+// 16 KiB of input codes and 20 KiB of accumulator: fits the default 1024 KiB, not sram-kb=16 (SRAM above).
 // CHECK-LABEL: func.func @big_linear
 // CHECK:       tinycl.mac forward
 func.func @big_linear(%x: tensor<128x64xf32>) -> tensor<128x32xf32> {
