@@ -192,3 +192,38 @@ func.func @head_scale_m(%x: tensor<1x2x5x8x!tinycl.fixed<16, 8>>, %m: tensor<3xf
 }
 // CHECK: m must be a float tensor with one value per head (2), got tensor<3xf32>
 // CHECK: | Operation does not verify: m must be a float tensor with one value per head (2), got tensor<3xf32>
+
+// -----
+func.func @add_broadcast(%x: tensor<4x3x!tinycl.fixed<16, 8>>, %b: tensor<2x!tinycl.fixed<16, 8>>) {
+  %a = tinycl.add %x, %b {rounding = "nearest-even", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>, tensor<2x!tinycl.fixed<16, 8>>) -> tensor<4x3x!tinycl.fixed<16, 8>>
+  func.return
+}
+// CHECK: operands 4x3 and 2 do not broadcast to the result 4x3
+
+// -----
+func.func @reduce_shape(%x: tensor<4x3x!tinycl.fixed<16, 8>>) {
+  %s = tinycl.reduce_sum %x {dims = array<i64: 0>, keepdim = true, rounding = "nearest-even", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>) -> tensor<3x!tinycl.fixed<16, 8>>
+  func.return
+}
+// CHECK: the sum over [0] is 1x3, got 3
+
+// -----
+func.func @activation_function(%x: tensor<4x3x!tinycl.fixed<16, 8>>) {
+  %d = tinycl.activation_backward %x, %x {function = "tanh", rounding = "nearest-even", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>, tensor<4x3x!tinycl.fixed<16, 8>>) -> tensor<4x3x!tinycl.fixed<16, 12>>
+  func.return
+}
+// CHECK: unknown table function 'tanh': expected one of gelu, relu
+
+// -----
+func.func @cross_entropy_labels(%x: tensor<4x3x!tinycl.fixed<16, 8>>, %labels: tensor<3xi64>) {
+  %d = tinycl.cross_entropy_backward %x, %labels {scale = 1 : i64, divisor = 4 : i64, rounding = "nearest-even", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>, tensor<3xi64>) -> tensor<4x3x!tinycl.fixed<16, 12>>
+  func.return
+}
+// CHECK: logits 4x3, labels 3 and the result 4x3 do not match
+
+// -----
+func.func @layer_norm_backward_gamma(%x: tensor<4x3x!tinycl.fixed<16, 8>>, %g: tensor<4x!tinycl.fixed<16, 8>>) {
+  %d = tinycl.layer_norm_backward %x, %x, %g {eps = 1.0e-05 : f64, rounding = "nearest-even", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>, tensor<4x3x!tinycl.fixed<16, 8>>, tensor<4x!tinycl.fixed<16, 8>>) -> tensor<4x3x!tinycl.fixed<16, 12>>
+  func.return
+}
+// CHECK: gamma must be 3, got 4

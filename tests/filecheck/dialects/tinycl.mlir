@@ -58,3 +58,23 @@ func.func @modes(%q: tensor<2x4x5x8x!tinycl.fixed<8, 4>>, %k: tensor<2x4x6x8x!ti
   %w2 = tinycl.mac update %w, %w : (tensor<3x8x!tinycl.fixed<8, 4>>, tensor<3x8x!tinycl.fixed<8, 4>>) -> tensor<3x8x!tinycl.fixed<9, 4>>
   func.return
 }
+
+// The units of the training step: add, product, sum, the backward units; each with its rounding and overflow.
+// CHECK-LABEL: func.func @training_units
+// CHECK:      %a = tinycl.add %x, %b {rounding = "nearest-even", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>, tensor<3x!tinycl.fixed<16, 12>>) -> tensor<4x3x!tinycl.fixed<16, 8>>
+// CHECK-NEXT: %m = tinycl.mul %x, %b {rounding = "truncate", overflow = "wrap"} : (tensor<4x3x!tinycl.fixed<16, 8>>, tensor<3x!tinycl.fixed<16, 12>>) -> tensor<4x3x!tinycl.fixed<32, 20>>
+// CHECK-NEXT: %s = tinycl.reduce_sum %x {dims = array<i64: 0>, keepdim = false, rounding = "stochastic", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>) -> tensor<3x!tinycl.fixed<16, 8>>
+// CHECK-NEXT: %ds = tinycl.softmax_backward %x, %x {rounding = "nearest-even", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>, tensor<4x3x!tinycl.fixed<16, 8>>) -> tensor<4x3x!tinycl.fixed<16, 12>>
+// CHECK-NEXT: %dn = tinycl.layer_norm_backward %x, %x, %g {eps = 1.000000e-05 : f64, rounding = "nearest-even", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>, tensor<4x3x!tinycl.fixed<16, 8>>, tensor<3x!tinycl.fixed<16, 8>>) -> tensor<4x3x!tinycl.fixed<16, 12>>
+// CHECK-NEXT: %da = tinycl.activation_backward %x, %x {function = "gelu", rounding = "nearest-even", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>, tensor<4x3x!tinycl.fixed<16, 8>>) -> tensor<4x3x!tinycl.fixed<16, 12>>
+// CHECK-NEXT: %dl = tinycl.cross_entropy_backward %x, %labels {scale = 16 : i64, divisor = 4 : i64, rounding = "nearest-even", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>, tensor<4xi64>) -> tensor<4x3x!tinycl.fixed<16, 12>>
+func.func @training_units(%x: tensor<4x3x!tinycl.fixed<16, 8>>, %b: tensor<3x!tinycl.fixed<16, 12>>, %g: tensor<3x!tinycl.fixed<16, 8>>, %labels: tensor<4xi64>) {
+  %a = tinycl.add %x, %b {rounding = "nearest-even", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>, tensor<3x!tinycl.fixed<16, 12>>) -> tensor<4x3x!tinycl.fixed<16, 8>>
+  %m = tinycl.mul %x, %b {rounding = "truncate", overflow = "wrap"} : (tensor<4x3x!tinycl.fixed<16, 8>>, tensor<3x!tinycl.fixed<16, 12>>) -> tensor<4x3x!tinycl.fixed<32, 20>>
+  %s = tinycl.reduce_sum %x {dims = array<i64: 0>, keepdim = false, rounding = "stochastic", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>) -> tensor<3x!tinycl.fixed<16, 8>>
+  %ds = tinycl.softmax_backward %x, %x {rounding = "nearest-even", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>, tensor<4x3x!tinycl.fixed<16, 8>>) -> tensor<4x3x!tinycl.fixed<16, 12>>
+  %dn = tinycl.layer_norm_backward %x, %x, %g {eps = 1.0e-05 : f64, rounding = "nearest-even", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>, tensor<4x3x!tinycl.fixed<16, 8>>, tensor<3x!tinycl.fixed<16, 8>>) -> tensor<4x3x!tinycl.fixed<16, 12>>
+  %da = tinycl.activation_backward %x, %x {function = "gelu", rounding = "nearest-even", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>, tensor<4x3x!tinycl.fixed<16, 8>>) -> tensor<4x3x!tinycl.fixed<16, 12>>
+  %dl = tinycl.cross_entropy_backward %x, %labels {scale = 16 : i64, divisor = 4 : i64, rounding = "nearest-even", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>, tensor<4xi64>) -> tensor<4x3x!tinycl.fixed<16, 12>>
+  func.return
+}
