@@ -113,7 +113,7 @@ class Builder:
         """``value`` as codes: in the format of the fixed-point value it was dequantized from (through data
         movement), a constant's own format, a parameter's weight format, or ``default``."""
         source = value.owner
-        while isinstance(source, PASS_THROUGH):
+        while isinstance(source, PASS_THROUGH) or (isinstance(source, nn.PadOp) and source.value.value.data == 0.0):
             source = source.operands[0].owner
         if isinstance(source, tinycl.DequantizeOp):
             fmt = element_type(source.input)

@@ -242,7 +242,8 @@ def _remark_digital(module: ModuleOp) -> None:
     for op in module.walk():
         if op.dialect_name() == "grad":
             continue
-        if op.dialect_name() in ("nn", "attn") and not isinstance(op, DATA_MOVEMENT):
+        zero_pad = isinstance(op, nn.PadOp) and op.value.value.data == 0.0  # moves codes, adds exact zeros
+        if op.dialect_name() in ("nn", "attn") and not isinstance(op, DATA_MOVEMENT) and not zero_pad:
             if isinstance(op, LOWERED) or (training and isinstance(op, TRAINING_OPS)):
                 continue  # these already said why they stayed
             remark(PASS, op, f"{op.name} is not a TinyCL operator: stays digital (float on the host)")
