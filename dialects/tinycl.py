@@ -762,6 +762,38 @@ class CrossEntropyBackwardOp(_RoundedResultOp):
             )
 
 
+@irdl_op_definition
+class EmbeddingBackwardOp(_RoundedResultOp):
+    """The table gradient of an embedding: the ``grad_output`` rows summed exactly (int64) into the rows their
+    ``indices`` name, then requantised to the result's format."""
+
+    name = "tinycl.embedding_backward"
+    grad_output = operand_def(TensorType)
+    indices = operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$grad_output `,` $indices attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, grad_output: SSAValue, indices: SSAValue, result_type: Attribute, rounding: str, overflow: str):
+        super().__init__(
+            operands=[grad_output, indices],
+            result_types=[result_type],
+            attributes={"rounding": StringAttr(rounding), "overflow": StringAttr(overflow)},
+        )
+
+    def verify_(self) -> None:
+        self._check_modes()
+        fixed_of(self.grad_output, "the gradient"), fixed_of(self.result, "the result")
+        if not isinstance(element_type(self.indices), IntegerType):
+            raise VerifyException(f"indices must be integers, got {element_type(self.indices)}")
+        table = tensor_shape(self.result)
+        if len(table) != 2 or tensor_shape(self.grad_output) != (*tensor_shape(self.indices), table[1]):
+            raise VerifyException(
+                f"gradient {fmt_shape(tensor_shape(self.grad_output))} must be indices "
+                f"{fmt_shape(tensor_shape(self.indices))} by the table width of {fmt_shape(table)}"
+            )
+
+
 TINYCL = Dialect(
     "tinycl",
     [
@@ -781,6 +813,7 @@ TINYCL = Dialect(
         LayerNormBackwardOp,
         ActivationBackwardOp,
         CrossEntropyBackwardOp,
+        EmbeddingBackwardOp,
     ],
     [FixedType],
 )

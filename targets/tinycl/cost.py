@@ -186,6 +186,7 @@ COMPUTE_OPS = (
     tinycl.LayerNormBackwardOp,
     tinycl.ActivationBackwardOp,
     tinycl.CrossEntropyBackwardOp,
+    tinycl.EmbeddingBackwardOp,
 )
 
 

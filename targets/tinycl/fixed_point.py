@@ -358,3 +358,14 @@ def layer_norm_backward(
     else:
         quotient = shift_right(divide_rounded(bracket, root), -shift, rounding, generator)
     return fit(quotient, out[0], overflow)
+
+
+def embedding_backward(
+    grads: torch.Tensor, frac: int, indices: torch.Tensor, rows: int, out: Format, rounding: str, overflow: str,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The table gradient: ``grads`` rows summed exactly into the rows ``indices`` name, requantised to ``out``."""
+    width = grads.shape[-1]
+    rows_of = indices.reshape(-1).to(torch.int64)
+    table = torch.zeros(rows, width, dtype=torch.int64).index_add(0, rows_of, grads.reshape(-1, width))
+    return requantize(table, (64, frac), out, rounding, overflow, generator)

@@ -10,7 +10,7 @@ import torch
 from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
 
 from dialects import tinycl
-from dialects.shapes import element_type
+from dialects.shapes import element_type, tensor_shape
 from runtime.dtypes import torch_dtype
 from targets.tinycl import fixed_point as fp
 
@@ -121,3 +121,9 @@ class TinyclFunctions(InterpreterFunctions):
         logits = format_of(op.logits)
         scale, divisor = op.scale.value.data, op.divisor.value.data
         return (fp.cross_entropy_backward(args[0], logits, args[1], scale, divisor, format_of(op.result), *self._modes(op)),)
+
+    @impl(tinycl.EmbeddingBackwardOp)
+    def run_embedding_backward(self, interpreter: Interpreter, op: tinycl.EmbeddingBackwardOp, args):
+        rows = tensor_shape(op.result)[0]
+        frac = format_of(op.grad_output)[1]
+        return (fp.embedding_backward(args[0], frac, args[1], rows, format_of(op.result), *self._modes(op)),)

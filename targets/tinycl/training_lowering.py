@@ -6,7 +6,8 @@ pattern lowers what lies between them, so every value on the gradient path is a 
 * ``grad.cross_entropy_backward`` → ``tinycl.cross_entropy_backward`` (softmax table, exact one-hot, rounded
   division by the count); ``grad.softmax_backward`` (last dim) → ``tinycl.softmax_backward``;
   ``grad.layer_norm_backward`` (last dim) → ``tinycl.layer_norm_backward``; ``grad.gelu_backward`` (exact) and
-  ``grad.relu_backward`` → ``tinycl.activation_backward`` (derivative table);
+  ``grad.relu_backward`` → ``tinycl.activation_backward`` (derivative table); ``grad.embedding_backward`` →
+  ``tinycl.embedding_backward`` (exact row sums);
 * ``nn.add`` / ``nn.sub`` / ``nn.mul`` / ``nn.reduce_sum``, the recomputed ``attn.softmax`` and the recomputed
   ``nn.layer_norm`` without affine parameters → ``tinycl.add`` / ``tinycl.mul`` / ``tinycl.reduce_sum`` /
   ``tinycl.softmax`` / ``tinycl.layer_norm`` (γ = 1, β = 0);
@@ -22,7 +23,8 @@ Formats: values on the gradient path (everything computed from the loss gradient
 other values the data format, parameters the weight format, softmax outputs the probability format, constants
 (a scale, η/s, μ) 16 significant bits, rounded to nearest. Every op built here carries ``phase`` (``input-gradient``
 for the backward units, ``update`` for the SGD step) for the cost model. The loss value itself
-(``grad.cross_entropy``, a reported scalar no update depends on) stays on the host in float.
+(``grad.cross_entropy``, a reported scalar no update depends on) and ``grad.cosine_backward`` stay on the host
+in float.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ TRAINING_OPS = (
     grad.LayerNormBackwardOp,
     grad.GeluBackwardOp,
     grad.ReluBackwardOp,
+    grad.EmbeddingBackwardOp,
     grad.SgdOp,
     nn.AddOp,
     nn.SubOp,
@@ -186,6 +189,12 @@ class LowerTrainingOps(RewritePattern):
 
     def _ReluBackwardOp(self, op: grad.ReluBackwardOp, rewriter: PatternRewriter) -> str | None:
         return self._activation(op, "relu", rewriter)
+
+    def _EmbeddingBackwardOp(self, op: grad.EmbeddingBackwardOp, rewriter: PatternRewriter) -> str | None:
+        b = self._builder(op)
+        dy = b.operand(op.grad_output, "dy_q", self.numerics.gradient)
+        b.finish(rewriter, b.rounded(tinycl.EmbeddingBackwardOp, dy, op.indices, fmt=self.numerics.gradient, suffix="q"))
+        return None
 
     # -- element-wise ops and recomputations ---------------------------------------------------------------------
 

@@ -195,3 +195,30 @@ def test_the_lowered_training_step_is_fixed_point_end_to_end(patch_digits):
         moved = (theirs - start[key]).abs().max().item()
         error = (ours - theirs).abs().max().item()
         assert error <= 2 * 2.0**-12 + 0.05 * moved, (key, error, moved)
+
+
+@pytest.mark.parametrize(("rounding", "overflow"), MODES)
+def test_embedding_backward_is_bit_exact_against_apytypes(rounding, overflow):
+    """Rows of the gradient summed into the table rows their indices name (repeats included), into 12/9."""
+    dy, indices = codes((3, 7, 5), 16, 11), torch.randint(0, 6, (3, 7), generator=torch.Generator().manual_seed(12))
+    ours = fp.embedding_backward(dy, 12, indices, 6, (12, 9), rounding, overflow)
+    dy_apy = apy_of(dy.reshape(21, 5), 16, 12)
+    zero = apy.APyFixedArray.from_float(np.zeros(5), bits=16, frac_bits=12)
+    expected = []
+    for row in range(6):
+        total = zero
+        for position in (indices.reshape(-1) == row).nonzero().flatten().tolist():
+            total = total + dy_apy[position]
+        expected.append(cast(total, (12, 9), rounding, overflow))
+    np.testing.assert_array_equal(ours.numpy(), np.stack(expected))
+
+
+def test_a_gpt2_training_step_lowers_its_embedding_backward():
+    """gpt2-tiny's step: the token embedding's gradient is a tinycl.embedding_backward, nothing of the backward
+    but the loss stays in float."""
+    from compiler.api import compile_model
+
+    compiled = compile_model("gpt2-tiny", "attn-raise,training-step{lr=0.01},lower-to-tinycl{sram-kb=65536}")
+    kinds = Counter(op.name for op in compiled.module.walk())
+    assert kinds["tinycl.embedding_backward"] >= 1
+    assert not [name for name in kinds if name.startswith("grad.") and name != "grad.cross_entropy"], kinds
