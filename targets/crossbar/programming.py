@@ -149,28 +149,53 @@ def program_fast(
     # temporaries live in reused scratch buffers (allocating and first touching a fresh tensor per step cost more
     # than the arithmetic itself).
     w_eff_t = torch.empty(n_in, out_pad, dtype=w.dtype) if out_pad == n_out else torch.zeros(n_in, out_pad, dtype=w.dtype)
-    levels = stored_levels(cfg)
-    bins = _scratch(w.shape, torch.int32, "bins")
+    stored = _scratch(w.shape, torch.int32, "stored")  # the level each cell group holds, as an integer
     if cfg.signed_mapping == "differential":
         # round(w / scale * L) is copysign(round(|w| / scale * L), w) exactly (each op is symmetric in the sign);
         # G+ - G- is that level, and +0 (never -0) for a zero level: + 0. Each device of the pair holds |level|.
         signed = torch.div(w, scale, out=_scratch(w.shape, w.dtype, "levels"))
         signed.mul_(cfg.weight_levels).round_().add_(0.0)
-        bins.copy_(signed).abs_()
+        stored.copy_(signed).abs_()
     else:
         signed = torch.round(w / scale * cfg.weight_levels)
-        stored = signed + cfg.offset_level
-        signed = stored - cfg.offset_level  # the digital offset removal of device._build_tiles: +0 for 0
-        bins.copy_(stored)
+        offset = signed + cfg.offset_level
+        signed = offset - cfg.offset_level  # the digital offset removal of device._build_tiles: +0 for 0
+        stored.copy_(offset)
     w_eff_t[:, :n_out].copy_(signed.t())
+    slice_energy = _slice_energy(stored, cfg, row_tiles, col_tiles).to(w.dtype)
+    return _fast_tiles(w_eff_t, n_out, slice_energy, scale, cfg, gen)
 
-    # Per (slice, tile) energy of the cell digits: a histogram of stored levels per tile, times squared digits.
-    bins.add_(_tile_bins(n_out, n_in, cfg.tile_rows, cfg.tile_cols, levels))
+
+@functools.cache
+def _packed_squared_digits(cfg: CrossbarConfig) -> tuple[torch.Tensor, int] | None:
+    """Per stored level, the squares of its slice digits packed into one int64, ``width`` bits a slice, wide
+    enough that a tile row's sum never carries into the next slice; None when they do not fit."""
+    width = (cfg.tile_rows * cfg.cell_levels**2).bit_length()
+    if width * cfg.n_slices > 62:
+        return None
+    shifts = torch.arange(cfg.n_slices, dtype=torch.int64) * width
+    return (_squared_digits(cfg).to(torch.int64) << shifts).sum(dim=1), width
+
+
+def _slice_energy(stored: torch.Tensor, cfg: CrossbarConfig, row_tiles: int, col_tiles: int) -> torch.Tensor:
+    """``(S, row_tiles, col_tiles)`` int64: the sum of each slice's squared cell digit over each tile, for the
+    stored levels ``(out, in)`` (int32). Exact integer sums, so any order gives the same figure: one table
+    lookup of packed squared digits and two tile sums where whole tiles cover the matrix, else a histogram of
+    levels per tile."""
+    n_out, n_in = stored.shape
+    packed = _packed_squared_digits(cfg)
+    if packed is not None and n_in % cfg.tile_rows == 0 and n_out % cfg.tile_cols == 0:
+        table, width = packed
+        squares = torch.index_select(table, 0, stored.view(-1), out=_scratch((stored.numel(),), torch.int64, "packed"))
+        per_row = squares.view(n_out, row_tiles, cfg.tile_rows).sum(dim=-1)  # (out, row_tiles): no field carries
+        shifts = (torch.arange(cfg.n_slices, dtype=torch.int64) * width).view(-1, 1, 1)
+        fields = (per_row.t().unsqueeze(0) >> shifts) & ((1 << width) - 1)  # (S, row_tiles, out)
+        return fields.view(cfg.n_slices, row_tiles, col_tiles, cfg.tile_cols).sum(dim=-1)
+    levels = stored_levels(cfg)
+    bins = stored.add(_tile_bins(n_out, n_in, cfg.tile_rows, cfg.tile_cols, levels))
     counts = torch.bincount(bins.view(-1), minlength=row_tiles * col_tiles * levels)
     energy = counts.view(row_tiles * col_tiles, levels).to(torch.float64) @ _squared_digits(cfg)
-    slice_energy = energy.t().reshape(cfg.n_slices, row_tiles, col_tiles).to(w.dtype).contiguous()
-
-    return _fast_tiles(w_eff_t, n_out, slice_energy, scale, cfg, gen)
+    return energy.t().reshape(cfg.n_slices, row_tiles, col_tiles).contiguous()
 
 
 @functools.cache
