@@ -14,6 +14,11 @@ not survive the siemens round trip exactly) goes through ``device.program`` unch
 of each differential pair (the idle device sits at g_min, where the noise is zero), from per-level tables; it
 draws the same normals and hands ``_build_tiles``' reductions a tensor of the same values and memory layout.
 
+Both keep their temporaries in scratch buffers reused from call to call (one per shape and purpose): on a whole
+model, allocating and first touching a fresh tensor for every step cost more than the arithmetic. What they
+return never aliases a scratch buffer. The buffers are shared by the process, so the simulator is not meant to
+run in several threads at once (parallel sweeps use processes: compiler/sweeps.py).
+
 :class:`ChipCache` keeps programmed tiles in memory for the life of the weight tensors, keyed by the tensor
 (and its version counter), the device configuration and what was skipped, so repeated runs of one model in a
 process (benchmarks, sweeps over inputs) program each matrix once. Only states whose programming draws no
@@ -294,13 +299,15 @@ def write_fast(
     # device._build_tiles from its per-slice matrix on (fast mode, no calibration).
     row_tiles, col_tiles = math.ceil(n_in / cfg.tile_rows), math.ceil(n_out / cfg.tile_cols)
     in_pad, out_pad = row_tiles * cfg.tile_rows, col_tiles * cfg.tile_cols
-    # The zero-padded per-slice matrix lives in a scratch buffer whose padding is zeroed once and never written
-    # (the buffer is private to this matrix shape), so each write fills only its values.
-    rows_padded = _scratch((*batch, cfg.n_slices, in_pad, out_pad), w.dtype, f"write-padded-{n_in}x{n_out}", zeroed=True)
-    rows_padded[..., :n_in, :n_out].copy_(per_slice)
+    # device._build_tiles pads the per-slice matrix (columns for the recombination, rows and columns for the tile
+    # energies). Here the padded tensors are scratch buffers private to this matrix shape whose padding is zeroed
+    # once and never written, so each write fills only its values: the same tensors, without the padding work.
+    cols_padded = _scratch((*batch, cfg.n_slices, n_in, out_pad), w.dtype, f"write-cols-{n_in}x{n_out}", zeroed=True)
+    cols_padded[..., :n_out].copy_(per_slice)
     sig = torch.tensor(cfg.slice_significance(), dtype=w.dtype, device=w.device)
-    w_eff_t = torch.einsum("s,...sio->...io", sig, rows_padded[..., :n_in, :]).contiguous()
-    squares = torch.pow(rows_padded, 2, out=_scratch(rows_padded.shape, w.dtype, "write-squares"))
+    w_eff_t = torch.einsum("s,...sio->...io", sig, cols_padded).contiguous()
+    squares = _scratch((*batch, cfg.n_slices, in_pad, out_pad), w.dtype, f"write-squares-{n_in}x{n_out}", zeroed=True)
+    torch.pow(per_slice, 2, out=squares[..., :n_in, :n_out])
     tiled = squares.view(*batch, cfg.n_slices, row_tiles, cfg.tile_rows, col_tiles, cfg.tile_cols)
     slice_energy = tiled.sum(dim=(-3, -1))
     return _fast_tiles(w_eff_t, n_out, slice_energy, scale, cfg, gen)
