@@ -18,8 +18,12 @@ operating point), ``--seeds`` seeds each (mean ± std), plus an alpha/beta sweep
 Other crossbar settings are lower-to-xbar's defaults (64x64 tiles, 2-bit cells, 8-bit weights and inputs,
 6-bit dynamic ADC, 0.1-10 uS, differential pairs, sigma = 0.1).
 
+Every (model, configuration, seed) is one item on the sweep engine (compiler/sweeps.py: in this process by
+default, ``--workers N`` local Ray processes, ``--address`` an existing cluster), with a progress bar; each
+worker builds the models once and lowers each configuration once.
+
 Writes bench/results/xbar_clipformer.{md,json,png}. Run:
-    .venv/bin/python bench/xbar_clipformer.py            (about 15 minutes on 2 idle cores)
+    OMP_NUM_THREADS=1 .venv/bin/python bench/xbar_clipformer.py --workers 2
     .venv/bin/python bench/xbar_clipformer.py --quick    (2 seeds, small sweep: a smoke run)
 """
 
@@ -35,12 +39,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from compiler import sweeps  # noqa: E402
 from compiler.api import CompiledModel, ModelSpec, apply_passes, compile_model, load_spec, parse_pipeline  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -139,13 +145,34 @@ def vit_digits_task() -> Task:
 # ------------------------------------------------------------------------------------------------------
 
 
-def evaluate(task: Task, passes: str, seeds: int) -> dict[str, dict[str, float]]:
-    """Mean and std over seeds of every metric for one configuration."""
-    model = lowered(task, passes)
-    per_seed: list[dict[str, float]] = []
-    for seed in range(seeds):
+BUILDERS: dict[str, Callable[[], Task]] = {"minilm": minilm_task, "vit-digits": vit_digits_task}
+
+
+class ClipRunner:
+    """One sweep worker (compiler/sweeps.py): builds the models' tasks once, lowers each configuration once, and
+    scores one (model, passes, seed) item at a time; ``passes`` None is the float model."""
+
+    def __init__(self, models: list[str]):
+        self.tasks = {name: BUILDERS[name]() for name in models}
+        self.lowered: dict[tuple[str, str], CompiledModel] = {}
+
+    def run(self, items: list[dict[str, Any]]) -> list[dict[str, float]]:
+        return [self.one(item) for item in items]
+
+    def one(self, item: dict[str, Any]) -> dict[str, float]:
+        task = self.tasks[item["model"]]
+        passes = item["passes"]
         with torch.no_grad():
-            per_seed.append(task.metrics(model.run(seed=seed)))
+            if passes is None:
+                return task.metrics(task.compiled.run())
+            key = (item["model"], passes)
+            if key not in self.lowered:
+                self.lowered[key] = lowered(task, passes)
+            return task.metrics(self.lowered[key].run(seed=item["seed"]))
+
+
+def summarise(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Mean and std over seeds of every metric."""
     summary = {}
     for key in per_seed[0]:
         values = [run[key] for run in per_seed]
@@ -153,25 +180,46 @@ def evaluate(task: Task, passes: str, seeds: int) -> dict[str, dict[str, float]]
     return summary
 
 
-def float_metrics(task: Task) -> dict[str, float]:
-    with torch.no_grad():
-        return task.metrics(task.compiled.run())
-
-
-def run_task(task: Task, gammas, sigma: float, seeds: int, sweep_seeds: int, alphas, betas, progress) -> dict:
-    result = {"name": task.name, "primary": task.primary, "float": float_metrics(task), "grid": [], "sweep": []}
+def configurations(gammas, sigma: float, alphas, betas) -> list[dict[str, Any]]:
+    """The grid (every gamma, without and with the operating point) and the alpha/beta sweep at gamma = 5."""
+    configs: list[dict[str, Any]] = []
     for gamma in gammas:
         for clip in (None, OPERATING_POINT):
-            summary = evaluate(task, pipeline(gamma, clip, sigma), seeds)
-            result["grid"].append({"gamma": gamma, "clip": clip, "metrics": summary})
-            progress(f"{task.name}: gamma={gamma} clip={clip} {task.primary}={summary[task.primary]['mean']:.4f}")
+            configs.append({"part": "grid", "gamma": gamma, "clip": clip, "passes": pipeline(gamma, clip, sigma)})
     for alpha in alphas:
         for beta in betas:
             clip = None if (alpha, beta) == (0.0, 1.0) else (alpha, beta)
-            summary = evaluate(task, pipeline(5.0, clip, sigma), sweep_seeds)
-            result["sweep"].append({"alpha": alpha, "beta": beta, "metrics": summary})
-            progress(f"{task.name}: gamma=5 alpha={alpha} beta={beta} {task.primary}={summary[task.primary]['mean']:.4f}")
-    return result
+            configs.append({"part": "sweep", "alpha": alpha, "beta": beta, "passes": pipeline(5.0, clip, sigma)})
+    return configs
+
+
+def run_sweep(models: list[str], names: dict[str, tuple[str, str]], gammas, sigma: float, seeds: int, sweep_seeds: int,
+              alphas, betas, workers: int, address: str | None) -> tuple[list[dict], str]:
+    """Every (model, configuration, seed) as one item on the sweep engine; results grouped back per model."""
+    configs = configurations(gammas, sigma, alphas, betas)
+    items: list[dict[str, Any]] = []
+    for model in models:
+        items.append({"model": model, "passes": None, "seed": 0})
+        for config in configs:
+            for seed in range(seeds if config["part"] == "grid" else sweep_seeds):
+                items.append({"model": model, "passes": config["passes"], "seed": seed})
+    outputs, engine = sweeps.run_items(ClipRunner, {"models": models}, items, workers, address,
+                                       sweeps.progress_bar(len(items), "configurations x seeds"), chunk=1)
+    scores: dict[tuple[str, str | None], list[dict[str, float]]] = {}
+    for item, output in zip(items, outputs, strict=True):
+        scores.setdefault((item["model"], item["passes"]), []).append(output)
+    results = []
+    for model in models:
+        name, primary = names[model]
+        result: dict[str, Any] = {"name": name, "primary": primary, "float": scores[(model, None)][0], "grid": [], "sweep": []}
+        for config in configs:
+            summary = summarise(scores[(model, config["passes"])])
+            if config["part"] == "grid":
+                result["grid"].append({"gamma": config["gamma"], "clip": config["clip"], "metrics": summary})
+            else:
+                result["sweep"].append({"alpha": config["alpha"], "beta": config["beta"], "metrics": summary})
+        results.append(result)
+    return results, engine
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -183,12 +231,14 @@ def fmt(metric: dict[str, float]) -> str:
     return f"{metric['mean']:.4f} ± {metric['std']:.4f}"
 
 
-def markdown(results: list[dict], sigma: float, seeds: int, sweep_seeds: int, command: str, seconds: float) -> str:
+def markdown(results: list[dict], sigma: float, seeds: int, sweep_seeds: int, command: str, seconds: float,
+             engine: str) -> str:
     lines = [
         "# ClipFormer on the crossbar target: quality vs write noise",
         "",
         f"Command: `{command}` ({seconds / 60:.1f} min, torch {torch.__version__}, {platform.machine()}, "
-        f"{torch.get_num_threads()} threads). {seeds} noise seeds per gamma/clip configuration and {sweep_seeds} per "
+        f"{torch.get_num_threads()} threads, sweep engine: {engine}). {seeds} noise seeds per gamma/clip configuration "
+        f"and {sweep_seeds} per "
         "alpha/beta point (mean ± std over seeds; one seed = one chip: static programming draws and per-inference "
         "write noise).",
         "",
@@ -272,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 seeds and a 2x2 sweep (a smoke run)")
     parser.add_argument("--models", default="vit-digits,minilm", help="comma-separated: minilm, vit-digits")
     parser.add_argument("--out", default=str(RESULTS / "xbar_clipformer"), help="output path without suffix")
+    parser.add_argument("--workers", type=int, default=1, help="sweep processes (1: in this process; more: local Ray)")
+    parser.add_argument("--address", default=None, help="an existing Ray cluster to run the sweep on")
     args = parser.parse_args(argv)
     gammas = tuple(float(g) for g in args.gammas.split(","))
     seeds = 2 if args.quick else args.seeds
@@ -280,21 +332,18 @@ def main(argv: list[str] | None = None) -> int:
     command = "python bench/xbar_clipformer.py " + " ".join(argv if argv is not None else sys.argv[1:])
     start = time.perf_counter()
 
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    builders = {"minilm": minilm_task, "vit-digits": vit_digits_task}
-    results = []
-    for name in args.models.split(","):
-        console.log(f"compiling {name}")
-        task = builders[name.strip()]()
-        results.append(run_task(task, gammas, args.sigma, seeds, sweep_seeds, alphas, betas, console.log))
+    models = [name.strip() for name in args.models.split(",")]
+    names = {"minilm": (f"all-MiniLM-L6-v2 (84 sentences x {SENTENCE_LENGTH} tokens)", "cosine"),
+             "vit-digits": ("TinyViT on sklearn digits (500 held-out images)", "accuracy")}
+    results, engine = run_sweep(models, names, gammas, args.sigma, seeds, sweep_seeds, alphas, betas, args.workers,
+                                args.address)
     seconds = time.perf_counter() - start
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    report = markdown(results, args.sigma, seeds, sweep_seeds, command.strip(), seconds)
+    report = markdown(results, args.sigma, seeds, sweep_seeds, command.strip(), seconds, engine)
     out.with_suffix(".md").write_text(report)
-    out.with_suffix(".json").write_text(json.dumps({"command": command.strip(), "seeds": seeds, "results": results}, indent=1))
+    data = {"command": command.strip(), "engine": engine, "seeds": seeds, "results": results}
+    out.with_suffix(".json").write_text(json.dumps(data, indent=1))
     plot(results, out.with_suffix(".png"))
     print(report)
     return 0

@@ -27,7 +27,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from xdsl.dialects.builtin import ArrayAttr, DenseIntOrFPElementsAttr, FloatAttr, IntAttr, IntegerAttr, TensorType, UnitAttr
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DenseIntOrFPElementsAttr,
+    FloatAttr,
+    IntAttr,
+    IntegerAttr,
+    StringAttr,
+    TensorType,
+    UnitAttr,
+)
 from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, SSAValue, TypeAttribute
 from xdsl.irdl import (
     IRDLOperation,
@@ -200,12 +209,25 @@ class ProgramOp(IRDLOperation):
                 raise VerifyException(f"zero_tiles = {count} is not within the {total} tiles of the matrix")
 
 
+KV_RANGES = ("matrix", "global", "head", "token")
+"""How a written K or V is ranged onto the conductance window (see :class:`WriteOp`)."""
+CALIBRATED_KV_RANGES = ("global", "head")
+CLIP_DOMAINS = ("conductance", "value")
+
+
 @irdl_op_definition
 class WriteOp(IRDLOperation):
     """Writes a dynamic matrix ``(batch..., out, in)`` into crossbar tiles, on every inference (write noise).
 
     With ``clip_alpha``/``clip_beta`` (both or neither), ClipFormer acts on the conductances before the
     write, with the mapping scale of the unclipped matrix (what ``attn.kv_clip`` means on this target).
+
+    How the matrix is ranged onto the conductance window (``lower-to-xbar{kv-range=...}``; absent: ``matrix``):
+    ``kv_range`` is one of :data:`KV_RANGES` (each matrix's max|x|; a calibrated range per write site, ``global``,
+    or per site and head, ``head``; each token's max|x|), ``kv_scale`` the calibrated ranges, one per head (dim -3
+    of the matrix), set at compile time from the calibration inputs (``global``/``head`` only; absent until
+    calibrated), ``kv_percentile`` the percentile of |x| they are taken at, and ``clip_domain`` (absent:
+    ``conductance``) where the clip acts, one of :data:`CLIP_DOMAINS` (targets/crossbar/kv_ranges.py).
 
     ``%t = xbar.write %k {clip_alpha = 2.0 : f64, clip_beta = 0.25 : f64}
            : (tensor<1x12x16x32xf32>) -> !xbar.tiles<1x12x16x32, tile = 64x64, grid = 1x1>``
@@ -216,6 +238,10 @@ class WriteOp(IRDLOperation):
     clip_alpha = opt_attr_def(FloatAttr)
     clip_beta = opt_attr_def(FloatAttr)
     adc_full_scale = opt_attr_def(DenseIntOrFPElementsAttr)
+    kv_range = opt_attr_def(StringAttr)
+    kv_scale = opt_attr_def(DenseIntOrFPElementsAttr)
+    kv_percentile = opt_attr_def(FloatAttr)
+    clip_domain = opt_attr_def(StringAttr)
     result = result_def(TilesType)
     assembly_format = "$matrix attr-dict `:` functional-type(operands, results)"
 
@@ -241,6 +267,37 @@ class WriteOp(IRDLOperation):
         if self.clip is not None:
             for error in clipformer_errors(*self.clip, alpha_name="clip_alpha", beta_name="clip_beta"):
                 raise VerifyException(error)
+        self._verify_range()
+
+    @property
+    def range_policy(self) -> str:
+        return "matrix" if self.kv_range is None else self.kv_range.data
+
+    def _verify_range(self) -> None:
+        policy = self.range_policy
+        if policy not in KV_RANGES:
+            raise VerifyException(f"kv_range must be one of {', '.join(KV_RANGES)}, got '{policy}'")
+        if self.clip_domain is not None:
+            if self.clip_domain.data not in CLIP_DOMAINS:
+                raise VerifyException(f"clip_domain must be one of {', '.join(CLIP_DOMAINS)}, got '{self.clip_domain.data}'")
+            if self.clip is None:
+                raise VerifyException("clip_domain is only meaningful with clip_alpha and clip_beta")
+        calibrated = policy in CALIBRATED_KV_RANGES
+        if not calibrated and (self.kv_scale is not None or self.kv_percentile is not None):
+            raise VerifyException(f"kv_scale and kv_percentile belong to calibrated ranges (global, head), not '{policy}'")
+        if calibrated and self.kv_percentile is None:
+            raise VerifyException(f"kv_range = '{policy}' needs the kv_percentile its ranges are calibrated at")
+        if self.kv_percentile is not None and not 0.0 < self.kv_percentile.value.data <= 100.0:
+            raise VerifyException(f"kv_percentile must be in (0, 100], got {self.kv_percentile.value.data}")
+        if self.kv_scale is not None:
+            shape = tensor_shape(self.matrix)
+            heads = shape[-3] if len(shape) >= 3 else 1
+            if tuple(self.kv_scale.get_shape()) != (heads,):
+                raise VerifyException(f"kv_scale has shape {fmt_shape(tuple(self.kv_scale.get_shape()))}; expected {heads} "
+                                      "(one range per head)")
+            values = [float(v) for v in self.kv_scale.get_values() if isinstance(v, (int, float))]
+            if any(not math.isfinite(v) or v <= 0 for v in values):
+                raise VerifyException("kv_scale holds a non-positive or non-finite range")
 
 
 @irdl_op_definition

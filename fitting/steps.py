@@ -1,7 +1,8 @@
 """Compile steps that need data: a pass marks the IR, the driver runs the matching step right after it.
 
 A pass sees no weights and no activations. One that needs them (``attn-prune``; ``lower-to-xbar``'s count of
-the all-zero tiles of pruned weights; its calibrated ADC ranges, ``fitting/adc_ranges.py``; fixed-point
+the all-zero tiles of pruned weights; its calibrated ADC ranges, ``fitting/adc_ranges.py``,
+and K/V ranges, ``fitting/kv_ranges.py``; fixed-point
 formats next) leaves a mark in the IR saying what it wants; after every pass the driver calls
 :func:`run_pending_steps` with the weights and the calibration batches, and each registered step whose mark
 is pending captures the activations it needs by running the executor (:mod:`fitting.capture`), updates the
@@ -38,13 +39,19 @@ def _zero_tiles_step() -> PendingStep:
     return PendingStep("xbar-zero-tiles", has_pending_counts, count_zero_tiles)
 
 
+def _kv_ranges_step() -> PendingStep:
+    from fitting.kv_ranges import calibrate_kv_ranges, has_pending_kv_ranges
+
+    return PendingStep("xbar-kv-ranges", has_pending_kv_ranges, calibrate_kv_ranges)
+
+
 def _adc_ranges_step() -> PendingStep:
     from fitting.adc_ranges import calibrate_adc_ranges, has_pending_ranges
 
     return PendingStep("xbar-adc-ranges", has_pending_ranges, calibrate_adc_ranges)
 
 
-STEPS: tuple[Callable[[], PendingStep], ...] = (_prune_step, _zero_tiles_step, _adc_ranges_step)
+STEPS: tuple[Callable[[], PendingStep], ...] = (_prune_step, _zero_tiles_step, _kv_ranges_step, _adc_ranges_step)
 
 
 def run_pending_steps(

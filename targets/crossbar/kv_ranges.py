@@ -33,9 +33,9 @@ from runtime.clip_kernels import clip_normalised_magnitude, clip_thresholds, mat
 from targets.crossbar.device import ClipFormer, CrossbarConfig, CrossbarTiles, mvm, write
 from targets.crossbar.simulator import XbarFunctions, adc_full_scale
 
-RANGE_POLICIES = ("matrix", "global", "head", "token")
-CLIP_DOMAINS = ("conductance", "value")
-CALIBRATED = ("global", "head")
+RANGE_POLICIES = xbar.KV_RANGES
+CLIP_DOMAINS = xbar.CLIP_DOMAINS
+CALIBRATED = xbar.CALIBRATED_KV_RANGES
 _TINY = 1e-30
 _SAMPLES_PER_WRITE = 4096  # values kept per head and calibration run (enough for a 99.9th percentile)
 
@@ -99,6 +99,17 @@ class KvRangeFunctions(XbarFunctions):
             self._sites[op] = f"write{len(self._sites)}_{op.results[0].name_hint or 'tiles'}"
         return self._sites[op]
 
+    def policy_for(self, op: xbar.WriteOp, site: str) -> KvPolicy:
+        """The policy of one write: the op's own (``lower-to-xbar{kv-range=... clip-domain=...}``, with its
+        calibrated ``kv_scale``) where it carries one, else this instance's."""
+        if op.kv_range is None and op.clip_domain is None:
+            return self.policy
+        ranges = self.policy.ranges
+        if op.kv_scale is not None:
+            ranges = {site: torch.tensor(op.kv_scale.get_values(), dtype=torch.float32)}
+        domain = op.clip_domain.data if op.clip_domain is not None else "conductance"
+        return KvPolicy(op.range_policy, domain, ranges)
+
     def _keep_sample(self, site: str, matrix: torch.Tensor) -> None:
         per_head = matrix.abs().movedim(-3, 0).reshape(matrix.shape[-3], -1)  # (H, values)
         picks = torch.randint(0, per_head.shape[1], (_SAMPLES_PER_WRITE,), generator=self._sampler)
@@ -110,7 +121,7 @@ class KvRangeFunctions(XbarFunctions):
         site = self.write_site(op)
         if self.record:
             self._keep_sample(site, matrix)
-        policy = self.policy
+        policy = self.policy_for(op, site)
         if policy.range == "matrix" and (op.clip is None or policy.domain == "conductance"):
             return super().run_write(interpreter, op, args).values  # the base impl is wrapped by @impl
         cfg = self.config_for(op.result.type)

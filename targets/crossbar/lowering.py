@@ -23,6 +23,10 @@ each array's ADC full-scale, ``adc_full_scale`` on its op, ``fitting/adc_ranges.
 high-noise point; γ = 0 is noise-free; σ = 0.1 is a default, not the paper's), ``program-noise``/``read-noise``
 (std as a fraction of g_max - g_min), ``stuck-at-rate``,
 ``mode`` (``fast``: one matmul per MVM with variance-matched ADC; ``exact``: per tile and slice),
+``kv-range`` (``matrix``, default: each written matrix's max|x|; ``global``/``head``: a range per write site, or
+per site and head, fixed at compile time at the ``kv-percentile`` (99.9) of |K|, |V| on the calibration inputs,
+``fitting/kv_ranges.py``; ``token``: each token's max|x|) and ``clip-domain`` (``conductance``, default, or
+``value``: where a folded kv-clip acts), recorded on every ``xbar.write`` (targets/crossbar/kv_ranges.py),
 ``skip-zero-tiles`` (default true): the weights ``attn-prune`` pruned get ``xbar.program {skip_zero_tiles}``;
 their all-zero tiles are not programmed. The pass sees no weights: the compile driver counts those tiles
 right after it (``fitting/zero_tiles.py``, ``zero_tiles = N`` on the op, one remark per matrix and a total),
@@ -62,7 +66,8 @@ from targets.crossbar.device import CrossbarConfig, crossbar_config_errors
 
 OpT = TypeVar("OpT", bound=Operation)
 TILE_FIELDS = ("tile_rows", "tile_cols")  # in the !xbar.tiles types, not in xbar.device
-LOWERING_FIELDS = ("skip_zero_tiles",)  # how the lowering maps weights, on each xbar.program, not a device parameter
+# How the lowering maps weights and K/V (attributes on each xbar.program / xbar.write), not device parameters.
+LOWERING_FIELDS = ("skip_zero_tiles", "kv_range", "clip_domain", "kv_percentile")
 
 
 def _located(op: OpT, like: Operation, name: str | None = None) -> OpT:
@@ -223,10 +228,21 @@ class LowerToXbarPass(ModulePass):
     stuck_at_high_fraction: float = 0.5
     mode: str = "fast"
     skip_zero_tiles: bool = True
+    kv_range: str = "matrix"
+    clip_domain: str = "conductance"
+    kv_percentile: float = 99.9
 
     def check_options(self) -> None:
         """The device's own validation (``crossbar_config_errors``), with option spellings."""
         errors = crossbar_config_errors(self, spell=lambda name: name.replace("_", "-"))
+        if self.kv_range not in xbar.KV_RANGES:
+            errors.append(f"kv-range must be one of {', '.join(xbar.KV_RANGES)}, got '{self.kv_range}'")
+        if self.clip_domain not in xbar.CLIP_DOMAINS:
+            errors.append(f"clip-domain must be one of {', '.join(xbar.CLIP_DOMAINS)}, got '{self.clip_domain}'")
+        if not 0.0 < self.kv_percentile <= 100.0:
+            errors.append(f"kv-percentile must be in (0, 100], got {self.kv_percentile}")
+        if self.kv_range != "matrix" and self.stuck_at_rate > 0:
+            errors.append(f"kv-range={self.kv_range} does not model stuck-at cells (stuck-at-rate must be 0)")
         if errors:
             raise pass_failure("lower-to-xbar", errors[0])
 
@@ -264,4 +280,16 @@ class LowerToXbarPass(ModulePass):
         PatternRewriteWalker(SdpaToCrossbar(tile), apply_recursively=False).rewrite_module(op)
         PatternRewriteWalker(LinearToCrossbar(tile, self.skip_zero_tiles), apply_recursively=False).rewrite_module(op)
         dce(op)
+        for write in (o for o in op.walk() if isinstance(o, xbar.WriteOp)):
+            self.mark_range(write)
         op.attributes[xbar.DEVICE_ATTRIBUTE] = self.device_attribute()
+
+    def mark_range(self, write: xbar.WriteOp) -> None:
+        """The range policy and clip domain on a K/V write; a calibrated range is left for the driver to measure
+        (``kv_percentile`` without ``kv_scale``: fitting/kv_ranges.py)."""
+        if self.kv_range != "matrix":
+            write.attributes["kv_range"] = StringAttr(self.kv_range)
+        if self.kv_range in xbar.CALIBRATED_KV_RANGES:
+            write.attributes["kv_percentile"] = FloatAttr(float(self.kv_percentile), 64)
+        if self.clip_domain != "conductance" and write.clip is not None:
+            write.attributes["clip_domain"] = StringAttr(self.clip_domain)

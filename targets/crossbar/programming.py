@@ -14,6 +14,11 @@ not survive the siemens round trip exactly) goes through ``device.program`` unch
 of each differential pair (the idle device sits at g_min, where the noise is zero), from per-level tables; it
 draws the same normals and hands ``_build_tiles``' reductions a tensor of the same values and memory layout.
 
+Both keep their temporaries in scratch buffers reused from call to call (one per shape and purpose): on a whole
+model, allocating and first touching a fresh tensor for every step cost more than the arithmetic. What they
+return never aliases a scratch buffer. The buffers are shared by the process, so the simulator is not meant to
+run in several threads at once (parallel sweeps use processes: compiler/sweeps.py).
+
 :class:`ChipCache` keeps programmed tiles in memory for the life of the weight tensors, keyed by the tensor
 (and its version counter), the device configuration and what was skipped, so repeated runs of one model in a
 process (benchmarks, sweeps over inputs) program each matrix once. Only states whose programming draws no
@@ -34,7 +39,6 @@ from targets.crossbar.device import (
     ClipFormer,
     CrossbarConfig,
     CrossbarTiles,
-    _pad_last,
     _rows_per_tile,
     clipformer_normalised,
     program,
@@ -78,6 +82,31 @@ def shortcut_applies(weight: torch.Tensor, cfg: CrossbarConfig, adc_calibration:
     )
 
 
+_SCRATCH: dict[tuple, torch.Tensor] = {}
+_SCRATCH_LIMIT = 32
+
+
+def _scratch(shape: torch.Size | tuple[int, ...], dtype: torch.dtype, purpose: str, zeroed: bool = False) -> torch.Tensor:
+    """A reusable contiguous buffer for a temporary, one per shape, dtype and purpose; its contents are the
+    caller's to overwrite (``zeroed``: filled with zeros when it is made)."""
+    key = (tuple(shape), dtype, purpose)
+    buffer = _SCRATCH.get(key)
+    if buffer is None:
+        if len(_SCRATCH) >= _SCRATCH_LIMIT:
+            _SCRATCH.clear()
+        buffer = _SCRATCH[key] = (torch.zeros if zeroed else torch.empty)(shape, dtype=dtype)
+    return buffer
+
+
+def _matrix_scale(w: torch.Tensor) -> torch.Tensor:
+    """``matrix_max(w)`` of a matrix in one pass without a temporary: max(max, -min) is max|w| exactly."""
+    low, high = torch.aminmax(w)
+    peak = torch.maximum(high, -low)
+    if bool(torch.isfinite(peak)) and float(peak) > 0:
+        return peak.reshape(1, 1)
+    return matrix_max(w)  # zero, NaN or Inf: matrix_max's own conventions
+
+
 @functools.cache
 def _squared_digits(cfg: CrossbarConfig) -> torch.Tensor:
     """``(levels, n_slices)`` float64: the square of each slice's digit of every stored level."""
@@ -89,13 +118,13 @@ def _squared_digits(cfg: CrossbarConfig) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=16)
 def _tile_bins(n_out: int, n_in: int, tile_rows: int, tile_cols: int, levels: int) -> torch.Tensor:
-    """``(out, in)`` float32: the first histogram bin of the tile each weight element lands in (crossbar
-    orientation: row tile from the input index, column tile from the output index); exact integers, as are the
-    bins plus a level (checked by ``shortcut_applies``)."""
+    """``(out, in)`` int32: the first histogram bin of the tile each weight element lands in (crossbar
+    orientation: row tile from the input index, column tile from the output index); the bins plus a level fit
+    (checked by ``shortcut_applies``)."""
     col_tiles = math.ceil(n_out / tile_cols)
     row_tile = torch.arange(n_in) // tile_rows
     col_tile = torch.arange(n_out) // tile_cols
-    return ((row_tile.view(1, -1) * col_tiles + col_tile.view(-1, 1)) * levels).to(torch.float32).contiguous()
+    return ((row_tile.view(1, -1) * col_tiles + col_tile.view(-1, 1)) * levels).to(torch.int32).contiguous()
 
 
 @torch.no_grad()
@@ -118,30 +147,60 @@ def program_fast(
         raise ValueError(f"skip_tiles has shape {tuple(skip_tiles.shape)}, the matrix has {(row_tiles, col_tiles)} tiles")
     # Skipped tiles need no work: without programming noise a skipped tile already holds its ideal zeros.
 
-    scale = matrix_max(w)
+    scale = _matrix_scale(w)
     if not bool(torch.isfinite(scale).all()):
         return program(weight, cfg, gen, skip_tiles=skip_tiles)
-    # The quantised level of each value, with device.map_to_conductances' ops, in (out, in) layout.
+    # The quantised level of each value, with device.map_to_conductances' ops, in (out, in) layout; the
+    # temporaries live in reused scratch buffers (allocating and first touching a fresh tensor per step cost more
+    # than the arithmetic itself).
+    w_eff_t = torch.empty(n_in, out_pad, dtype=w.dtype) if out_pad == n_out else torch.zeros(n_in, out_pad, dtype=w.dtype)
+    stored = _scratch(w.shape, torch.int32, "stored")  # the level each cell group holds, as an integer
     if cfg.signed_mapping == "differential":
-        magnitude = w.abs().div_(scale).mul_(cfg.weight_levels).round_()
-        stored = magnitude  # each device of the pair holds |level|; the sign picks the device
-        # G+ - G- is the level with the value's sign, and +0 (never -0) for a zero level: copysign, then + 0.
-        signed = torch.copysign(magnitude, w).add_(0.0)
+        # round(w / scale * L) is copysign(round(|w| / scale * L), w) exactly (each op is symmetric in the sign);
+        # G+ - G- is that level, and +0 (never -0) for a zero level: + 0. Each device of the pair holds |level|.
+        signed = torch.div(w, scale, out=_scratch(w.shape, w.dtype, "levels"))
+        signed.mul_(cfg.weight_levels).round_().add_(0.0)
+        stored.copy_(signed).abs_()
     else:
         signed = torch.round(w / scale * cfg.weight_levels)
-        stored = signed + cfg.offset_level
-        signed = stored - cfg.offset_level  # the digital offset removal of device._build_tiles: +0 for 0
-    w_eff_t = torch.zeros(n_in, out_pad, dtype=w.dtype)
-    w_eff_t[:, :n_out] = signed.t()
+        offset = signed + cfg.offset_level
+        signed = offset - cfg.offset_level  # the digital offset removal of device._build_tiles: +0 for 0
+        stored.copy_(offset)
+    w_eff_t[:, :n_out].copy_(signed.t())
+    slice_energy = _slice_energy(stored, cfg, row_tiles, col_tiles).to(w.dtype)
+    return _fast_tiles(w_eff_t, n_out, slice_energy, scale, cfg, gen)
 
-    # Per (slice, tile) energy of the cell digits: a histogram of stored levels per tile, times squared digits.
+
+@functools.cache
+def _packed_squared_digits(cfg: CrossbarConfig) -> tuple[torch.Tensor, int] | None:
+    """Per stored level, the squares of its slice digits packed into one int64, ``width`` bits a slice, wide
+    enough that a tile row's sum never carries into the next slice; None when they do not fit."""
+    width = (cfg.tile_rows * cfg.cell_levels**2).bit_length()
+    if width * cfg.n_slices > 62:
+        return None
+    shifts = torch.arange(cfg.n_slices, dtype=torch.int64) * width
+    return (_squared_digits(cfg).to(torch.int64) << shifts).sum(dim=1), width
+
+
+def _slice_energy(stored: torch.Tensor, cfg: CrossbarConfig, row_tiles: int, col_tiles: int) -> torch.Tensor:
+    """``(S, row_tiles, col_tiles)`` int64: the sum of each slice's squared cell digit over each tile, for the
+    stored levels ``(out, in)`` (int32). Exact integer sums, so any order gives the same figure: one table
+    lookup of packed squared digits and two tile sums where whole tiles cover the matrix, else a histogram of
+    levels per tile."""
+    n_out, n_in = stored.shape
+    packed = _packed_squared_digits(cfg)
+    if packed is not None and n_in % cfg.tile_rows == 0 and n_out % cfg.tile_cols == 0:
+        table, width = packed
+        squares = torch.index_select(table, 0, stored.view(-1), out=_scratch((stored.numel(),), torch.int64, "packed"))
+        per_row = squares.view(n_out, row_tiles, cfg.tile_rows).sum(dim=-1)  # (out, row_tiles): no field carries
+        shifts = (torch.arange(cfg.n_slices, dtype=torch.int64) * width).view(-1, 1, 1)
+        fields = (per_row.t().unsqueeze(0) >> shifts) & ((1 << width) - 1)  # (S, row_tiles, out)
+        return fields.view(cfg.n_slices, row_tiles, col_tiles, cfg.tile_cols).sum(dim=-1)
     levels = stored_levels(cfg)
-    bins = stored.add(_tile_bins(n_out, n_in, cfg.tile_rows, cfg.tile_cols, levels)).to(torch.int32)
+    bins = stored.add(_tile_bins(n_out, n_in, cfg.tile_rows, cfg.tile_cols, levels))
     counts = torch.bincount(bins.view(-1), minlength=row_tiles * col_tiles * levels)
     energy = counts.view(row_tiles * col_tiles, levels).to(torch.float64) @ _squared_digits(cfg)
-    slice_energy = energy.t().reshape(cfg.n_slices, row_tiles, col_tiles).to(w.dtype).contiguous()
-
-    return _fast_tiles(w_eff_t, n_out, slice_energy, scale, cfg, gen)
+    return energy.t().reshape(cfg.n_slices, row_tiles, col_tiles).contiguous()
 
 
 @functools.cache
@@ -221,11 +280,15 @@ def write_fast(
     # Per slice and level: the ideal conductance of the level's digit in that slice and its write-noise std.
     level_conductance, level_std = _level_tables(cfg, w.dtype)
     # device.write draws one normal per (*batch, device, slice, in, out); the active device's are kept.
-    normals = torch.randn((*batch, cfg.devices_per_value, cfg.n_slices, n_in, n_out), generator=gen, dtype=w.dtype)
+    normal_shape = (*batch, cfg.devices_per_value, cfg.n_slices, n_in, n_out)
+    normals = torch.randn(normal_shape, generator=gen, out=_scratch(normal_shape, w.dtype, "write-normals"))
     positive = (wt > 0).contiguous()
     active_normals = torch.where(positive, normals.select(-4, 0).movedim(-3, 0), normals.select(-4, 1).movedim(-3, 0))
     # device.write's ops, in place: G + std * N (addition commutes bit for bit), clamped, then back to digits.
-    g = level_std[:, levels].mul_(active_normals).add_(level_conductance[:, levels]).clamp_(min=cfg.g_min, max=cfg.g_max)
+    flat = levels.reshape(-1)
+    g = torch.index_select(level_std, 1, flat, out=_scratch((cfg.n_slices, flat.numel()), w.dtype, "write-g"))
+    g = g.view(cfg.n_slices, *levels.shape).mul_(active_normals)
+    g.add_(torch.index_select(level_conductance, 1, flat).view(g.shape)).clamp_(min=cfg.g_min, max=cfg.g_max)
     active = g.sub_(cfg.g_min).mul_(cfg.cell_levels / cfg.g_range)
     if float(idle_digit) == 0.0:  # G+ - G- is +-active, and +0 (never -0) where active is 0
         per_slice = active.mul_(torch.where(positive, 1.0, -1.0)).add_(0.0)
@@ -236,12 +299,17 @@ def write_fast(
     # device._build_tiles from its per-slice matrix on (fast mode, no calibration).
     row_tiles, col_tiles = math.ceil(n_in / cfg.tile_rows), math.ceil(n_out / cfg.tile_cols)
     in_pad, out_pad = row_tiles * cfg.tile_rows, col_tiles * cfg.tile_cols
-    per_slice = _pad_last(per_slice, out_pad)
+    # device._build_tiles pads the per-slice matrix (columns for the recombination, rows and columns for the tile
+    # energies). Here the padded tensors are scratch buffers private to this matrix shape whose padding is zeroed
+    # once and never written, so each write fills only its values: the same tensors, without the padding work.
+    cols_padded = _scratch((*batch, cfg.n_slices, n_in, out_pad), w.dtype, f"write-cols-{n_in}x{n_out}", zeroed=True)
+    cols_padded[..., :n_out].copy_(per_slice)
     sig = torch.tensor(cfg.slice_significance(), dtype=w.dtype, device=w.device)
-    w_eff_t = torch.einsum("s,...sio->...io", sig, per_slice).contiguous()
-    rows_padded = torch.nn.functional.pad(per_slice, (0, 0, 0, in_pad - n_in))
-    tiled = rows_padded.reshape(*batch, cfg.n_slices, row_tiles, cfg.tile_rows, col_tiles, cfg.tile_cols)
-    slice_energy = (tiled**2).sum(dim=(-3, -1))
+    w_eff_t = torch.einsum("s,...sio->...io", sig, cols_padded).contiguous()
+    squares = _scratch((*batch, cfg.n_slices, in_pad, out_pad), w.dtype, f"write-squares-{n_in}x{n_out}", zeroed=True)
+    torch.pow(per_slice, 2, out=squares[..., :n_in, :n_out])
+    tiled = squares.view(*batch, cfg.n_slices, row_tiles, cfg.tile_rows, col_tiles, cfg.tile_cols)
+    slice_energy = tiled.sum(dim=(-3, -1))
     return _fast_tiles(w_eff_t, n_out, slice_energy, scale, cfg, gen)
 
 
@@ -260,7 +328,9 @@ def _fast_tiles(
     row_tiles, col_tiles = slice_energy.shape[-2:]
     sig = torch.tensor(cfg.slice_significance(), dtype=w_eff_t.dtype, device=w_eff_t.device)
     weighted = torch.einsum("s,...stc->...c", sig**2, slice_energy)
-    w_energy = (w_eff_t.reshape(*batch, n_in, col_tiles, cfg.tile_cols) ** 2).sum(dim=(-3, -1))
+    by_column_tile = w_eff_t.reshape(*batch, n_in, col_tiles, cfg.tile_cols)
+    squares = torch.pow(by_column_tile, 2, out=_scratch(by_column_tile.shape, by_column_tile.dtype, "squares"))
+    w_energy = squares.sum(dim=(-3, -1))  # device._build_tiles' op on a tensor of the same values and layout
     kappa = torch.where(w_energy > 0, torch.sqrt(weighted / w_energy.clamp(min=_TINY)), torch.ones_like(w_energy))
     kappa = kappa / (cfg.adc_code_max or 1)
 

@@ -32,7 +32,13 @@ class CrossbarTarget(Target):
 
     def runtime_functions(self, module: ModuleOp, seed: int = 0) -> list[InterpreterFunctions]:
         try:
-            return [XbarFunctions.for_module(module, seed)]
+            functions = XbarFunctions.for_module(module, seed)
+            ranged = (op for op in module.walk() if isinstance(op, xbar.WriteOp))
+            if any(op.kv_range is not None or op.clip_domain is not None for op in ranged):
+                from targets.crossbar.kv_ranges import KvRangeFunctions  # K/V range policies from the IR
+
+                functions = KvRangeFunctions(functions.config, seed)
+            return [functions]
         except ValueError as error:
             raise AttncError(f"bad crossbar device parameters: {error}") from None
 

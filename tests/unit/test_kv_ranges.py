@@ -7,6 +7,7 @@ import torch
 
 from compiler.api import CompiledModel, apply_passes, parse_pipeline
 from compiler.frontend.fx_importer import import_exported_program
+from dialects import xbar
 from runtime.clip_kernels import matrix_max
 from runtime.executor import Executor
 from targets.crossbar.device import CrossbarConfig, conductances_to_values, map_to_conductances
@@ -112,3 +113,48 @@ def test_bad_policies_and_missing_ranges_are_errors(exported) -> None:
     compiled = lowered(exported, f"attn-raise,{IDEAL}")
     with pytest.raises(Exception, match="no calibrated range"):
         run(compiled, functions_for(compiled, 0, KvPolicy("global", "conductance", {})))
+
+
+# ---- range policies as a lowering option: lower-to-xbar{kv-range=... clip-domain=...} ----
+
+CLIP = "kv-clip{alpha=2.0 beta=0.5}"
+
+
+def through_the_ir(exported, options: str, seed: int) -> tuple[CompiledModel, torch.Tensor]:
+    """Lowered with the policy as a pass option, the driver's calibration step on the example inputs, saved as
+    text and parsed back, and run by the target's own runtime functions."""
+    from compiler.api import parse_module, print_module
+    from fitting.steps import run_pending_steps
+
+    compiled = lowered(exported, f"attn-raise,{CLIP},lower-to-xbar{{gamma=5.0 sigma=0.3 {options}}}")
+    run_pending_steps(compiled.module, compiled.weights, lambda: [compiled.inputs])
+    reloaded = CompiledModel(parse_module(print_module(compiled.module)), compiled.weights, compiled.inputs,
+                             compiled.input_names)
+    with torch.no_grad():
+        return reloaded, reloaded.run(seed=seed)[0]
+
+
+@pytest.mark.parametrize("policy", ["token", "head", "global"])
+def test_a_range_policy_lowered_into_the_ir_runs_as_the_simulator_option(exported, policy: str) -> None:
+    """The lowering option gives the simulator option's outputs bit for bit, the calibrated ranges included
+    (recorded as the ClipFormer sweeps do: a noise-free, ideal-converter lowering without clipping)."""
+    reloaded, out = through_the_ir(exported, f"kv-range={policy} clip-domain=value", 3)
+    writes = [op for op in reloaded.module.walk() if isinstance(op, xbar.WriteOp)]
+    assert writes and all(op.range_policy == policy and op.clip_domain is not None for op in writes)
+    assert all((op.kv_scale is not None) == (policy != "token") for op in writes)
+    ranges = {}
+    if policy != "token":
+        ranges = calibrated_ranges(recorded(lowered(exported, "attn-raise,lower-to-xbar{gamma=0.0 adc-bits=0 input-bits=0}")),
+                                   policy, 99.9)
+    simulator = lowered(exported, f"attn-raise,{CLIP},{NOISY}")
+    expected = run(simulator, functions_for(simulator, 3, KvPolicy(policy, "value", ranges)))
+    assert torch.equal(out, expected)
+    plain = run(simulator, XbarFunctions(device_config(simulator.module.attributes["xbar.device"]), 3))
+    assert not torch.equal(out, plain)  # the policy did act
+
+
+def test_the_default_lowering_carries_no_range_attributes(exported) -> None:
+    compiled = lowered(exported, f"attn-raise,{CLIP},{NOISY}")
+    for op in compiled.module.walk():
+        if isinstance(op, xbar.WriteOp):
+            assert (op.kv_range, op.kv_scale, op.kv_percentile, op.clip_domain) == (None, None, None, None)

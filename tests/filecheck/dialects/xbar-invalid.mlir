@@ -154,6 +154,94 @@ func.func @write_clip_beta_only(%k: tensor<1x12x16x32xf32>) {
 // CHECK-NEXT: | Operation does not verify: ClipFormer needs both clip_alpha and clip_beta, or neither
 
 // -----
+// xbar.write: "kv_range must be one of matrix, global, head, token, got 'row'"
+func.func @write_bad_range(%k: tensor<1x2x16x32xf32>) {
+  %t = xbar.write %k {kv_range = "row"} : (tensor<1x2x16x32xf32>) -> !xbar.tiles<1x2x16x32, tile = 64x64>
+  func.return
+}
+// CHECK:      kv_range must be one of matrix, global, head, token, got 'row'
+// CHECK:      %t = "xbar.write"(%k) {kv_range = "row"} : (tensor<1x2x16x32xf32>) -> !xbar.tiles<1x2x16x32, tile = 64x64, grid = 1x1>
+// CHECK-NEXT: ^^^
+// CHECK-NEXT: | Operation does not verify: kv_range must be one of matrix, global, head, token, got 'row'
+
+// -----
+// xbar.write: "clip_domain is only meaningful with clip_alpha and clip_beta"
+func.func @write_domain_without_clip(%k: tensor<1x2x16x32xf32>) {
+  %t = xbar.write %k {clip_domain = "value"} : (tensor<1x2x16x32xf32>) -> !xbar.tiles<1x2x16x32, tile = 64x64>
+  func.return
+}
+// CHECK:      clip_domain is only meaningful with clip_alpha and clip_beta
+// CHECK:      %t = "xbar.write"(%k) {clip_domain = "value"} : (tensor<1x2x16x32xf32>) -> !xbar.tiles<1x2x16x32, tile = 64x64, grid = 1x1>
+// CHECK-NEXT: ^^^
+// CHECK-NEXT: | Operation does not verify: clip_domain is only meaningful with clip_alpha and clip_beta
+
+// -----
+// xbar.write: "clip_domain must be one of conductance, value, got 'digital'"
+func.func @write_bad_domain(%k: tensor<1x2x16x32xf32>) {
+  %t = xbar.write %k {clip_alpha = 2.0 : f64, clip_beta = 0.25 : f64, clip_domain = "digital"} : (tensor<1x2x16x32xf32>) -> !xbar.tiles<1x2x16x32, tile = 64x64>
+  func.return
+}
+// CHECK:      clip_domain must be one of conductance, value, got 'digital'
+// CHECK:      %t = "xbar.write"(%k) {clip_alpha = 2.000000e+00 : f64, clip_beta = 2.500000e-01 : f64, clip_domain = "digital"} : (tensor<1x2x16x32xf32>) -> !xbar.tiles<1x2x16x32, tile = 64x64, grid = 1x1>
+// CHECK-NEXT: ^^^
+// CHECK-NEXT: | Operation does not verify: clip_domain must be one of conductance, value, got 'digital'
+
+// -----
+// xbar.write: "kv_scale and kv_percentile belong to calibrated ranges (global, head), not 'token'"
+func.func @write_scale_on_token(%k: tensor<1x2x16x32xf32>) {
+  %t = xbar.write %k {kv_range = "token", kv_scale = dense<1.0> : tensor<2xf32>} : (tensor<1x2x16x32xf32>) -> !xbar.tiles<1x2x16x32, tile = 64x64>
+  func.return
+}
+// CHECK:      kv_scale and kv_percentile belong to calibrated ranges (global, head), not 'token'
+// CHECK:      %t = "xbar.write"(%k) {kv_range = "token", kv_scale = dense<1.000000e+00> : tensor<2xf32>} : (tensor<1x2x16x32xf32>) -> !xbar.tiles<1x2x16x32, tile = 64x64, grid = 1x1>
+// CHECK-NEXT: ^^^
+// CHECK-NEXT: | Operation does not verify: kv_scale and kv_percentile belong to calibrated ranges (global, head), not 'token'
+
+// -----
+// xbar.write: "kv_range = 'head' needs the kv_percentile its ranges are calibrated at"
+func.func @write_calibrated_without_percentile(%k: tensor<1x2x16x32xf32>) {
+  %t = xbar.write %k {kv_range = "head"} : (tensor<1x2x16x32xf32>) -> !xbar.tiles<1x2x16x32, tile = 64x64>
+  func.return
+}
+// CHECK:      kv_range = 'head' needs the kv_percentile its ranges are calibrated at
+// CHECK:      %t = "xbar.write"(%k) {kv_range = "head"} : (tensor<1x2x16x32xf32>) -> !xbar.tiles<1x2x16x32, tile = 64x64, grid = 1x1>
+// CHECK-NEXT: ^^^
+// CHECK-NEXT: | Operation does not verify: kv_range = 'head' needs the kv_percentile its ranges are calibrated at
+
+// -----
+// xbar.write: "kv_percentile must be in (0, 100], got 0.0"
+func.func @write_bad_percentile(%k: tensor<1x2x16x32xf32>) {
+  %t = xbar.write %k {kv_range = "global", kv_percentile = 0.0 : f64} : (tensor<1x2x16x32xf32>) -> !xbar.tiles<1x2x16x32, tile = 64x64>
+  func.return
+}
+// CHECK:      kv_percentile must be in (0, 100], got 0.0
+// CHECK:      %t = "xbar.write"(%k) {kv_range = "global", kv_percentile = 0.000000e+00 : f64} : (tensor<1x2x16x32xf32>) -> !xbar.tiles<1x2x16x32, tile = 64x64, grid = 1x1>
+// CHECK-NEXT: ^^^
+// CHECK-NEXT: | Operation does not verify: kv_percentile must be in (0, 100], got 0.0
+
+// -----
+// xbar.write: "kv_scale has shape 3; expected 2 (one range per head)"
+func.func @write_scale_per_head(%k: tensor<1x2x16x32xf32>) {
+  %t = xbar.write %k {kv_range = "head", kv_percentile = 99.9 : f64, kv_scale = dense<1.0> : tensor<3xf32>} : (tensor<1x2x16x32xf32>) -> !xbar.tiles<1x2x16x32, tile = 64x64>
+  func.return
+}
+// CHECK:      kv_scale has shape 3; expected 2 (one range per head)
+// CHECK:      %t = "xbar.write"(%k) {kv_range = "head", kv_percentile = 9.990000e+01 : f64, kv_scale = dense<1.000000e+00> : tensor<3xf32>} : (tensor<1x2x16x32xf32>) -> !xbar.tiles<1x2x16x32, tile = 64x64, grid = 1x1>
+// CHECK-NEXT: ^^^
+// CHECK-NEXT: | Operation does not verify: kv_scale has shape 3; expected 2 (one range per head)
+
+// -----
+// xbar.write: "kv_scale holds a non-positive or non-finite range"
+func.func @write_scale_positive(%k: tensor<1x2x16x32xf32>) {
+  %t = xbar.write %k {kv_range = "head", kv_percentile = 99.9 : f64, kv_scale = dense<[1.0, 0.0]> : tensor<2xf32>} : (tensor<1x2x16x32xf32>) -> !xbar.tiles<1x2x16x32, tile = 64x64>
+  func.return
+}
+// CHECK:      kv_scale holds a non-positive or non-finite range
+// CHECK:      %t = "xbar.write"(%k) {kv_range = "head", kv_percentile = 9.990000e+01 : f64, kv_scale = dense<[1.000000e+00, 0.000000e+00]> : tensor<2xf32>} : (tensor<1x2x16x32xf32>) -> !xbar.tiles<1x2x16x32, tile = 64x64, grid = 1x1>
+// CHECK-NEXT: ^^^
+// CHECK-NEXT: | Operation does not verify: kv_scale holds a non-positive or non-finite range
+
+// -----
 // xbar.write: "clip_alpha must be >= 0 (a dead zone of alpha·g_min), got ..."
 func.func @write_clip_alpha(%k: tensor<1x12x16x32xf32>) {
   %t = xbar.write %k {clip_alpha = -0.5 : f64, clip_beta = 0.25 : f64} : (tensor<1x12x16x32xf32>) -> !xbar.tiles<1x12x16x32, tile = 64x64>

@@ -8,6 +8,10 @@
 // RUN: not attnc-opt %s -p 'lower-to-xbar{gamma=-1.0}' 2>&1 | filecheck --check-prefix=BADGAMMA %s
 // RUN: not attnc-opt %s -p 'lower-to-xbar,lower-to-xbar' 2>&1 | filecheck --check-prefix=TWICE %s
 // RUN: not attnc-opt %s -p 'kv-clip{g-max=2.0e-05},lower-to-xbar' 2>&1 | filecheck --check-prefix=RANGE %s
+// RUN: attnc-opt %s -p 'kv-clip{alpha=2.0 beta=0.25},lower-to-xbar{kv-range=token clip-domain=value}' --split-input-file | filecheck --check-prefix=TOKEN %s
+// RUN: attnc-opt %s -p 'lower-to-xbar{kv-range=head kv-percentile=99.0 clip-domain=value}' --split-input-file | filecheck --check-prefix=HEAD %s
+// RUN: not attnc-opt %s -p 'lower-to-xbar{kv-range=row}' 2>&1 | filecheck --check-prefix=BADKV %s
+// RUN: not attnc-opt %s -p 'lower-to-xbar{kv-range=head kv-percentile=0.0}' 2>&1 | filecheck --check-prefix=BADPCT %s
 
 // Bad options and inconsistent pipelines are one-line errors.
 // BADADC:   attnc-opt: error: lower-to-xbar: adc-range must be one of dynamic, calibrated, max, got 'auto'
@@ -18,6 +22,8 @@
 // CALADC-NOT: adc_full_scale
 // BADGAMMA: attnc-opt: error: lower-to-xbar: gamma must be >= 0, got -1.0
 // TWICE:    attnc-opt: error: lower-to-xbar: the module is already lowered to crossbars
+// BADKV:    attnc-opt: error: lower-to-xbar: kv-range must be one of matrix, global, head, token, got 'row'
+// BADPCT:   attnc-opt: error: lower-to-xbar: kv-percentile must be in (0, 100], got 0.0
 // RANGE:    attnc-opt: error: lower-to-xbar: kv-clip was defined for g-min=1e-07, g-max=2e-05 but the crossbar has g-min=1e-07, g-max=1e-05; give both passes the same range
 
 // Ops that stay digital say why on stderr, once each, in file order.
@@ -100,6 +106,17 @@ func.func @attention(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xf32>, %v: ten
 // CLIP-NEXT:    xbar.write %o_vt {clip_alpha = 2.000000e+00 : f64, clip_beta = 2.500000e-01 : f64}
 // CLIP-NEXT:    xbar.mvm
 // CLIP-NEXT:    func.return
+
+// A range policy lands on every K/V write (targets/crossbar/kv_ranges.py runs it); the clip domain only where a
+// clip folded in. A calibrated policy (global, head) records its percentile and leaves the ranges themselves
+// (kv_scale) to the compile driver's step on calibration inputs (fitting/kv_ranges.py).
+// TOKEN-LABEL: func.func @attention
+// TOKEN:         xbar.write %k {clip_alpha = 2.000000e+00 : f64, clip_beta = 2.500000e-01 : f64, kv_range = "token", clip_domain = "value"}
+// TOKEN:         xbar.write %o_vt {clip_alpha = 2.000000e+00 : f64, clip_beta = 2.500000e-01 : f64, kv_range = "token", clip_domain = "value"}
+// HEAD-LABEL:  func.func @attention
+// HEAD:          xbar.write %k {kv_range = "head", kv_percentile = 9.900000e+01 : f64} :
+// HEAD:          xbar.write %o_vt {kv_range = "head", kv_percentile = 9.900000e+01 : f64} :
+// HEAD-NOT:      kv_scale
 
 // -----
 
