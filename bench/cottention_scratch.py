@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import zlib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -74,6 +75,7 @@ SIZES = {
 }
 PAPER = {"softmax": 10.3, "cosine": 11.6, "params": "300 M"}  # the Cottention paper's Pile perplexities
 PART_BYTES = 15_900_000
+RETURN_BYTES = 64 * 2**20 - 2_000_000  # all parts together (summary.json takes the rest)
 ARCHIVE = "cottention_runs.tar.gz"
 SPLIT_SEED = 0
 VALIDATION_WINDOWS = 128  # validation loss during training: the first windows of the validation stream
@@ -341,7 +343,9 @@ def train_all(args: argparse.Namespace) -> int:
 def pack(jobs: list[Job], work: Path, out: Path, max_parts: int) -> None:
     """summary.json (every log) and the weights + logs as a tar.gz in parts; smallest jobs' weights first."""
     records = [json.loads((work / j.name / "log.json").read_text()) for j in jobs if (work / j.name / "log.json").is_file()]
-    budget = max_parts * PART_BYTES * 0.97  # gzip hardly shrinks float16 weights; keep a margin for tar headers
+    # At most 8 files of 16 MiB, 64 MiB together come back: the parts plus summary.json. gzip hardly shrinks float16
+    # weights; keep a margin for tar headers and summary.json.
+    budget = min(max_parts * PART_BYTES, RETURN_BYTES) * 0.97
     shipped, used = [], 0
     pairs: dict[tuple[int, int, str], list[Path]] = {}  # both attentions of a size and seed, or neither
     for job in jobs:
@@ -442,16 +446,41 @@ def compiled_cosine(settings, cosine_model: torch.nn.Module, example: torch.Tens
 
 
 def unpack(source: Path) -> tuple[Path, dict]:
-    """Joins and unpacks the returned archive parts into bench/.cache/cottention_runs/<hash>/."""
+    """Joins and unpacks the returned archive parts into bench/.cache/cottention_runs/<hash>/.
+
+    When parts are missing (a transfer limit), the leading parts that did come back are unpacked as far as they go:
+    every model wholly inside them is kept, and the others are marked ``weights_returned: false`` (device only)."""
     summary = json.loads((source / "summary.json").read_text())
-    data = b"".join((source / f"{ARCHIVE}.part{i:02d}").read_bytes() for i in range(summary["archive_parts"]))
+    present = [i for i in range(summary["archive_parts"]) if (source / f"{ARCHIVE}.part{i:02d}").is_file()]
+    leading = next((i for i in range(summary["archive_parts"]) if i not in present), summary["archive_parts"])
+    data = b"".join((source / f"{ARCHIVE}.part{i:02d}").read_bytes() for i in range(leading))
+    complete = leading == summary["archive_parts"]
     digest = hashlib.sha256(data).hexdigest()
-    if digest != summary["archive_sha256"]:
+    if complete and digest != summary["archive_sha256"]:
         raise SystemExit(f"the archive parts in {source} do not match summary.json's hash")
+    if not complete:
+        missing = sorted(set(range(summary["archive_parts"])) - set(present))
+        log(f"archive parts {missing} missing: unpacking parts 0-{leading - 1}")
     target = RUNS_CACHE / digest[:16]
     if not target.is_dir():
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-            archive.extractall(target, filter="data")
+        partial = target.with_name(target.name + ".partial")
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r|gz") as archive:
+            member = None
+            try:
+                for member in archive:
+                    archive.extract(member, partial, filter="data")
+            except (EOFError, tarfile.ReadError, zlib.error) as cut:
+                if complete:
+                    raise
+                name = "the first member" if member is None else member.name
+                log(f"archive cut off inside {name} ({type(cut).__name__}); the models before it are kept")
+                if member is not None:
+                    (partial / member.name).unlink(missing_ok=True)
+        partial.rename(target)
+    for record in summary["records"]:
+        if record.get("weights_returned") and not (target / record["name"] / "model.safetensors").is_file():
+            record["weights_returned"] = False
+            record["weights_lost_in_transfer"] = True
     return target, summary
 
 
@@ -523,9 +552,14 @@ def report_text(rows: list[dict], summary: dict, corpus: dict, command: str, wal
             f"| {row['validation_loss'][-1][1] if row['validation_loss'] else math.nan:.3f} | {row['ppl_device']:.3f} "
             f"| {row['ppl_device_subset']:.3f} "
             + (f"| {here:.3f} | {row['ppl_attnc']:.3f} | {row['max_abs_logit_error']:.1e} (of {row['max_abs_logit']:.1f}) "
-               if here is not None else "| — | — | weights not returned ")
+               if here is not None else "| — | — | weights not returned (device only) ")
             + f"| {ratio} | {row['seconds']:.0f} s |"
         )
+    if any(not r.get("weights_returned") for r in rows):
+        lost = any(r.get("weights_lost_in_transfer") for r in rows)
+        lines += ["", "Models marked device only were evaluated on the device alone: their weights "
+                  + ("were in archive parts that did not come back (the returned files are capped at 64 MiB in all)."
+                     if lost else "did not fit in the returned files (capped at 64 MiB in all).")]
     lines += ["", "Per size, mean ± standard deviation over seeds (device perplexity on all test windows):", "",
               "| size | parameters | seeds | softmax ppl | cosine ppl | cosine ÷ softmax (per seed, then mean) |",
               "|---|---:|---:|---:|---:|---:|"]

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import byte_gpt  # noqa: E402
 import cosine_lm_perplexity as lm_bench  # noqa: E402
 import cottention_decode as decode  # noqa: E402
+import cottention_encoder as encoder  # noqa: E402
 import cottention_scratch as scratch  # noqa: E402
 
 SETTINGS = lm_bench.TrainSettings(layers=2, width=32, heads=2, context=24, batch=4, steps=3, warmup_steps=1)
@@ -124,3 +125,35 @@ def test_device_training_returns_weights_that_the_report_evaluates_through_attnc
         assert here["attention_ops"] == (["attn.cosine"] if record["job"]["attention"] == "cosine" else ["attn.sdpa"])
         assert abs(here["ppl_attnc"] - record["ppl_device_subset"]) < 1e-4 * record["ppl_device_subset"]
         assert abs(here["ppl_torch_here"] - here["ppl_attnc"]) < 1e-4 * here["ppl_attnc"]
+
+
+def test_encoder_trained_in_plain_torch_runs_the_same_through_attnc():
+    """bench/cottention_encoder.py: the plain-torch encoder has TinyViT's weights; compiled (softmax: attn-raise;
+    cosine: attn-raise,attn-cosine with the trained m) the executor computes the same logits."""
+    from compiler.api import ModelSpec, compile_model
+    from compiler.models import TinyViT
+
+    config = encoder.SIZES["small"]["config"]
+    images = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(4))
+    for attention, pipeline in (("softmax", "attn-raise"), ("cosine", "attn-raise,attn-cosine")):
+        torch.manual_seed(0)
+        model = encoder.Encoder(**config, attention=attention).eval()
+        weights = model.state_dict()
+        if attention == "cosine":
+            for layer, block in enumerate(model.blocks):
+                weights[f"blocks.{layer}.attn.cosine_m"] = torch.tensor([-2.0, -0.5, 1.0, 3.0]) + layer
+            model.load_state_dict(weights)
+        eager = TinyViT(**config).eval()
+        eager.load_state_dict({n: t for n, t in weights.items() if not n.endswith("cosine_m")}, strict=True)
+        compiled = compile_model(ModelSpec("encoder", eager, (images,)), pipeline)
+        m_names = [n for n in compiled.weights if n.endswith("cosine_m")]
+        assert len(m_names) == (config["depth"] if attention == "cosine" else 0)
+        for name in m_names:
+            compiled.weights[name] = weights[name].clone()
+        with torch.no_grad():
+            expected = model(images)
+        got = compiled.run((images,))[0]
+        assert (got - expected).abs().max().item() < 1e-5 * expected.abs().max().item()
+        assert {op.name for op in compiled.module.walk() if op.name.startswith("attn.")} == {
+            "attn.cosine" if attention == "cosine" else "attn.sdpa"
+        }
