@@ -54,7 +54,7 @@ import cottention_scratch as scratch  # noqa: E402
 from runtime.cosine_kernels import CosineDecodeState  # noqa: E402
 
 SHAPES = {
-    "M": scratch.SIZES["M"],  # the trained M size: 4 layers, width 128, 4 heads (d = 32)
+    "M": {"layers": 4, "width": 128, "heads": 4},  # the M size of cottention_scratch.py: 4 layers, width 128, 4 heads (d = 32)
     "wide": {"layers": 6, "width": 512, "heads": 8},  # d = 64, closer to a real model's head
 }
 CHECK_TOKENS = 48
