@@ -46,6 +46,8 @@ from compiler.continual_run import RunChoices, continual_run  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = RESULTS / "tinycl_cl" / "runs"
 REPORT = RESULTS / "tinycl_cl.md"
+# Runs on scikit-learn's digits (fast) that locate the fixed-point gap: their own section of the report.
+DIGITS_RUNS = RESULTS / "tinycl_cl" / "digits"
 NUMERICS = {
     "torch": ("torch", {}),
     "reference": ("reference", {}),
@@ -564,8 +566,9 @@ def report(command: str, args) -> None:
         "strategies (GDumb: re-initialised from the seed and trained on its memory after each task).",
         "",
         "Numerics: `torch` is eager PyTorch in float (the baseline, no compiler); `reference` is the compiled training "
-        "step on attnc's float executor; `tinycl-16/8` and `tinycl-12/6` run the compiled step lowered to the TinyCL "
-        "fixed-point array (total/fractional bits, nearest-even rounding); `-sr` uses stochastic rounding. The avalanche "
+        "step on attnc's float executor; `tinycl-16/8`, `tinycl-16/10` and `tinycl-12/6` run the compiled step lowered "
+        "to the TinyCL fixed-point array (total/fractional bits, nearest-even rounding); `-sr` uses stochastic rounding; "
+        "`+key=value` sets one more `lower-to-tinycl` option. The avalanche "
         "rows are Avalanche's own `Naive`/`GDumb` strategies on the same data, model and optimiser (bench/avalanche_gdumb.py, "
         "in a separate environment with torch 2.14).",
         "",
@@ -585,6 +588,7 @@ def report(command: str, args) -> None:
         "",
         *[f"![{name}]({name})" for name in figures],
         "",
+        *digits_section(),
         "## Cost on the TinyCL array",
         "",
         *cost_section(costs, runs, args.clock_mhz),
@@ -595,6 +599,41 @@ def report(command: str, args) -> None:
         lines += ["Per epoch as the trainer's epoch_cost() reported it:", "", *measured, ""]
     REPORT.write_text("\n".join(lines) + "\n")
     print(f"wrote {REPORT}")
+
+
+def digits_section() -> list[str]:
+    """Final accuracy of GDumb on digits per numerics (every run under DIGITS_RUNS), float first."""
+    runs = load_runs([DIGITS_RUNS])
+    if not runs:
+        return []
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(group_key(run), []).append(run)
+
+    def order(key: tuple) -> tuple:
+        return (key[0] not in ("torch", "reference"), key[1:], key[0])
+
+    lines = [
+        "## Where the fixed-point gap comes from (digits)",
+        "",
+        "The same runs on scikit-learn's digits (8×8 images, `vit-cl` with patch 4; 5 tasks of 2 classes, all "
+        f"{runs[0]['data']['train']} training and {runs[0]['data']['test']} test images), a few seconds each, with one "
+        "`lower-to-tinycl` option changed at a time (`+key=value`). `frac-bits` is the data format (activations, and "
+        "weights unless `weight-frac-bits` says otherwise); gradients default to `frac-bits + 4` fractional bits "
+        "(at most total − 2).",
+        "",
+        "| numerics | attention | strategy | memory | epochs | seeds | final accuracy | per seed | final forgetting |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in sorted(groups, key=order):
+        numerics, attention, strategy, memory, epochs, *_ = key
+        members = sorted(groups[key], key=lambda run: run["config"]["seed"])
+        finals = [run["final_average_accuracy"] for run in members]
+        lines.append(f"| {numerics} | {attention} | {strategy} | {memory if strategy == 'gdumb' else '-'} | {epochs} | "
+                     f"{len(members)} | {mean_std(finals)} | {', '.join(f'{value:.3f}' for value in finals)} | "
+                     f"{mean_std([run['final_forgetting'] for run in members])} |")
+    lines += ["", "Commands:", "", *[f"- `{command}`" for command in sorted({run["command"] for run in runs})], ""]
+    return lines
 
 
 def host_lines(runs: list[dict]) -> list[str]:
