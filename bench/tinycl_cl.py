@@ -4,42 +4,65 @@ Every run is ``compiler.continual_run.continual_run`` (what ``attnc train --stra
 
 * numerics: ``torch`` (eager PyTorch float, the baseline without the compiler), ``reference`` (the compiled
   training step in float), ``tinycl-16/8`` and ``tinycl-12/6`` (the compiled step in fixed point on the TinyCL
-  target);
+  target); a TinyCL numerics takes extra ``lower-to-tinycl`` options after ``+``, e.g.
+  ``tinycl-16/8+rounding=stochastic+grad-frac-bits=14``;
 * strategy ``naive`` or ``gdumb`` with a memory size; attention ``softmax`` (``vit-cl``) or ``cosine``
   (``vit-cl-cosine``); seeds.
 
-Each run's results JSON is kept under bench/results/tinycl_cl/runs/ (a rerun skips the runs already there), then
-the report bench/results/tinycl_cl.md and its plots (PNG, beside it) are written from all the runs there.
+Each run's results JSON is kept under ``--out-dir`` (bench/results/tinycl_cl/runs/ by default; a rerun skips the
+runs already there). ``--jobs N`` runs the grid as N single-threaded worker processes, the most important runs
+first (GDumb M=500 in 16/8 and float, then 12/6, then the other memories, then naive), longest first within each
+rank; ``--time-budget S`` starts no run after S seconds. ``--plan`` lists the runs and their estimated CPU time
+without running them. The report bench/results/tinycl_cl.md and its plots (PNG, beside it) are written from every
+run under bench/results/tinycl_cl/runs/ and ``--out-dir``.
 
 Run (sizes are options; the report states what was run):
 ``OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/tinycl_cl.py --numerics torch reference tinycl-16/8``
-``.venv/bin/python bench/tinycl_cl.py --report-only`` rewrites the report from the stored runs.
+``.venv/bin/python bench/tinycl_cl.py --report`` rewrites the report from the stored runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import sys
 import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from compiler.continual import ContinualConfig
-from compiler.continual_run import RunChoices, continual_run
+import torch  # noqa: E402
+
+from compiler.continual import ContinualConfig  # noqa: E402
+from compiler.continual_run import RunChoices, continual_run  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = RESULTS / "tinycl_cl" / "runs"
 REPORT = RESULTS / "tinycl_cl.md"
+# Runs on scikit-learn's digits (fast) that locate the fixed-point gap: their own section of the report.
+DIGITS_RUNS = RESULTS / "tinycl_cl" / "digits"
 NUMERICS = {
     "torch": ("torch", {}),
     "reference": ("reference", {}),
     "tinycl-16/8": ("tinycl", {"total-bits": "16", "frac-bits": "8"}),
     "tinycl-16/8-sr": ("tinycl", {"total-bits": "16", "frac-bits": "8", "rounding": "stochastic"}),
     "tinycl-12/6": ("tinycl", {"total-bits": "12", "frac-bits": "6"}),
+    "tinycl-12/6-sr": ("tinycl", {"total-bits": "12", "frac-bits": "6", "rounding": "stochastic"}),
+    "tinycl-16/10": ("tinycl", {"total-bits": "16", "frac-bits": "10"}),
+    "tinycl-16/10-sr": ("tinycl", {"total-bits": "16", "frac-bits": "10", "rounding": "stochastic"}),
+    "tinycl-12/8": ("tinycl", {"total-bits": "12", "frac-bits": "8"}),
 }
+# Seconds per training image of a whole run (steps of 32, the tests after each task, compilation), one thread,
+# measured on this machine's x86 cores with Fashion-MNIST: what --plan's estimate and the longest-first order use.
+SECONDS_PER_IMAGE = {"torch": 0.0002, "reference": 0.0004, "tinycl": 0.0021}
+SECONDS_PER_RUN = 6.0  # a worker's start: importing torch and xDSL, reading the data
 # vit-cl's training step at batch 32 needs more than the default 512 KiB of on-chip memory (the attention scores
 # and their accumulators): the TinyCL runs model a 1 MiB SRAM.
 TINYCL_SRAM_KB = "1024"
@@ -48,50 +71,199 @@ FIRST_GRID = "python bench/tinycl_cl.py --numerics torch --attention softmax cos
 AVALANCHE_COMMAND = ("/tmp/aval/bin/python bench/avalanche_gdumb.py --seeds 0 --memories 500 --train-per-class 200 "
                      "--test-per-class 100  # separate venv: pip install avalanche-lib 'xdsl==0.74.*'")
 ATTENTION_SPEC = {"softmax": "vit-cl", "cosine": "vit-cl-cosine"}
+VARIANT_MEMORY = 500  # the memory at which --variants (numerics beside the main grid) are run
 
 
-def run_key(numerics: str, attention: str, strategy: str, memory: int, seed: int, args) -> str:
-    memory_part = f"m{memory}" if strategy == "gdumb" else "m0"
-    return (f"{numerics.replace('/', '-')}_{attention}_{strategy}_{memory_part}_s{seed}_e{args.epochs}"
-            f"_n{args.train_per_class}_t{args.test_per_class}{'_raster' if args.raster else ''}")
+def parse_numerics(numerics: str) -> tuple[str, dict[str, str]]:
+    """(target, lower-to-tinycl options) of a numerics name: a NUMERICS entry, then ``+key=value`` options."""
+    base, *extra = numerics.split("+")
+    if base not in NUMERICS:
+        raise argparse.ArgumentTypeError(f"unknown numerics '{base}' (known: {', '.join(NUMERICS)})")
+    target, options = NUMERICS[base]
+    if extra and target != "tinycl":
+        raise argparse.ArgumentTypeError(f"only tinycl numerics take options, not '{numerics}'")
+    pairs = [item.split("=", 1) for item in extra]
+    if any(len(pair) != 2 for pair in pairs):
+        raise argparse.ArgumentTypeError(f"options after '+' are key=value, got '{numerics}'")
+    return target, {**options, **dict(pairs)}
 
 
-def one_run(numerics: str, attention: str, strategy: str, memory: int, seed: int, args) -> dict:
-    target, options = NUMERICS[numerics]
+def numerics_name(numerics: str) -> str:
+    parse_numerics(numerics)
+    return numerics
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of the grid: a setting and the sizes shared by the whole grid (picklable, for worker processes)."""
+
+    numerics: str
+    attention: str
+    strategy: str
+    memory: int
+    seed: int
+    data: str
+    tasks: int
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    train_per_class: int
+    test_per_class: int
+    raster: bool
+    command: str
+
+    def key(self) -> str:
+        memory_part = f"m{self.memory}" if self.strategy == "gdumb" else "m0"
+        return (f"{self.numerics.replace('/', '-')}_{self.attention}_{self.strategy}_{memory_part}_s{self.seed}"
+                f"_e{self.epochs}_n{self.train_per_class}_t{self.test_per_class}{'_raster' if self.raster else ''}")
+
+    def training_images(self) -> int:
+        """Images trained on over the whole run (all epochs, all tasks): GDumb's memory, or each task's data."""
+        per_task = 2 * self.train_per_class
+        if self.strategy == "naive":
+            return self.epochs * self.tasks * per_task
+        return self.epochs * sum(min(self.memory, per_task * (task + 1)) for task in range(self.tasks))
+
+    def estimated_seconds(self) -> float:
+        target = parse_numerics(self.numerics)[0]
+        return SECONDS_PER_RUN + self.training_images() * SECONDS_PER_IMAGE[target]
+
+    def rank(self) -> int:
+        """Which runs matter most: GDumb M=500 in float and plain 16/8; then its 16/8 variants (``-sr``, ``+...``)
+        and 12/6; then the other memories; then naive."""
+        if self.strategy == "naive":
+            return 3
+        if self.memory != VARIANT_MEMORY:
+            return 2
+        return 0 if self.numerics in ("torch", "reference", "tinycl-16/8") else 1
+
+
+def one_run(spec: RunSpec) -> dict:
+    target, options = parse_numerics(spec.numerics)
     if target == "tinycl":
-        options = {**options, "sram-kb": TINYCL_SRAM_KB, **({"snake": "false"} if args.raster else {})}
-    choices = RunChoices(spec=ATTENTION_SPEC[attention], target=target, target_options=options, data=args.data,
-                         train_per_class=args.train_per_class, test_per_class=args.test_per_class, lr=args.lr,
-                         momentum=args.momentum)
-    config = ContinualConfig(strategy=strategy, memory=max(memory, 1), tasks=args.tasks, epochs=args.epochs,
-                             batch_size=args.batch_size, seed=seed)
-    start = time.time()
+        options = {**options, "sram-kb": TINYCL_SRAM_KB, **({"snake": "false"} if spec.raster else {})}
+    choices = RunChoices(spec=ATTENTION_SPEC[spec.attention], target=target, target_options=options, data=spec.data,
+                         train_per_class=spec.train_per_class, test_per_class=spec.test_per_class, lr=spec.lr,
+                         momentum=spec.momentum)
+    config = ContinualConfig(strategy=spec.strategy, memory=max(spec.memory, 1), tasks=spec.tasks, epochs=spec.epochs,
+                             batch_size=spec.batch_size, seed=spec.seed)
+    start, cpu = time.time(), time.process_time()
     results = continual_run(choices, config)
     results["wall_seconds"] = time.time() - start
-    results["numerics"] = numerics
-    results["attention"] = attention
-    results["command"] = " ".join(["python bench/tinycl_cl.py", *__import__("sys").argv[1:]])
+    results["cpu_seconds"] = time.process_time() - cpu
+    results["numerics"] = spec.numerics
+    results["attention"] = spec.attention
+    results["command"] = spec.command
+    results["host"] = {"machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
+                       "threads": torch.get_num_threads()}
     return results
 
 
-def run_grid(args) -> None:
-    RUNS.mkdir(parents=True, exist_ok=True)
-    for seed in args.seeds:
-        for numerics in args.numerics:
-            for attention in args.attention:
-                for strategy in args.strategies:
-                    for memory in (args.memories if strategy == "gdumb" else [0]):
-                        path = RUNS / f"{run_key(numerics, attention, strategy, memory, seed, args)}.json"
-                        if path.exists():
-                            continue
-                        results = one_run(numerics, attention, strategy, memory, seed, args)
-                        path.write_text(json.dumps(results, indent=1))
-                        print(f"{path.name}: {[round(a, 3) for a in results['average_accuracy']]} "
-                              f"forgetting {results['final_forgetting']:.3f} ({results['wall_seconds']:.0f} s)", flush=True)
+def single_threaded() -> None:
+    """Each worker computes on one core (a grid of N workers fills N cores)."""
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
-def load_runs() -> list[dict]:
-    return [json.loads(path.read_text()) for path in sorted(RUNS.glob("*.json"))]
+def run_to_file(spec: RunSpec, out_dir: str, deadline: float | None) -> tuple[str, str, float]:
+    """Runs one setting in a worker and writes its JSON (``<key>.json``, or ``<key>.error.txt`` on failure);
+    returns (key, "done" | "skipped" | "failed: ...", wall seconds)."""
+    single_threaded()
+    if deadline is not None and time.time() > deadline:
+        return spec.key(), "skipped (time budget)", 0.0
+    start = time.time()
+    path = Path(out_dir) / f"{spec.key()}.json"
+    try:
+        results = one_run(spec)
+    except Exception as error:  # one failing setting must not lose the rest of the grid
+        (Path(out_dir) / f"{spec.key()}.error.txt").write_text(traceback.format_exc())
+        return spec.key(), f"failed: {type(error).__name__}: {error}", time.time() - start
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(results, indent=1))
+    temporary.replace(path)
+    return spec.key(), (f"done: {[round(a, 3) for a in results['average_accuracy']]} forgetting "
+                        f"{results['final_forgetting']:.3f}"), time.time() - start
+
+
+def grid(args) -> list[RunSpec]:
+    """The runs the options ask for, most important first, longest first within a rank."""
+    command = " ".join(["python bench/tinycl_cl.py", *sys.argv[1:]])
+    specs = [
+        RunSpec(numerics, attention, strategy, memory if strategy == "gdumb" else 0, seed, args.data, args.tasks,
+                args.epochs, args.batch_size, args.lr, args.momentum, args.train_per_class, args.test_per_class,
+                args.raster, command)
+        for seed in args.seeds
+        for numerics in args.numerics
+        for attention in args.attention
+        for strategy in args.strategies
+        for memory in (args.memories if strategy == "gdumb" else [0])
+    ] + [
+        RunSpec(numerics, attention, "gdumb", VARIANT_MEMORY, seed, args.data, args.tasks, args.epochs, args.batch_size,
+                args.lr, args.momentum, args.train_per_class, args.test_per_class, args.raster, command)
+        for seed in args.seeds
+        for numerics in args.variants
+        for attention in args.attention
+    ]
+    return sorted(specs, key=lambda spec: (spec.rank(), -spec.estimated_seconds(), spec.key()))
+
+
+def simulated_wall(specs: list[RunSpec], jobs: int, budget: float) -> float:
+    """The estimated wall time of the grid: each run goes, in order, to the first free worker (as the pool does),
+    none starting after ``budget`` seconds (0: no limit)."""
+    free = [0.0] * jobs
+    for spec in specs:
+        index = min(range(jobs), key=free.__getitem__)
+        if budget and free[index] > budget:
+            break
+        free[index] += spec.estimated_seconds()
+    return max(free)
+
+
+def run_grid(args) -> int:
+    """Runs what is not stored yet; returns how many runs failed."""
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo = [spec for spec in grid(args) if not (out_dir / f"{spec.key()}.json").exists()]
+    if args.plan:
+        for spec in todo:
+            print(f"rank {spec.rank()}  {spec.estimated_seconds():6.0f} s  {spec.training_images():7d} images  {spec.key()}")
+        total = sum(spec.estimated_seconds() for spec in todo)
+        print(f"{len(todo)} runs, about {total / 60:.1f} CPU minutes here; in this order on {args.jobs} workers about "
+              f"{simulated_wall(todo, args.jobs, args.time_budget) / 60:.1f} minutes wall"
+              + (f" (no run started after {args.time_budget:.0f} s)" if args.time_budget else ""))
+        return 0
+    from compiler.datasets import load_dataset
+
+    load_dataset(args.data, 1, 1)  # fails here, once, when the data is missing
+    deadline = time.time() + args.time_budget if args.time_budget else None
+    start = time.time()
+    print(f"{len(todo)} runs on {args.jobs} single-threaded workers -> {out_dir}", flush=True)
+    single_threaded()  # with --jobs > 1, inherited by the workers' environment before they import torch
+    failed = 0
+
+    def record(key: str, status: str, seconds: float) -> None:
+        nonlocal failed
+        failed += status.startswith("failed")
+        print(f"[{time.time() - start:6.0f} s] {key}: {status} ({seconds:.0f} s)", flush=True)
+
+    if args.jobs == 1:
+        for spec in todo:
+            record(*run_to_file(spec, str(out_dir), deadline))
+    else:
+        import multiprocessing
+
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(run_to_file, spec, str(out_dir), deadline) for spec in todo]
+            for future in as_completed(futures):
+                record(*future.result())
+    print(f"grid finished in {time.time() - start:.0f} s, {failed} failed", flush=True)
+    return failed
+
+
+def load_runs(directories: list[Path]) -> list[dict]:
+    """Every run stored in the directories (a run stored in more than one is read once)."""
+    paths = {path.name: path for directory in directories if directory.is_dir() for path in sorted(directory.glob("*.json"))}
+    return [json.loads(path.read_text()) for _, path in sorted(paths.items())]
 
 
 def group_key(run: dict) -> tuple:
@@ -121,7 +293,8 @@ def accuracy_table(groups: dict[tuple, list[dict]]) -> list[str]:
         numerics, attention, strategy, memory, epochs, train, raster = key
         if raster:
             continue
-        cells = [mean_std([run["average_accuracy"][t] for run in runs]) for t in range(tasks)]
+        cells = [mean_std([run["average_accuracy"][t] for run in runs]) if t < len(runs[0]["average_accuracy"]) else "-"
+                 for t in range(tasks)]
         lines.append(f"| {numerics} | {attention} | {strategy} | {memory if strategy == 'gdumb' else '-'} | {epochs} | "
                      f"{train} | {len(runs)} | " + " | ".join(cells) + f" | {mean_std([r['final_forgetting'] for r in runs])} |")
     return lines
@@ -226,32 +399,77 @@ def cost_section(costs: list[dict], runs: list[dict], clock_mhz: float) -> list[
 
 
 def plots(groups: dict[tuple, list[dict]]) -> list[str]:
-    """Per training-set size: accuracy over the classes seen after each task, and final forgetting."""
+    """Per training-set size: (1) accuracy over the classes seen after each task, GDumb at the middle memory and
+    naive, per numerics; (2) final accuracy against the memory size, per numerics (naive as a dashed level);
+    one panel per attention, mean and standard deviation over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def mean_and_std(values: list[float]) -> tuple[float, float]:
+        return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
     written = []
     for train in sorted({key[5] for key in groups}):
         keys = [key for key in sorted(groups) if key[5] == train and not key[-1]]
-        figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})
-        for key in keys:
-            runs = groups[key]
-            curve = [statistics.mean(run["average_accuracy"][t] for run in runs) for t in range(len(runs[0]["average_accuracy"]))]
-            left.plot(range(1, len(curve) + 1), curve, marker="o", linestyle="--" if key[2] == "naive" else "-",
-                      label=f"{label(key)} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
-        left.set_xlabel("tasks learned (2 classes each)")
-        left.set_ylabel("accuracy over the classes seen")
-        left.set_ylim(0, 1)
-        left.grid(alpha=0.3)
-        left.legend(fontsize=7)
-        left.set_title(f"Split-Fashion-MNIST, {train} training images")
-        right.barh([label(key) for key in keys], [statistics.mean(r["final_forgetting"] for r in groups[key]) for key in keys])
-        right.set_xlabel("final forgetting (mean over earlier tasks and seeds)")
-        right.tick_params(axis="y", labelsize=7)
+        numerics = sorted({key[0] for key in keys})
+        colours = {name: f"C{index}" for index, name in enumerate(numerics)}
+        attentions = [attention for attention in ATTENTION_SPEC if any(key[1] == attention for key in keys)]
+        memories = sorted({key[3] for key in keys if key[2] == "gdumb"})
+        middle = 500 if 500 in memories else (memories[len(memories) // 2] if memories else None)
+
+        figure, axes = plt.subplots(1, len(attentions), figsize=(6.5 * len(attentions), 4.8), squeeze=False)
+        for axis, attention in zip(axes[0], attentions):
+            for key in keys:
+                if key[1] != attention or (key[2] == "gdumb" and key[3] != middle):
+                    continue
+                runs = groups[key]
+                tasks = len(runs[0]["average_accuracy"])
+                stats = [mean_and_std([run["average_accuracy"][t] for run in runs]) for t in range(tasks)]
+                means = [m for m, _ in stats]
+                axis.errorbar(range(1, tasks + 1), means, yerr=[d for _, d in stats], marker="o", capsize=3,
+                              color=colours[key[0]], linestyle="--" if key[2] == "naive" else "-",
+                              label=f"{key[0]} {key[2]}" + (f" M={key[3]}" if key[2] == "gdumb" else "") + f" ({len(runs)})")
+            axis.set_xticks(range(1, 1 + max(len(runs[0]["average_accuracy"]) for runs in groups.values())))
+            axis.set_xlabel("tasks learned (2 classes each)")
+            axis.set_ylabel("accuracy over the classes seen")
+            axis.set_ylim(0, 1)
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=7)
+            axis.set_title(f"{attention} attention, {train} training images")
         figure.tight_layout()
         name = f"tinycl_cl_n{train}.png"
+        figure.savefig(RESULTS / name, dpi=110)
+        written.append(name)
+        plt.close(figure)
+
+        if len(memories) < 2:
+            continue
+        figure, axes = plt.subplots(1, len(attentions), figsize=(6.5 * len(attentions), 4.8), squeeze=False)
+        for axis, attention in zip(axes[0], attentions):
+            for name_ in numerics:
+                points = [(key[3], mean_and_std([run["final_average_accuracy"] for run in groups[key]]))
+                          for key in keys if key[:3] == (name_, attention, "gdumb")]
+                if points:
+                    points.sort()
+                    axis.errorbar([m for m, _ in points], [v[0] for _, v in points], yerr=[v[1] for _, v in points],
+                                  marker="o", capsize=3, color=colours[name_], label=f"{name_} GDumb")
+                naive = [key for key in keys if key[:3] == (name_, attention, "naive")]
+                if naive:
+                    level = statistics.mean(run["final_average_accuracy"] for run in groups[naive[0]])
+                    axis.axhline(level, color=colours[name_], linestyle="--", linewidth=1, label=f"{name_} naive")
+            axis.set_xscale("log")
+            axis.minorticks_off()
+            axis.set_xticks(memories, [str(m) for m in memories])
+            axis.set_xlabel("GDumb memory (samples)")
+            axis.set_ylabel("final accuracy over the 10 classes")
+            axis.set_ylim(0, 1)
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=7)
+            axis.set_title(f"{attention} attention, {train} training images")
+        figure.tight_layout()
+        name = f"tinycl_cl_memory_n{train}.png"
         figure.savefig(RESULTS / name, dpi=110)
         written.append(name)
         plt.close(figure)
@@ -269,44 +487,67 @@ def avalanche_rows() -> list[str]:
     return lines
 
 
-def final(groups: dict[tuple, list[dict]], numerics: str, attention: str, strategy: str, memory: int, train: int):
+def finals(groups: dict[tuple, list[dict]], numerics: str, attention: str, strategy: str, memory: int,
+           train: int) -> dict[int, float]:
+    """Final accuracy per seed of one setting (empty when it was not run)."""
     for key, runs in groups.items():
         if key[:4] == (numerics, attention, strategy, memory) and key[5] == train and not key[-1]:
-            return statistics.mean(run["final_average_accuracy"] for run in runs)
-    return None
+            return {run["config"]["seed"]: run["final_average_accuracy"] for run in runs}
+    return {}
+
+
+def compare(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, str] | None:
+    """Mean final accuracy of two settings over the seeds both ran, and those seeds; None without a common seed."""
+    common = sorted(set(a) & set(b))
+    if not common:
+        return None
+    seeds = f"seed{'s' if len(common) > 1 else ''} {', '.join(map(str, common))}"
+    return statistics.mean(a[s] for s in common), statistics.mean(b[s] for s in common), seeds
 
 
 def goal_lines(groups: dict[tuple, list[dict]]) -> list[str]:
-    """The issue's three goals, for every training-set size and memory where both sides were run."""
+    """The issue's three goals, for every training-set size and memory where both sides were run, each over the
+    seeds both sides ran."""
     lines = []
+    all_numerics = sorted({key[0] for key in groups})
+    fixed_numerics = [name for name in all_numerics if name.startswith("tinycl")]
+    float_numerics = [name for name in ("reference", "torch") if name in all_numerics]
     for train in sorted({key[5] for key in groups}):
         for memory in sorted({key[3] for key in groups if key[2] == "gdumb" and key[5] == train}):
-            for fixed in ("tinycl-16/8", "tinycl-16/8-sr"):
-                for float_ in ("reference", "torch"):
-                    a = final(groups, fixed, "softmax", "gdumb", memory, train)
-                    b = final(groups, float_, "softmax", "gdumb", memory, train)
-                    if a is not None and b is not None:
-                        verdict = "holds" if b - a <= 0.02 else "does not hold"
-                        lines.append(f"- GDumb M={memory}, {train} images: {fixed} {a:.3f} vs {float_} {b:.3f} "
-                                     f"(gap {100 * (b - a):.1f} points; goal within 2 points: {verdict})")
-            for numerics in ("reference", "torch", "tinycl-16/8", "tinycl-16/8-sr", "tinycl-12/6"):
-                g = final(groups, numerics, "softmax", "gdumb", memory, train)
-                n = final(groups, numerics, "softmax", "naive", 0, train)
-                if g is not None and n is not None:
-                    lines.append(f"- GDumb M={memory} vs naive, {numerics}, {train} images: {g:.3f} vs {n:.3f} "
-                                 f"({100 * (g - n):+.1f} points)")
-            for numerics in ("tinycl-16/8", "tinycl-16/8-sr", "torch", "reference"):
-                c = final(groups, numerics, "cosine", "gdumb", memory, train)
-                s_ = final(groups, numerics, "softmax", "gdumb", memory, train)
-                if c is not None and s_ is not None:
+            for attention in ATTENTION_SPEC:
+                for fixed in fixed_numerics:
+                    for float_ in float_numerics:
+                        pair = compare(finals(groups, fixed, attention, "gdumb", memory, train),
+                                       finals(groups, float_, attention, "gdumb", memory, train))
+                        if pair is not None:
+                            a, b, seeds = pair
+                            verdict = "holds" if b - a <= 0.02 else "does not hold"
+                            lines.append(f"- GDumb M={memory}, {attention}, {train} images, {seeds}: {fixed} {a:.3f} vs "
+                                         f"{float_} {b:.3f} (gap {100 * (b - a):.1f} points; goal within 2 points: {verdict})")
+            for numerics in all_numerics:
+                for attention in ATTENTION_SPEC:
+                    pair = compare(finals(groups, numerics, attention, "gdumb", memory, train),
+                                   finals(groups, numerics, attention, "naive", 0, train))
+                    if pair is not None:
+                        g, n, seeds = pair
+                        lines.append(f"- GDumb M={memory} vs naive, {numerics}, {attention}, {train} images, {seeds}: "
+                                     f"{g:.3f} vs {n:.3f} ({100 * (g - n):+.1f} points)")
+            for numerics in all_numerics:
+                pair = compare(finals(groups, numerics, "cosine", "gdumb", memory, train),
+                               finals(groups, numerics, "softmax", "gdumb", memory, train))
+                if pair is not None:
+                    c, s_, seeds = pair
                     verdict = "holds" if s_ - c <= 0.02 else "does not hold"
-                    lines.append(f"- cosine vs softmax, GDumb M={memory}, {numerics}, {train} images: {c:.3f} vs "
+                    lines.append(f"- cosine vs softmax, GDumb M={memory}, {numerics}, {train} images, {seeds}: {c:.3f} vs "
                                  f"{s_:.3f} ({100 * (c - s_):+.1f} points; goal within 2 points: {verdict})")
     return lines
 
 
 def report(command: str, args) -> None:
-    runs = load_runs()
+    directories = [RUNS, *([Path(args.out_dir)] if Path(args.out_dir).resolve() != RUNS.resolve() else [])]
+    runs = load_runs(directories)
+    if not runs:
+        raise SystemExit(f"no stored runs under {', '.join(map(str, directories))}")
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
         groups.setdefault(group_key(run), []).append(run)
@@ -324,6 +565,8 @@ def report(command: str, args) -> None:
         "the runs stored under bench/results/tinycl_cl/runs/ (each run's command line is in its JSON); "
         f"last command: `{command}`.",
         "",
+        *host_lines(runs),
+        "",
         f"Tasks {first['tasks']}: 2 new Fashion-MNIST classes per task, single head over all 10 classes, no task "
         "label at test time. Balanced subsets of the official train/test split (the 'train images' column). "
         f"Model `vit-cl` (softmax attention) or `vit-cl-cosine`, untrained; SGD lr {first['lr']}, momentum "
@@ -331,8 +574,9 @@ def report(command: str, args) -> None:
         "strategies (GDumb: re-initialised from the seed and trained on its memory after each task).",
         "",
         "Numerics: `torch` is eager PyTorch in float (the baseline, no compiler); `reference` is the compiled training "
-        "step on attnc's float executor; `tinycl-16/8` and `tinycl-12/6` run the compiled step lowered to the TinyCL "
-        "fixed-point array (total/fractional bits, nearest-even rounding); `-sr` uses stochastic rounding. The avalanche "
+        "step on attnc's float executor; `tinycl-16/8`, `tinycl-16/10` and `tinycl-12/6` run the compiled step lowered "
+        "to the TinyCL fixed-point array (total/fractional bits, nearest-even rounding); `-sr` uses stochastic rounding; "
+        "`+key=value` sets one more `lower-to-tinycl` option. The avalanche "
         "rows are Avalanche's own `Naive`/`GDumb` strategies on the same data, model and optimiser (bench/avalanche_gdumb.py, "
         "in a separate environment with torch 2.14).",
         "",
@@ -352,6 +596,7 @@ def report(command: str, args) -> None:
         "",
         *[f"![{name}]({name})" for name in figures],
         "",
+        *digits_section(),
         "## Cost on the TinyCL array",
         "",
         *cost_section(costs, runs, args.clock_mhz),
@@ -364,12 +609,61 @@ def report(command: str, args) -> None:
     print(f"wrote {REPORT}")
 
 
+def digits_section() -> list[str]:
+    """Final accuracy of GDumb on digits per numerics (every run under DIGITS_RUNS), float first."""
+    runs = load_runs([DIGITS_RUNS])
+    if not runs:
+        return []
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(group_key(run), []).append(run)
+
+    def order(key: tuple) -> tuple:
+        return (key[0] not in ("torch", "reference"), key[1:], key[0])
+
+    lines = [
+        "## Where the fixed-point gap comes from (digits)",
+        "",
+        "The same runs on scikit-learn's digits (8×8 images, `vit-cl` with patch 4; 5 tasks of 2 classes, all "
+        f"{runs[0]['data']['train']} training and {runs[0]['data']['test']} test images), a few seconds each, with one "
+        "`lower-to-tinycl` option changed at a time (`+key=value`). `frac-bits` is the data format (activations, and "
+        "weights unless `weight-frac-bits` says otherwise); gradients default to `frac-bits + 4` fractional bits "
+        "(at most total − 2).",
+        "",
+        "| numerics | attention | strategy | memory | epochs | seeds | final accuracy | per seed | final forgetting |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in sorted(groups, key=order):
+        numerics, attention, strategy, memory, epochs, *_ = key
+        members = sorted(groups[key], key=lambda run: run["config"]["seed"])
+        finals = [run["final_average_accuracy"] for run in members]
+        lines.append(f"| {numerics} | {attention} | {strategy} | {memory if strategy == 'gdumb' else '-'} | {epochs} | "
+                     f"{len(members)} | {mean_std(finals)} | {', '.join(f'{value:.3f}' for value in finals)} | "
+                     f"{mean_std([run['final_forgetting'] for run in members])} |")
+    lines += ["", "Commands:", "", *[f"- `{command}`" for command in sorted({run["command"] for run in runs})], ""]
+    return lines
+
+
+def host_lines(runs: list[dict]) -> list[str]:
+    """Where the runs ran (runs from before hosts were recorded: this 2-core machine)."""
+    hosts: dict[str, int] = {}
+    for run in runs:
+        host = run.get("host")
+        name = (f"{host['machine']}, {host['cpus']} CPUs, torch {host['torch']}, {host['threads']} thread per run"
+                if host else "x86_64, 2 shared CPUs, torch 2.13.0+cpu, 1 thread per run")
+        hosts[name] = hosts.get(name, 0) + 1
+    return ["Hosts: " + "; ".join(f"{name} ({count} runs)" for name, count in sorted(hosts.items())) + "."]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--numerics", nargs="+", default=["torch"], choices=sorted(NUMERICS))
+    parser.add_argument("--numerics", nargs="+", default=["torch"], type=numerics_name,
+                        help=f"{', '.join(NUMERICS)}; a tinycl one may add +key=value lower-to-tinycl options")
     parser.add_argument("--attention", nargs="+", default=["softmax"], choices=sorted(ATTENTION_SPEC))
-    parser.add_argument("--strategies", nargs="+", default=["naive", "gdumb"])
+    parser.add_argument("--strategies", nargs="+", default=["naive", "gdumb"], choices=["naive", "gdumb"])
     parser.add_argument("--memories", nargs="+", type=int, default=[500])
+    parser.add_argument("--variants", nargs="*", default=[], type=numerics_name,
+                        help=f"more numerics, run only as GDumb with memory {VARIANT_MEMORY} (every attention and seed)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--data", default="fashion-mnist")
     parser.add_argument("--tasks", type=int, default=5)
@@ -380,15 +674,25 @@ def main() -> None:
     parser.add_argument("--train-per-class", type=int, default=500)
     parser.add_argument("--test-per-class", type=int, default=200)
     parser.add_argument("--raster", action="store_true", help="TinyCL cost model with the raster tile order")
-    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes, one thread each")
+    parser.add_argument("--out-dir", default=str(RUNS), help="where each run's JSON goes (and is read back)")
+    parser.add_argument("--time-budget", type=float, default=0.0, help="start no run after this many seconds (0: no limit)")
+    parser.add_argument("--plan", action="store_true", help="list the runs still to do and their estimated time")
+    parser.add_argument("--no-report", action="store_true", help="run the grid, write no report")
+    parser.add_argument("--report", "--report-only", dest="report_only", action="store_true",
+                        help="only write the report from the stored runs")
     parser.add_argument("--costs", action="store_true", help="recompute the per-step cost table")
     parser.add_argument("--clock-mhz", type=float, default=100.0, help="clock assumed for modelled device time")
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     torch.set_num_threads(1)
     if not args.report_only:
-        run_grid(args)
-    import sys
-
+        failed = run_grid(args)
+        if failed:
+            raise SystemExit(f"{failed} runs failed (their tracebacks: {args.out_dir}/*.error.txt)")
+        if args.plan or args.no_report:
+            return
     report(" ".join(["python bench/tinycl_cl.py", *sys.argv[1:]]), args)
 
 
