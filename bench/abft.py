@@ -44,7 +44,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from compiler.api import compile_model  # noqa: E402
 from compiler.faults import DEFAULT_THRESHOLD, run_items, summarise  # noqa: E402
-from runtime.abft_kernels import blockwise_attention  # noqa: E402
+from runtime.abft_kernels import EAGER_STEPS, BlockSteps, blockwise_attention, stepwise_attention  # noqa: E402
 from runtime.fault_injection import FAULT_MODELS, SITE_DESCRIPTIONS  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -54,9 +54,24 @@ TAUS = [10.0**e for e in [x / 4 for x in range(-36, -3)]]  # 1e-9 ... 10^-1
 DEFAULT_TOL = 1e-5
 
 
-def time_kernels(lengths: list[int], reps: int, heads: int = 4, dim: int = 64, block: int = 128) -> list[dict]:
-    """Median and minimum thread CPU seconds per kernel mode at each length, the modes interleaved in every repetition."""
+STEPWISE = ("stepwise none", "stepwise flash")
+COMPILED = ("compiled none", "compiled flash")
+
+
+def compiled_steps() -> BlockSteps:
+    """The stepwise kernels' two block steps through torch.compile (inductor; a C++ compiler is needed)."""
+    return BlockSteps(torch.compile(EAGER_STEPS.unchecked, dynamic=False), torch.compile(EAGER_STEPS.flash, dynamic=False))
+
+
+def time_kernels(lengths: list[int], reps: int, heads: int = 4, dim: int = 64, block: int = 128,
+                 compile_steps: bool = False) -> list[dict]:
+    """Median and minimum thread CPU seconds per kernel mode at each length, the modes interleaved in every repetition.
+
+    Besides the runtime's kernel: the stepwise kernels (the same invariants as pure per-block steps), eager, and
+    with ``compile_steps`` both of their steps compiled by torch.compile (compile time is left out: warm-up).
+    """
     rows = []
+    steps = compiled_steps() if compile_steps else None
     for length in lengths:
         gen = torch.Generator().manual_seed(length)
         q, k, v = (torch.randn(1, heads, length, dim, generator=gen) for _ in range(3))
@@ -66,6 +81,11 @@ def time_kernels(lengths: list[int], reps: int, heads: int = 4, dim: int = 64, b
                 q, k, v, block=block, check="flash", flash_invariants=invariants
             )
         calls["sdpa"] = lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        for name in STEPWISE:
+            calls[name] = lambda name=name: stepwise_attention(q, k, v, block=block, check=name.split()[1])
+        if steps is not None:
+            for name in COMPILED:
+                calls[name] = lambda name=name: stepwise_attention(q, k, v, block=block, check=name.split()[1], steps=steps)
         times: dict[str, list[float]] = {name: [] for name in calls}
         for name, call in calls.items():  # warm-up
             call()
@@ -77,11 +97,53 @@ def time_kernels(lengths: list[int], reps: int, heads: int = 4, dim: int = 64, b
         median = {name: statistics.median(values) for name, values in times.items()}
         fastest = {name: min(values) for name, values in times.items()}
         rows.append({"T": length, "median_s": median, "min_s": fastest,
-                     "ratio": {n: median[n] / median["none"] for n in median},
-                     "ratio_min": {n: fastest[n] / fastest["none"] for n in fastest}})
-        print(f"T={length}: " + ", ".join(f"{n} {median[n] * 1e3:.1f} ms ({median[n] / median['none']:.3f}x)" for n in median),
-              flush=True)
+                     "ratio": {n: median[n] / median[_anchor(n)] for n in median},
+                     "ratio_min": {n: fastest[n] / fastest[_anchor(n)] for n in fastest}, "load_average": os.getloadavg()[0]})
+        summary = ", ".join(f"{n} {median[n] * 1e3:.1f} ms ({median[n] / median[_anchor(n)]:.3f}x)" for n in median)
+        print(f"T={length}: {summary}", flush=True)
     return rows
+
+
+def time_passes(length: int, reps: int, heads: int = 4, dim: int = 64, block: int = 128) -> dict:
+    """Thread CPU seconds of each operation of one key block (T × block scores), and of the whole unchecked kernel.
+
+    What a check costs in eager PyTorch is the passes it adds over a block: this prices them one by one (the
+    floor of a check that needs them), beside the two products and the unchecked kernel per block.
+    """
+    gen = torch.Generator().manual_seed(length)
+    q, k, v = (torch.randn(1, heads, length, dim, generator=gen) for _ in range(3))
+    scores = torch.randn(heads, length, block, generator=gen) - 4.0
+    buffer = torch.empty_like(scores)
+    keys = k[0, :, :block]
+    augmented_keys = torch.cat([keys, keys.sum(-2, keepdim=True)], dim=-2)
+    widths = {f"P·V product, {n} columns": torch.randn(heads, block, n, generator=gen) for n in (dim, dim + 3)}
+    accumulators = {name: torch.zeros(heads, length, w.shape[-1]) for name, w in widths.items()}
+    ops = {
+        "Q·Kᵀ product": lambda: torch.matmul(q[0], keys.transpose(-1, -2)),
+        "Q·Kᵀ product, K with Σk appended (129 keys)": lambda: torch.matmul(q[0], augmented_keys.transpose(-1, -2)),
+        **{name: (lambda name=name: accumulators[name].baddbmm_(scores, widths[name])) for name in widths},
+        "row max (amax)": lambda: scores.amax(-1),
+        "row sum": lambda: scores.sum(-1),
+        "shift (sub_)": lambda: scores.sub_(0.0),
+        "exp into a buffer": lambda: torch.exp(scores, out=buffer),
+        "log into a buffer": lambda: torch.log(buffer, out=buffer),  # of the exponentials just taken
+        "unchecked kernel, per block": lambda: blockwise_attention(q, k, v, block=block),
+    }
+    blocks = -(-length // block)
+    times: dict[str, list[float]] = {name: [] for name in ops}
+    for _ in range(reps + 1):
+        for name, op in ops.items():
+            start = time.thread_time()
+            op()
+            times[name].append(time.thread_time() - start)
+    median = {name: statistics.median(values[1:]) for name, values in times.items()}
+    median["unchecked kernel, per block"] /= blocks
+    return {"T": length, "median_s": median, "load_average": os.getloadavg()[0]}
+
+
+def _anchor(name: str) -> str:
+    """The unchecked kernel a timing is compared with: the stepwise and compiled kernels with their own."""
+    return next((group[0] for group in (STEPWISE, COMPILED) if name in group), "none")
 
 
 def campaign(outdir: str, items: list[tuple], seed: int, workers: int) -> tuple[list[dict], float]:
@@ -227,6 +289,7 @@ def main() -> None:
     parser.add_argument("--lengths", default="512,1024,2048,4096")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="also time the stepwise kernels compiled by torch.compile")
     args = parser.parse_args()
     if args.quick:
         args.trials, args.round, args.gemm_trials, args.clean_runs = 20, 10, 10, 20
@@ -237,10 +300,14 @@ def main() -> None:
     began = time.perf_counter()
 
     if "overhead" in parts:
-        overhead = time_kernels([int(x) for x in args.lengths.split(",")], args.reps)
+        overhead = time_kernels([int(x) for x in args.lengths.split(",")], args.reps, compile_steps=args.compile)
         save_part("overhead", {"command": command, "reps": args.reps, "rows": overhead,
                                "load_average": os.getloadavg()[0], "torch": torch.__version__})
         write_markdown()
+    if "passes" in parts:
+        passes = time_passes(2048, args.reps)
+        save_part("passes", {"command": command, "reps": args.reps, **passes})
+        print(passes, flush=True)
     if "coverage" in parts or "speedup" in parts:
         from compiler.faults import TrialRunner
 
@@ -293,6 +360,36 @@ def write_markdown() -> None:
             names = ("flash", *BREAKDOWN, "per-gemm", "both", "sdpa")
             cells = [f"{m[n] * 1e3:.1f} ms ({r[n]:.3f}x; {rm[n]:.3f}x)" for n in names]
             lines.append(f"| {row['T']} | {m['none'] * 1e3:.1f} ms | " + " | ".join(cells) + " |")
+        stepwise = [n for n in (*STEPWISE, *COMPILED) if n in overhead["rows"][0]["median_s"]]
+        if stepwise:
+            lines += [
+                "",
+                "The stepwise kernels: the same flash invariants as pure per-block steps (`stepwise_attention`), eager, and "
+                "with both kernels' steps compiled by torch.compile (inductor, C++; `--compile`; compile time left out). "
+                "Ratios to the unchecked kernel of the same kind. Load average at the end of each length in the last column.",
+                "",
+                "| T | " + " | ".join(stepwise) + " | load |",
+                "|---|" + "---|" * (len(stepwise) + 1),
+            ]
+            for row in overhead["rows"]:
+                m, r, rm = row["median_s"], row["ratio"], row["ratio_min"]
+                cells = [f"{m[n] * 1e3:.1f} ms ({r[n]:.3f}x; {rm[n]:.3f}x)" for n in stepwise]
+                lines.append(f"| {row['T']} | " + " | ".join(cells) + f" | {row.get('load_average', float('nan')):.1f} |")
+    passes = _load("passes")
+    if passes:
+        per_block = passes["median_s"]["unchecked kernel, per block"]
+        lines += [
+            "",
+            f"## What each pass costs (one key block: T = {passes['T']}, 4 heads, 128 keys; {passes['reps']} runs, median)",
+            "",
+            f"Command: `{passes['command']}` (load average {passes['load_average']:.1f}). Share: of the unchecked "
+            "kernel's time per block. A check that needs a pass cannot cost less than its share in eager PyTorch.",
+            "",
+            "| operation | time | share |",
+            "|---|---|---|",
+        ]
+        for name, seconds in passes["median_s"].items():
+            lines.append(f"| {name} | {seconds * 1e3:.3f} ms | {100 * seconds / per_block:.1f} % |")
     coverage = _load("coverage")
     if coverage:
         flash, gemm = coverage["coverage"]["flash"], coverage["coverage"]["per-gemm"]

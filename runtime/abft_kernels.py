@@ -308,3 +308,121 @@ def checked_linear(
         result.residuals["linear-row"] = _ratio(row_residual, row_bound)
         result.residuals["linear-column"] = _ratio(column_residual, column_bound)
     return result
+
+
+# ---- the same invariants as pure per-block steps, for a compiler to fuse ------------------------------------------
+
+
+def _unchecked_step(q, keys_t, values, m, norm, acc, hook: Hook | None, step: int):
+    """One key block of the unchecked online softmax, out of place (no buffers reused): what a compiler fuses."""
+    scores = torch.matmul(q, keys_t)
+    if hook is not None:
+        scores = hook("s", scores, step)
+    m_new = torch.maximum(m, scores.amax(-1))
+    rescale = torch.exp(m - m_new)
+    p = torch.exp(scores - m_new.unsqueeze(-1))
+    if hook is not None:
+        p = hook("p", p, step)
+    return m_new, norm * rescale + p.sum(-1), acc * rescale.unsqueeze(-1) + torch.matmul(p, values)
+
+
+def _flash_step(q, keys_t, values, m, acc, norm_check, score_total, hook: Hook | None, step: int):
+    """One key block of the checked online softmax (``flash``), out of place.
+
+    ``values`` is V augmented with ``[c | |v|₁ | 1]``, so the P·V product also yields the output checksum,
+    its bound and ℓ. The independent normaliser is ``e·Σ_j exp(x_ij − 1)``: the same value as ℓ, evaluated by
+    a second, different expression, so a compiler cannot merge it with the exponentials it checks.
+    """
+    scores = torch.matmul(q, keys_t)
+    if hook is not None:
+        scores = hook("s", scores, step)
+    score_total = score_total + scores.sum(-1)
+    m_new = torch.maximum(m, scores.amax(-1))
+    rescale = torch.exp(m - m_new)
+    shifted = scores - m_new.unsqueeze(-1)
+    p = torch.exp(shifted)
+    if hook is not None:
+        p = hook("p", p, step)
+    acc = acc * rescale.unsqueeze(-1) + torch.matmul(p, values)
+    if hook is not None:
+        ev = acc.shape[-1] - 3
+        acc = torch.cat([hook("acc", acc[..., :ev], step), hook("checksum", acc[..., ev : ev + 1], step),
+                         acc[..., ev + 1 : ev + 2], hook("l", acc[..., ev + 2], step).unsqueeze(-1)], dim=-1)
+    norm_check = norm_check * rescale + torch.exp(shifted - 1.0).sum(-1)
+    return m_new, acc, norm_check, score_total
+
+
+@dataclass(frozen=True)
+class BlockSteps:
+    """The two per-block step functions of :func:`stepwise_attention` (plain torch, or compiled by the caller)."""
+
+    unchecked: Callable = _unchecked_step
+    flash: Callable = _flash_step
+
+
+EAGER_STEPS = BlockSteps()
+
+
+def stepwise_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    scale: float | None = None,
+    block: int = 128,
+    check: str = "none",
+    tol: float = 1e-5,
+    hook: Hook | None = None,
+    steps: BlockSteps = EAGER_STEPS,
+) -> KernelResult:
+    """Unmasked blockwise attention, unchecked or with every ``flash`` invariant, as pure per-block steps.
+
+    The same invariants as :func:`blockwise_attention` (output checksum, score row sum, independent
+    normaliser), written out of place so that ``torch.compile`` can fuse each step's elementwise work and
+    reductions into few loops; pass ``steps=BlockSteps(torch.compile(...), torch.compile(...))`` for that.
+    Nothing here needs a compiler: the default steps run eagerly. Sites for ``hook``: s, p, acc, checksum, l
+    per block, o at the end.
+    """
+    if check not in ("none", "flash"):
+        raise ValueError(f"check must be none or flash, got {check!r}")
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    q = q * scale
+    ev = v.shape[-1]
+    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    rows = (*lead, q.shape[-2])
+    m = q.new_full(rows, float("-inf"))
+    keys_t = k.transpose(-1, -2)
+    blocks = _key_blocks(k.shape[-2], block)
+    result = KernelResult(output=q.new_empty(0))
+    if check == "none":
+        norm, acc = q.new_zeros(rows), q.new_zeros((*rows, ev))
+        for step, (start, end) in enumerate(blocks):
+            m, norm, acc = steps.unchecked(q, keys_t[..., start:end], v[..., start:end, :], m, norm, acc, hook,
+                                           step if hook is not None else 0)  # one compiled graph for every block
+        out = acc / norm.unsqueeze(-1)
+        result.output = hook("o", out, 0) if hook is not None else out
+        return result
+    values = torch.cat([v, v.sum(-1, keepdim=True), v.abs().sum(-1, keepdim=True), torch.ones_like(v[..., :1])], dim=-1)
+    score_sum = (q @ k.sum(-2).unsqueeze(-1))[..., 0]  # encodings from Q and K as loaded
+    score_bound = (q.abs() @ k.abs().sum(-2).unsqueeze(-1))[..., 0]
+    if hook is not None:
+        q, k, v = hook("q", q, 0), hook("k", k, 0), hook("v", v, 0)
+        keys_t = k.transpose(-1, -2)
+        values = torch.cat([v, values[..., ev:]], dim=-1)
+    acc, norm_check, score_total = q.new_zeros((*rows, ev + 3)), q.new_zeros(rows), q.new_zeros(rows)
+    for step, (start, end) in enumerate(blocks):
+        m, acc, norm_check, score_total = steps.flash(
+            q, keys_t[..., start:end], values[..., start:end, :], m, acc, norm_check, score_total, hook,
+            step if hook is not None else 0)
+    norm = acc[..., ev + 2]
+    out = acc[..., :ev] / norm.unsqueeze(-1)
+    if hook is not None:
+        out = hook("o", out, 0)
+    norm_check = norm_check * torch.e
+    for name, residual, bound in (
+        ("output-checksum", out.sum(-1) - acc[..., ev] / norm, acc[..., ev + 1] / norm),
+        ("score-rowsum", score_total - score_sum, score_bound),
+        ("normaliser", norm - norm_check, norm_check),
+    ):
+        result.failed[name] = _violates(residual, bound, tol)
+    result.output = out
+    return result
