@@ -580,11 +580,13 @@ def report(command: str, args) -> None:
         "rows are Avalanche's own `Naive`/`GDumb` strategies on the same data, model and optimiser (bench/avalanche_gdumb.py, "
         "in a separate environment with torch 2.14).",
         "",
-        "Commands that produced the stored runs (`OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python ...`):",
+        "Commands that produced the stored runs (`OMP_NUM_THREADS=1 python ...`; the 16-CPU runs came in two calls, as "
+        "device time ran short: their logs are bench/results/tinycl_cl/device_grid1.log and device_grid2.log):",
         "",
-        *[f"- `{command}`" for command in sorted({run.get("command", FIRST_GRID) for run in runs})],
+        *command_lines(runs),
         f"- `{AVALANCHE_COMMAND}`",
         "",
+        *coverage_lines(groups),
         "## Average accuracy over the classes seen, after each task (mean ± std over seeds)",
         "",
         *table,
@@ -644,13 +646,47 @@ def digits_section() -> list[str]:
     return lines
 
 
+def coverage_lines(groups: dict[tuple, list[dict]]) -> list[str]:
+    """Per training-set size with fixed-point runs: which seeds each numerics × setting has (blank: not run)."""
+    lines = []
+    for train in sorted({key[5] for key in groups if key[0].startswith("tinycl")}):
+        keys = [key for key in groups if key[5] == train and not key[-1]]
+        settings = sorted({(key[2], key[3]) for key in keys}, key=lambda setting: (setting[0] == "naive", setting[1]))
+        names = [f"GDumb M={memory}" if strategy == "gdumb" else "naive" for strategy, memory in settings]
+        lines += [f"Seeds run, {train} training images (blank: not run):", "",
+                  "| numerics | attention | " + " | ".join(names) + " |", "|" + "---|" * (2 + len(names))]
+        for numerics in sorted({key[0] for key in keys}):
+            for attention in ATTENTION_SPEC:
+                cells = [", ".join(str(seed) for seed in sorted(finals(groups, numerics, attention, *setting, train)))
+                         for setting in settings]
+                if any(cells):
+                    lines.append(f"| {numerics} | {attention} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def host_name(run: dict) -> str:
+    """Where a run ran (runs from before hosts were recorded: the 2-core development machine)."""
+    host = run.get("host")
+    return (f"{host['machine']}, {host['cpus']} CPUs, torch {host['torch']}, {host['threads']} thread per run"
+            if host else "x86_64, 2 shared CPUs, torch 2.13.0+cpu, 1 thread per run")
+
+
+def command_lines(runs: list[dict]) -> list[str]:
+    """Each command that produced stored runs, with how many runs and where."""
+    counts: dict[tuple[str, str], int] = {}
+    for run in runs:
+        key = (run.get("command", FIRST_GRID), host_name(run))
+        counts[key] = counts.get(key, 0) + 1
+    return [f"- `{command}` ({count} run{'s' if count != 1 else ''}; {host})"
+            for (command, host), count in sorted(counts.items())]
+
+
 def host_lines(runs: list[dict]) -> list[str]:
-    """Where the runs ran (runs from before hosts were recorded: this 2-core machine)."""
+    """Where the runs ran, with how many runs each."""
     hosts: dict[str, int] = {}
     for run in runs:
-        host = run.get("host")
-        name = (f"{host['machine']}, {host['cpus']} CPUs, torch {host['torch']}, {host['threads']} thread per run"
-                if host else "x86_64, 2 shared CPUs, torch 2.13.0+cpu, 1 thread per run")
+        name = host_name(run)
         hosts[name] = hosts.get(name, 0) + 1
     return ["Hosts: " + "; ".join(f"{name} ({count} runs)" for name, count in sorted(hosts.items())) + "."]
 
