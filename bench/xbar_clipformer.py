@@ -199,21 +199,21 @@ def run_sweep(models: list[str], names: dict[str, tuple[str, str]], gammas, sigm
     configs = configurations(gammas, sigma, alphas, betas)
     items: list[dict[str, Any]] = []
     for model in models:
-        items.append({"model": model, "passes": None, "seed": 0})
-        for config in configs:
+        items.append({"model": model, "config": None, "passes": None, "seed": 0})
+        for index, config in enumerate(configs):  # the grid and the sweep share some pipelines: keyed by config
             for seed in range(seeds if config["part"] == "grid" else sweep_seeds):
-                items.append({"model": model, "passes": config["passes"], "seed": seed})
+                items.append({"model": model, "config": index, "passes": config["passes"], "seed": seed})
     outputs, engine = sweeps.run_items(ClipRunner, {"models": models}, items, workers, address,
                                        sweeps.progress_bar(len(items), "configurations x seeds"), chunk=1)
-    scores: dict[tuple[str, str | None], list[dict[str, float]]] = {}
+    scores: dict[tuple[str, int | None], list[dict[str, float]]] = {}
     for item, output in zip(items, outputs, strict=True):
-        scores.setdefault((item["model"], item["passes"]), []).append(output)
+        scores.setdefault((item["model"], item["config"]), []).append(output)
     results = []
     for model in models:
         name, primary = names[model]
         result: dict[str, Any] = {"name": name, "primary": primary, "float": scores[(model, None)][0], "grid": [], "sweep": []}
-        for config in configs:
-            summary = summarise(scores[(model, config["passes"])])
+        for index, config in enumerate(configs):
+            summary = summarise(scores[(model, index)])
             if config["part"] == "grid":
                 result["grid"].append({"gamma": config["gamma"], "clip": config["clip"], "metrics": summary})
             else:
