@@ -18,6 +18,12 @@
 4. Campaign speed-up: the same ``--speedup-trials`` work items on one worker (in-process) and on local Ray
    with ``--workers`` workers, end to end (start-up included), and with the start-up (a 2-item run) taken
    out.
+5. Passes (``--parts passes``): what each operation of one key block costs (the products, row max, row sum,
+   shift, exp, log), against the unchecked kernel per block: the floor of an invariant that needs a pass.
+6. Kernels (``--parts kernels``): ``--kernel-trials`` faults per attention site of the runtime kernel and of
+   the stepwise kernel (the same invariants as pure per-block steps), on random inputs, fault for fault.
+``--compile`` adds to the overhead part the stepwise kernels, checked and unchecked, with their block steps
+compiled by torch.compile (needs a C++ compiler; nothing else in attnc does).
 
 Each part writes bench/results/abft_<part>.json (``--parts`` picks them); bench/results/abft.md and
 abft_tau.png are rebuilt from the parts present. Run:
@@ -139,6 +145,43 @@ def time_passes(length: int, reps: int, heads: int = 4, dim: int = 64, block: in
     median = {name: statistics.median(values[1:]) for name, values in times.items()}
     median["unchecked kernel, per block"] /= blocks
     return {"T": length, "median_s": median, "load_average": os.getloadavg()[0]}
+
+
+def kernel_campaign(trials: int, seed: int, shape=(1, 2, 128, 32), block: int = 32) -> dict:
+    """Faults at every attention site of the runtime kernel and of the stepwise kernel, both ``flash``, on random inputs.
+
+    Per trial: fresh q, k, v (seeded by the trial), one fault drawn as in the MiniLM campaign (uniform over the
+    site's elements and over every fault model); significant when the attention output moves by more than
+    DEFAULT_THRESHOLD in relative L2 norm or is not finite. Shows that the stepwise kernel's invariants cover
+    what the runtime kernel's cover, fault for fault.
+    """
+    from runtime.abft_kernels import ATTENTION_SITES
+    from runtime.fault_injection import FaultInjector, SiteProfile, fault_stream
+
+    kernels = {"runtime": blockwise_attention, "stepwise": stepwise_attention}
+    summary: dict[str, dict[str, dict[str, int]]] = {name: {} for name in kernels}
+    false_alarms = dict.fromkeys(kernels, 0)  # the fault-free run of every trial, checked too
+    for name, kernel in kernels.items():
+        profile = SiteProfile()
+        q, k, v = (torch.randn(*shape) for _ in range(3))
+        kernel(q, k, v, block=block, check="flash", hook=lambda site, x, step: profile.visit(site, x, "kernel"))
+        for trial, fault in fault_stream(seed, list(ATTENTION_SITES), FAULT_MODELS, profile, trials):
+            gen = torch.Generator().manual_seed(trial)
+            q, k, v = (torch.randn(*shape, generator=gen) for _ in range(3))
+            reference = kernel(q, k, v, block=block, check="flash", tol=DEFAULT_TOL)
+            clean = reference.output
+            false_alarms[name] += bool(reference.fired())
+            injector = FaultInjector(fault)
+            result = kernel(q, k, v, block=block, check="flash", tol=DEFAULT_TOL,
+                            hook=lambda site, x, step: injector.visit(site, x, "kernel"))
+            change = float((result.output - clean).norm() / clean.norm())
+            significant = not (change <= DEFAULT_THRESHOLD)  # NaN counts as significant
+            row = summary[name].setdefault(fault.site, {"trials": 0, "significant": 0, "detected_significant": 0})
+            row["trials"] += 1
+            row["significant"] += significant
+            row["detected_significant"] += significant and bool(result.fired())
+    return {"trials_per_site": trials, "shape": list(shape), "block": block, "threshold": DEFAULT_THRESHOLD,
+            "tol": DEFAULT_TOL, "kernels": summary, "false_alarms": false_alarms}
 
 
 def _anchor(name: str) -> str:
@@ -286,6 +329,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--speedup-trials", type=int, default=2000)
     parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--kernel-trials", type=int, default=1000, help="faults per site in --parts kernels")
     parser.add_argument("--lengths", default="512,1024,2048,4096")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
@@ -308,6 +352,8 @@ def main() -> None:
         passes = time_passes(2048, args.reps)
         save_part("passes", {"command": command, "reps": args.reps, **passes})
         print(passes, flush=True)
+    if "kernels" in parts:
+        save_part("kernels", {"command": command, "seed": args.seed, **kernel_campaign(args.kernel_trials, args.seed)})
     if "coverage" in parts or "speedup" in parts:
         from compiler.faults import TrialRunner
 
@@ -390,6 +436,27 @@ def write_markdown() -> None:
         ]
         for name, seconds in passes["median_s"].items():
             lines.append(f"| {name} | {seconds * 1e3:.3f} ms | {100 * seconds / per_block:.1f} % |")
+    kernels = _load("kernels")
+    if kernels:
+        runtime, stepwise = kernels["kernels"]["runtime"], kernels["kernels"]["stepwise"]
+        lines += [
+            "",
+            f"## Kernel-level coverage: runtime kernel and stepwise kernel ({kernels['trials_per_site']} faults per site)",
+            "",
+            f"Command: `{kernels['command']}`. Random q, k, v of shape {tuple(kernels['shape'])} per trial, block "
+            f"{kernels['block']}, `flash`, τ = {kernels['tol']:g}, every fault model; significant: the attention output "
+            f"moves by more than {kernels['threshold']:g} in relative L2 norm, or is not finite.",
+            "",
+            "| site | runtime: significant | runtime: detected | stepwise: significant | stepwise: detected |",
+            "|---|---|---|---|---|",
+        ]
+        for site, row in runtime.items():
+            other = stepwise[site]
+            lines.append(f"| {site} | {row['significant']}/{row['trials']} | {row['detected_significant']} | "
+                         f"{other['significant']}/{other['trials']} | {other['detected_significant']} |")
+        clean_runs = kernels["trials_per_site"] * len(runtime)
+        lines += ["", f"False alarms on the fault-free run of every trial ({clean_runs} per kernel): runtime "
+                  f"{kernels['false_alarms']['runtime']}, stepwise {kernels['false_alarms']['stepwise']}."]
     coverage = _load("coverage")
     if coverage:
         flash, gemm = coverage["coverage"]["flash"], coverage["coverage"]["per-gemm"]

@@ -26,6 +26,9 @@ Fault sites: the kernel calls ``hook(site, tensor, step)`` at each named point (
 the encodings were taken, ``s`` and ``p`` per block, ``l``, ``acc`` and ``checksum`` after each block's
 update, ``o`` at the end); a fault injector returns a corrupted tensor there. ``hook=None`` costs nothing.
 
+``stepwise_attention`` holds the same flash invariants (unmasked) as pure per-block steps, for a compiler
+to fuse; it runs eagerly as it is, and the bench compiles its steps (bench/abft.py ``--compile``).
+
 This module imports only torch.
 """
 
