@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import warnings
 import zipfile
@@ -79,9 +80,11 @@ def _swap_into_place(staging: Path, outdir: Path) -> None:
             os.rename(staging, outdir)
             return
         except OSError as error:
-            if not outdir.exists():  # a race emptied it; just try again
-                continue
-            if not outdir.is_dir():
+            try:  # one look at what is there: another writer may move it aside between two looks
+                mode = os.lstat(outdir).st_mode
+            except FileNotFoundError:
+                continue  # a race emptied it; just try again
+            if not stat.S_ISDIR(mode):
                 raise AttncError(f"cannot write {outdir}: it exists and is not a directory") from error
         old = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.old-", dir=outdir.parent))
         try:

@@ -16,8 +16,8 @@ draws the same normals and hands ``_build_tiles``' reductions a tensor of the sa
 
 Both keep their temporaries in scratch buffers reused from call to call (one per shape and purpose): on a whole
 model, allocating and first touching a fresh tensor for every step cost more than the arithmetic. What they
-return never aliases a scratch buffer. The buffers are shared by the process, so the simulator is not meant to
-run in several threads at once (parallel sweeps use processes: compiler/sweeps.py).
+return never aliases a scratch buffer. Each thread has its own buffers, so runs in several threads do not
+interfere (parallel sweeps use processes anyway: compiler/sweeps.py).
 
 :class:`ChipCache` keeps programmed tiles in memory for the life of the weight tensors, keyed by the tensor
 (and its version counter), the device configuration and what was skipped, so repeated runs of one model in a
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import weakref
 
 import torch
@@ -82,19 +83,22 @@ def shortcut_applies(weight: torch.Tensor, cfg: CrossbarConfig, adc_calibration:
     )
 
 
-_SCRATCH: dict[tuple, torch.Tensor] = {}
+_SCRATCH = threading.local()  # each thread its own buffers: runs in several threads never share a temporary
 _SCRATCH_LIMIT = 32
 
 
 def _scratch(shape: torch.Size | tuple[int, ...], dtype: torch.dtype, purpose: str, zeroed: bool = False) -> torch.Tensor:
     """A reusable contiguous buffer for a temporary, one per shape, dtype and purpose; its contents are the
     caller's to overwrite (``zeroed``: filled with zeros when it is made)."""
+    buffers: dict[tuple, torch.Tensor] | None = getattr(_SCRATCH, "buffers", None)
+    if buffers is None:
+        buffers = _SCRATCH.buffers = {}
     key = (tuple(shape), dtype, purpose)
-    buffer = _SCRATCH.get(key)
+    buffer = buffers.get(key)
     if buffer is None:
-        if len(_SCRATCH) >= _SCRATCH_LIMIT:
-            _SCRATCH.clear()
-        buffer = _SCRATCH[key] = (torch.zeros if zeroed else torch.empty)(shape, dtype=dtype)
+        if len(buffers) >= _SCRATCH_LIMIT:
+            buffers.clear()
+        buffer = buffers[key] = (torch.zeros if zeroed else torch.empty)(shape, dtype=dtype)
     return buffer
 
 

@@ -7,6 +7,7 @@ are run both ways with the same seed.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 
 import pytest
@@ -61,6 +62,26 @@ def test_fast_programming_is_device_program_bit_for_bit(cfg: CrossbarConfig) -> 
     # 3-bit digits do not survive the siemens round trip exactly (7 reads back as 6.9999995): no shortcut there.
     shortcut = cfg.program_noise == 0 and cfg.mode == "fast" and cfg.bits_per_cell != 3
     assert shortcut_applies(torch.randn(4, 4), cfg) == shortcut  # the fast path is exercised, not only the fallback
+
+
+def test_fast_paths_in_several_threads_match_one_thread() -> None:
+    """Each thread keeps its own scratch buffers: concurrent programming and writes give the sequential tiles."""
+    probe = torch.randn(4, 4)
+    cfg = next(c for c in CONFIGS if shortcut_applies(probe, c) and write_shortcut_applies(probe, c, None))
+    torch.manual_seed(2)
+    weights = [torch.randn(384, 384), torch.randn(192, 96), torch.randn(2, 3, 21, 32), torch.randn(2, 3, 32, 21)]
+
+    def work(index: int):
+        weight = weights[index % len(weights)]
+        run = program_fast if weight.dim() == 2 else write_fast
+        return [run(weight, cfg, torch.Generator().manual_seed(index)) for _ in range(3)]
+
+    expected = [work(i) for i in range(8)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(work, range(8)))
+    for want, have in zip(expected, got, strict=True):
+        for a, b in zip(want, have, strict=True):
+            assert same_tiles(a, b) == []
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"cfg{CONFIGS.index(c)}")
