@@ -55,6 +55,8 @@ SEED = 7
 # imports torch costs seconds); prints {case: [exit code, stderr]} as JSON.
 CLI_DRIVER = """
 import contextlib, io, json, sys
+import torch
+torch.set_num_threads(1)
 from compiler.cli.main import main
 results = {}
 for case, outdir, output in json.load(open(sys.argv[1])):
@@ -71,6 +73,8 @@ def round_trips(tmp_path_factory, exported):
     """case -> (in-memory outcome, saved outcome); an outcome is a tuple of tensors or an error message."""
     root = tmp_path_factory.mktemp("round_trip")
     in_memory, saved, jobs = {}, {}, []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # both sides single-threaded: a BLAS that sheds threads under load changes sum order
     for model, spec_text in MODELS.items():
         spec, program, _ = exported(spec_text)
         for pipeline in NAMED_PIPELINES:
@@ -86,6 +90,7 @@ def round_trips(tmp_path_factory, exported):
                 in_memory[case] = str(error)
             outdir = compiled.save(root / case)
             jobs.append((case, str(outdir), str(root / f"{case}.outputs.safetensors")))
+    torch.set_num_threads(threads)
     (root / "jobs.json").write_text(json.dumps(jobs))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
