@@ -31,7 +31,8 @@ Three modes:
 
 Perplexity is per byte on non-overlapping 129-byte test windows: the model reads 128 bytes, each predicting the next.
 
-Device run: see DEVICE_READY.md. CPU check: ``--train --sizes S --steps 20`` then ``--report``.
+Device run (one H200, carrying the corpus): ``python3 bench/cottention_scratch.py --train --device cuda --amp --workers 8
+--deadline-s 320 --out-dir OUT``. CPU check: ``--train --sizes S --steps 20`` then ``--report``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ import byte_gpt  # noqa: E402
 COSINE_ATTENTION = "attnc_cosine_causal"
 COSINE_M_INIT = byte_gpt.COSINE_M_INIT
 CONTEXT = 128
-# Sizes: head size 32 for S/M, 64 for L/XL. Steps sized for one H200 (see DEVICE_READY.md): all 16 jobs (4 sizes x
+# Sizes: head size 32 for S/M, 64 for L/XL. Steps sized for one H200: all 16 jobs (4 sizes x
 # 2 seeds x 2 attentions, 8 at a time) take about 4 minutes there; the train split is 4.6 MB, so 2,000 steps of
 # 64 x 128 bytes are 3.6 epochs (dropout on L and XL).
 SIZES = {
