@@ -691,6 +691,22 @@ def host_lines(runs: list[dict]) -> list[str]:
     return ["Hosts: " + "; ".join(f"{name} ({count} runs)" for name, count in sorted(hosts.items())) + "."]
 
 
+def table_only(directory: Path, output: Path, title: str) -> None:
+    """An accuracy table of the runs in ``directory`` alone, never merged with the stored runs: for runs made
+    with a different training step, whose keys would otherwise collide with the stored ones."""
+    runs = load_runs([directory])
+    if not runs:
+        raise SystemExit(f"no runs under {directory}")
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(group_key(run), []).append(run)
+    lines = [f"# {title}", "", *host_lines(runs), "", "Commands:", *command_lines(runs), "",
+             "Mean ± standard deviation over seeds of the average accuracy on all classes seen so far.", "",
+             *accuracy_table(groups), ""]
+    output.write_text("\n".join(lines))
+    print(f"wrote {output}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--numerics", nargs="+", default=["torch"], type=numerics_name,
@@ -718,11 +734,17 @@ def main() -> None:
     parser.add_argument("--report", "--report-only", dest="report_only", action="store_true",
                         help="only write the report from the stored runs")
     parser.add_argument("--costs", action="store_true", help="recompute the per-step cost table")
+    parser.add_argument("--table-only", type=Path, default=None, metavar="OUT.md",
+                        help="write only an accuracy table of the runs in --out-dir (not merged with the stored runs)")
+    parser.add_argument("--title", default="Continual learning runs", help="the heading of --table-only's file")
     parser.add_argument("--clock-mhz", type=float, default=100.0, help="clock assumed for modelled device time")
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     torch.set_num_threads(1)
+    if args.table_only is not None:
+        table_only(Path(args.out_dir), args.table_only, args.title)
+        return
     if not args.report_only:
         failed = run_grid(args)
         if failed:
