@@ -251,7 +251,9 @@ class CosineViTAttention(ViTAttention):
     """Cosine attention trained from scratch (docs/methods/cottention.md): per head N(q) (N(k)ᵀ v) / L^s.
 
     N normalises over the head dimension, s = sigmoid(m) with one learned m per head (0.5 at start); the
-    product is taken right to left, linear in the number of tokens L (L ≥ 1, so max(1, L^s) = L^s).
+    product is taken right to left, linear in the number of tokens L (L ≥ 1, so max(1, L^s) = L^s). v is divided
+    by L^s before both products (the same function): N(k)ᵀv then stays within a fixed-point format's range,
+    where dividing at the end let it reach L times the size of v.
     """
 
     def __init__(self, dim: int, heads: int):
@@ -270,9 +272,9 @@ class CosineViTAttention(ViTAttention):
             return y.view(b, t, self.heads, self.head_dim).transpose(1, 2)
 
         q, k, v = unit(split(self.query(x))), unit(split(self.key(x))), split(self.value(x))
-        context = torch.matmul(q, torch.matmul(k.transpose(-2, -1), v))
         scale = torch.exp(torch.sigmoid(self.cosine_m) * -math.log(t)).view(1, self.heads, 1, 1)
-        return self.out((context * scale).transpose(1, 2).reshape(b, t, d))
+        context = torch.matmul(q, torch.matmul(k.transpose(-2, -1), v * scale))
+        return self.out(context.transpose(1, 2).reshape(b, t, d))
 
 
 # The class-incremental ViT (compiler/continual.py): sized for 28×28 Fashion-MNIST (patch 7: 16 patches + class
