@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import tempfile
 import time
@@ -159,27 +158,6 @@ print(json.dumps(out))
 '''
 
 
-def gemm_dims(op) -> tuple[int, int, int, int]:
-    """(batch, M, N, depth) of a ``tinycl.mac`` as the cost model reads it."""
-    from dialects.shapes import tensor_shape
-
-    lhs, rhs = tensor_shape(op.lhs), tensor_shape(op.rhs)
-    mode = op.mode.data
-    if mode == "forward":
-        depth, n = lhs[-1], rhs[-2]
-    elif mode == "input-gradient":
-        depth, n = lhs[-1], rhs[-1]
-    else:
-        depth, n = math.prod(lhs[:-1]), rhs[-1]
-    if mode == "weight-gradient":
-        batch, m = 1, lhs[-1]
-    elif len(rhs) == 2:
-        batch, m = 1, math.prod(lhs[:-1])
-    else:
-        batch, m = math.prod(lhs[:-2]), lhs[-2]
-    return batch, m, n, depth
-
-
 def workload(batch: int, m: int, n: int, depth: int, weight: bool) -> str:
     dims, sizes = ["D", "C", "K"], [m, depth, n]
     b = "[b]" if batch > 1 else ""
@@ -201,7 +179,7 @@ def main() -> None:
     start = time.time()
     from compiler.training import compiled_trainer, training_data
     from dialects import tinycl
-    from targets.tinycl.cost import _is_weight
+    from targets.tinycl.cost import _is_weight, gemm_dims
 
     model, example, _ = training_data("vit-digits")
     trainer = compiled_trainer(model, example, "tinycl", lr=0.02, momentum=0.9,

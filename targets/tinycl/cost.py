@@ -107,13 +107,10 @@ def tile_loads(rows: int, cols: int, depth: int, m: int, n: int, snake: bool) ->
     return lhs_words, rhs_words
 
 
-def mac_figures(op: tinycl.MacOp, config: ArrayConfig, snake: bool) -> tuple[int, int, int, int]:
-    """(MACs, cycles, on-chip words, off-chip words) of one ``tinycl.mac``."""
-    lhs, rhs, out = tensor_shape(op.lhs), tensor_shape(op.rhs), tensor_shape(op.result)
+def gemm_dims(op: tinycl.MacOp) -> tuple[int, int, int, int]:
+    """(batch, M, N, depth) of a forward or gradient ``tinycl.mac``: M×depth times depth×N, ``batch`` times."""
+    lhs, rhs = tensor_shape(op.lhs), tensor_shape(op.rhs)
     mode = op.mode.data
-    if mode == "update":
-        elements = math.prod(out)
-        return 0, math.ceil(elements / config.pe_cols), 3 * elements, 0
     if mode == "forward":
         depth, n = lhs[-1], rhs[-2]
     elif mode == "input-gradient":
@@ -126,6 +123,15 @@ def mac_figures(op: tinycl.MacOp, config: ArrayConfig, snake: bool) -> tuple[int
         batch, m = 1, math.prod(lhs[:-1])
     else:
         batch, m = math.prod(lhs[:-2]), lhs[-2]
+    return batch, m, n, depth
+
+
+def mac_figures(op: tinycl.MacOp, config: ArrayConfig, snake: bool) -> tuple[int, int, int, int]:
+    """(MACs, cycles, on-chip words, off-chip words) of one ``tinycl.mac``."""
+    if op.mode.data == "update":
+        elements = math.prod(tensor_shape(op.result))
+        return 0, math.ceil(elements / config.pe_cols), 3 * elements, 0
+    batch, m, n, depth = gemm_dims(op)
     bias = n if op.bias is not None else 0
     return product_figures(batch, m, n, depth, config, snake, _is_weight(op.rhs), bias)
 
