@@ -32,6 +32,8 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from train_vit_digits import lr_factor  # noqa: E402  (the same schedule)
+
 from compiler import fashion, models  # noqa: E402
 from compiler.models import TinyViT  # noqa: E402
 
@@ -46,13 +48,6 @@ def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor)
     model.eval()
     correct = sum(int((model(x).argmax(-1) == y).sum()) for x, y in zip(images.split(1000), labels.split(1000)))
     return correct / len(labels)
-
-
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to zero."""
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
 def main(argv: list[str] | None = None) -> None:
