@@ -24,6 +24,7 @@ Run (sizes are options; the report states what was run):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -330,22 +331,118 @@ STEP_FIELDS = ("macs", "cycles", "off_chip", "off_chip_raster", "energy_pj", "en
 def step_costs(args) -> list[dict]:
     """The cost model's figures of one compiled training step (forward, backward, SGD update) of ``vit-cl`` at batch
     32 on the TinyCL array, per attention and format: the same IR the runs execute, compiled once more here."""
+    return [{"attention": attention, "numerics": numerics, **step_cost(attention, numerics, STEP_BATCH, args.lr,
+                                                                       args.momentum)}
+            for attention in ("softmax", "cosine") for numerics in ("tinycl-16/8", "tinycl-12/6")]
+
+
+@functools.cache
+def step_cost(attention: str, numerics: str, batch: int, lr: float, momentum: float) -> dict[str, float]:
+    """The cost model's totals of ``vit-cl``'s (or ``vit-cl-cosine``'s) training step compiled for one batch size."""
     from compiler.api import ModelSpec, compile_model
     from compiler.models import vit_cl
     from targets.tinycl.cost import layer_costs, totals
 
-    rows = []
-    for attention in ("softmax", "cosine"):
-        for numerics in ("tinycl-16/8", "tinycl-12/6"):
-            _, options = NUMERICS[numerics]
-            model, _ = vit_cl(attention)
-            example = torch.rand(STEP_BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-            lowering = " ".join(f"{k}={v}" for k, v in {**options, "sram-kb": TINYCL_SRAM_KB}.items())
-            pipeline = (f"attn-raise,training-step{{lr={args.lr} momentum={args.momentum}}},"
-                        f"lower-to-tinycl{{{lowering}}}")
-            module = compile_model(ModelSpec(ATTENTION_SPEC[attention], model, (example,)), pipeline).module
-            rows.append({"attention": attention, "numerics": numerics, **totals(layer_costs(module))})
-    return rows
+    _, options = NUMERICS[numerics.split("+")[0]]
+    model, _ = vit_cl(attention)
+    example = torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    lowering = " ".join(f"{k}={v}" for k, v in {**options, "sram-kb": TINYCL_SRAM_KB}.items())
+    pipeline = f"attn-raise,training-step{{lr={lr} momentum={momentum}}},lower-to-tinycl{{{lowering}}}"
+    module = compile_model(ModelSpec(ATTENTION_SPEC[attention], model, (example,)), pipeline).module
+    return totals(layer_costs(module))
+
+
+def epoch_cost(run: dict, images: int) -> dict[str, float]:
+    """The cost model's totals of one epoch over ``images`` samples: full batches plus the last, smaller one, each
+    compiled at its own size as the trainer does."""
+    full, rest = divmod(images, run["config"]["batch_size"])
+    figures = {key: full * value for key, value in step_cost(
+        run["attention"], run["numerics"], run["config"]["batch_size"], run["lr"], run["momentum"]).items()}
+    if rest:
+        for key, value in step_cost(run["attention"], run["numerics"], rest, run["lr"], run["momentum"]).items():
+            figures[key] += value
+    return figures
+
+
+def task_cost_section(runs: list[dict], torch_runs: list[dict], clock_mhz: float) -> list[str]:
+    """Per task of the seed-0 runs in 16-bit fixed point: one epoch's modelled cycles, energy and off-chip traffic with
+    the snake and the raster tile order (recomputed from the cost model and checked against the cycles the trainer
+    recorded), the modelled device time at ``clock_mhz``, and the CPU seconds measured here for the fixed-point
+    simulation and for eager PyTorch in float on the same setting."""
+    chosen = sorted((run for run in runs if run["numerics"].startswith("tinycl-16/") and run["config"]["seed"] == 0
+                     and "+" not in run["numerics"]),
+                    key=lambda run: (run["attention"], run["config"]["strategy"] == "naive", run["config"]["memory"]))
+    if not chosen:
+        return []
+
+    def torch_seconds(run: dict, task: int) -> float | None:
+        config = run["config"]
+        for other in torch_runs:
+            if (other["attention"], other["config"]["strategy"], other["config"]["seed"], other["data"]["train"]) == (
+                    run["attention"], config["strategy"], config["seed"], run["data"]["train"]) and (
+                    config["strategy"] == "naive" or other["config"]["memory"] == config["memory"]):
+                record = other["after_task"][task]
+                return record["seconds"] / len(record["epochs"])
+        return None
+
+    lines = [
+        "Per epoch of each task (tasks that train on as many images share a row; CPU seconds are their median), seed "
+        f"0, 16-bit runs. Modelled device time assumes a {clock_mhz:g} MHz clock (the cost "
+        "model counts cycles). The energy and off-chip columns come from the cost model for the steps of one epoch (full "
+        "batches and the last, smaller one, each compiled at its size), with the snake and with the raster tile order; "
+        "the modelled cycles equal the ones the trainer recorded during the run (checked for every row). Measured: CPU "
+        "seconds per epoch on this machine for the fixed-point simulation of the same step and for eager PyTorch in "
+        "float (the `torch` runs of tinycl_cl.md, same setting and seed).",
+        "",
+        "| numerics | attention | strategy | task | images | steps | cycles | modelled s | energy mJ (snake) | (raster) "
+        "| off-chip words (snake) | (raster) | CPU s, fixed-point simulation | CPU s, torch float | torch ÷ modelled |",
+        "|" + "---|" * 15,
+    ]
+    run_totals = []
+    for run in chosen:
+        config = run["config"]
+        name = "naive" if config["strategy"] == "naive" else f"gdumb M={config['memory']}"
+        whole = {"cycles": 0.0, "energy_pj": 0.0, "energy_raster_pj": 0.0, "off_chip": 0.0, "off_chip_raster": 0.0}
+        spans: list[list[dict]] = []  # consecutive tasks that train on as many images: one row
+        for task in run["after_task"]:
+            if spans and spans[-1][0]["train_samples"] == task["train_samples"]:
+                spans[-1].append(task)
+            else:
+                spans.append([task])
+        for span in spans:
+            images = span[0]["train_samples"]
+            figures = epoch_cost(run, images)
+            for task in span:
+                epochs = len(task["epochs"])
+                recorded = task["cost"]["cycles"] / epochs
+                if abs(figures["cycles"] - recorded) > 1e-6 * recorded:
+                    raise SystemExit(f"{run['numerics']} {name} task {task['task'] + 1}: the cost model gives "
+                                     f"{figures['cycles']:.0f} cycles per epoch, the run recorded {recorded:.0f}")
+                for key in whole:
+                    whole[key] += epochs * figures[key]
+            modelled = figures["cycles"] / (clock_mhz * 1e6)
+            simulated = statistics.median(task["seconds"] / len(task["epochs"]) for task in span)
+            float_times = [torch_seconds(run, task["task"]) for task in span]
+            measured = statistics.median(float_times) if None not in float_times else None
+            first, last = span[0]["task"] + 1, span[-1]["task"] + 1
+            steps = -(-images // config["batch_size"])
+            lines.append(
+                f"| {run['numerics']} | {run['attention']} | {name} | {first if first == last else f'{first}–{last}'} | "
+                f"{images} | {steps} | {figures['cycles']:.3g} | {modelled:.3f} | {figures['energy_pj'] / 1e9:.2f} | "
+                f"{figures['energy_raster_pj'] / 1e9:.2f} | {figures['off_chip']:.3g} | {figures['off_chip_raster']:.3g} | "
+                f"{simulated:.1f} | {'-' if measured is None else f'{measured:.2f}'} | "
+                f"{'-' if measured is None else f'{measured / modelled:.1f}x'} |")
+        run_totals.append((run, name, whole))
+    lines += ["", "Whole runs (5 tasks, every epoch), modelled:", "",
+              "| numerics | attention | strategy | modelled s | energy mJ (snake) | (raster) | snake saves | "
+              "off-chip words (snake) | (raster) | snake saves |", "|" + "---|" * 10]
+    for run, name, whole in run_totals:
+        lines.append(
+            f"| {run['numerics']} | {run['attention']} | {name} | {whole['cycles'] / (clock_mhz * 1e6):.2f} | "
+            f"{whole['energy_pj'] / 1e9:.1f} | {whole['energy_raster_pj'] / 1e9:.1f} | "
+            f"{1 - whole['energy_pj'] / whole['energy_raster_pj']:.1%} | {whole['off_chip']:.3g} | "
+            f"{whole['off_chip_raster']:.3g} | {1 - whole['off_chip'] / whole['off_chip_raster']:.1%} |")
+    return lines
 
 
 def cost_section(costs: list[dict], runs: list[dict], clock_mhz: float) -> list[str]:
@@ -398,7 +495,7 @@ def cost_section(costs: list[dict], runs: list[dict], clock_mhz: float) -> list[
     return lines
 
 
-def plots(groups: dict[tuple, list[dict]]) -> list[str]:
+def plots(groups: dict[tuple, list[dict]], prefix: str = "tinycl_cl") -> list[str]:
     """Per training-set size: (1) accuracy over the classes seen after each task, GDumb at the middle memory and
     naive, per numerics; (2) final accuracy against the memory size, per numerics (naive as a dashed level);
     one panel per attention, mean and standard deviation over seeds."""
@@ -439,7 +536,7 @@ def plots(groups: dict[tuple, list[dict]]) -> list[str]:
             axis.legend(fontsize=7)
             axis.set_title(f"{attention} attention, {train} training images")
         figure.tight_layout()
-        name = f"tinycl_cl_n{train}.png"
+        name = f"{prefix}_n{train}.png"
         figure.savefig(RESULTS / name, dpi=110)
         written.append(name)
         plt.close(figure)
@@ -469,7 +566,7 @@ def plots(groups: dict[tuple, list[dict]]) -> list[str]:
             axis.legend(fontsize=7)
             axis.set_title(f"{attention} attention, {train} training images")
         figure.tight_layout()
-        name = f"tinycl_cl_memory_n{train}.png"
+        name = f"{prefix}_memory_n{train}.png"
         figure.savefig(RESULTS / name, dpi=110)
         written.append(name)
         plt.close(figure)
@@ -691,18 +788,25 @@ def host_lines(runs: list[dict]) -> list[str]:
     return ["Hosts: " + "; ".join(f"{name} ({count} runs)" for name, count in sorted(hosts.items())) + "."]
 
 
-def table_only(directory: Path, output: Path, title: str) -> None:
-    """An accuracy table of the runs in ``directory`` alone, never merged with the stored runs: for runs made
-    with a different training step, whose keys would otherwise collide with the stored ones."""
+def table_only(directory: Path, output: Path, title: str, clock_mhz: float) -> None:
+    """The report of the runs in ``directory`` alone, never merged with the stored runs (for runs made with a
+    different training step, whose keys would otherwise collide with the stored ones): accuracy table, goals, plots
+    (PNG beside ``output``, named after it) and the per-task cost of the 16-bit runs."""
     runs = load_runs([directory])
     if not runs:
         raise SystemExit(f"no runs under {directory}")
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
         groups.setdefault(group_key(run), []).append(run)
+    figures = plots(groups, prefix=output.stem) if output.parent.resolve() == RESULTS.resolve() else []
+    torch_runs = [run for run in load_runs([RUNS]) if run["numerics"] == "torch"]
     lines = [f"# {title}", "", *host_lines(runs), "", "Commands:", *command_lines(runs), "",
              "Mean ± standard deviation over seeds of the average accuracy on all classes seen so far.", "",
-             *accuracy_table(groups), ""]
+             *accuracy_table(groups), "", "## Goals", "", *goal_lines(groups), "",
+             *[f"![{name}]({name})" for name in figures], ""]
+    costs = task_cost_section(runs, torch_runs, clock_mhz)
+    if costs:
+        lines += ["## Cost per task on the TinyCL array", "", *costs, ""]
     output.write_text("\n".join(lines))
     print(f"wrote {output}")
 
@@ -735,7 +839,7 @@ def main() -> None:
                         help="only write the report from the stored runs")
     parser.add_argument("--costs", action="store_true", help="recompute the per-step cost table")
     parser.add_argument("--table-only", type=Path, default=None, metavar="OUT.md",
-                        help="write only an accuracy table of the runs in --out-dir (not merged with the stored runs)")
+                        help="write the report of the runs in --out-dir alone (not merged with the stored runs)")
     parser.add_argument("--title", default="Continual learning runs", help="the heading of --table-only's file")
     parser.add_argument("--clock-mhz", type=float, default=100.0, help="clock assumed for modelled device time")
     args = parser.parse_args()
@@ -743,7 +847,7 @@ def main() -> None:
         parser.error("--jobs must be at least 1")
     torch.set_num_threads(1)
     if args.table_only is not None:
-        table_only(Path(args.out_dir), args.table_only, args.title)
+        table_only(Path(args.out_dir), args.table_only, args.title, args.clock_mhz)
         return
     if not args.report_only:
         failed = run_grid(args)
