@@ -193,6 +193,8 @@ COMPUTE_OPS = (
     tinycl.ActivationBackwardOp,
     tinycl.CrossEntropyBackwardOp,
     tinycl.EmbeddingBackwardOp,
+    tinycl.L2NormalizeBackwardOp,
+    tinycl.HeadScaleBackwardOp,
 )
 
 
