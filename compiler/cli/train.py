@@ -73,6 +73,8 @@ def cmd_train(args) -> int:
     from compiler.training import compiled_trainer, training_data
 
     if args.strategy is not None:  # class-incremental run (compiler/cli/continual.py)
+        if args.pipeline != "attn-raise":
+            raise AttncError("-p/--pipeline applies to plain training; a --strategy run compiles its model as it is")
         return cmd_continual(args, _options(args.option))
     if args.epochs < 1:
         raise AttncError(f"--epochs must be at least 1, got {args.epochs}")
