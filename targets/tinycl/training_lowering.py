@@ -7,7 +7,11 @@ pattern lowers what lies between them, so every value on the gradient path is a 
   division by the count); ``grad.softmax_backward`` (last dim) → ``tinycl.softmax_backward``;
   ``grad.layer_norm_backward`` (last dim) → ``tinycl.layer_norm_backward``; ``grad.gelu_backward`` (exact) and
   ``grad.relu_backward`` → ``tinycl.activation_backward`` (derivative table); ``grad.embedding_backward`` →
-  ``tinycl.embedding_backward`` (exact row sums);
+  ``tinycl.embedding_backward`` (exact row sums); ``grad.cosine_backward`` (bidirectional, no mask, as the
+  forward lowering) → N(Q), N(K) and S = N(K)ᵀV recomputed as the forward computes them, ``dH = dO / max(1, L^s)``
+  by ``tinycl.head_scale``, four GEMMs on the array's input-gradient mode (``A = N(Q)ᵀ·dH``, ``dV = N(K)·A``,
+  ``dN(K) = V·Aᵀ``, ``dN(Q) = dH·Sᵀ``), ``tinycl.l2_normalize_backward`` for dQ and dK and
+  ``tinycl.head_scale_backward`` for dm (= −ln L·s(1 − s)·Σ A∘S, which equals Σ dO·O);
 * ``nn.add`` / ``nn.sub`` / ``nn.mul`` / ``nn.reduce_sum``, the recomputed ``attn.softmax`` and the recomputed
   ``nn.layer_norm`` without affine parameters → ``tinycl.add`` / ``tinycl.mul`` / ``tinycl.reduce_sum`` /
   ``tinycl.softmax`` / ``tinycl.layer_norm`` (γ = 1, β = 0);
@@ -22,9 +26,9 @@ rate is divided by s, so the step equals SGD's.
 Formats: values on the gradient path (everything computed from the loss gradient) use the gradient format,
 other values the data format, parameters the weight format, softmax outputs the probability format, constants
 (a scale, η/s, μ) 16 significant bits, rounded to nearest. Every op built here carries ``phase`` (``input-gradient``
-for the backward units, ``update`` for the SGD step) for the cost model. The loss value itself
-(``grad.cross_entropy``, a reported scalar no update depends on) and ``grad.cosine_backward`` stay on the host
-in float.
+for the backward units, ``update`` for the SGD step) for the cost model. Only the loss value itself
+(``grad.cross_entropy``, a reported scalar no update depends on) stays on the host in float, and the backward of
+causal or masked cosine attention, which has no fixed-point forward either (a remark says so).
 """
 
 from __future__ import annotations
