@@ -100,6 +100,7 @@ class CompiledTrainer:
     momentum: float
     target_options: dict[str, str]
     batch_size: int
+    pipeline: str = FORWARD_PIPELINE  # the forward passes before training-step (e.g. "attn-raise,attn-cosine")
     weights: dict[str, torch.Tensor] = field(default_factory=dict)
     _steps: dict[int, tuple[Executor, list[str]]] = field(default_factory=dict)
     _forwards: dict[int, Executor] = field(default_factory=dict)
@@ -180,7 +181,7 @@ class CompiledTrainer:
 
     def _compile(self, rows: int, passes: list[ModulePass]) -> tuple[ModuleOp, Executor]:
         spec = ModelSpec(type(self.model).__name__, self.model, (batch_of(self.example, rows),))
-        compiled = compile_model(spec, FORWARD_PIPELINE)
+        compiled = compile_model(spec, self.pipeline)
         with collect_remarks() as remarks:  # what stays on the host: kept, not printed once per compiled size
             apply_passes(compiled.module, [*passes, *self._lowering()])
         self.remarks = [*dict.fromkeys([*self.remarks, *remarks])]
@@ -275,11 +276,13 @@ def compiled_trainer(
     momentum: float = 0.0,
     target_options: dict[str, str] | None = None,
     batch_size: int = 32,
+    pipeline: str = FORWARD_PIPELINE,
 ) -> Trainer:
     """A trainer for ``model`` (inputs shaped like ``example``, any number of rows) on ``target``.
 
     ``target``: "reference" (the float32 executor) or "tinycl" (``target_options`` as ``lower-to-tinycl``'s,
-    e.g. ``{"total-bits": "16", "frac-bits": "8"}``). Parameters start from ``reset(0)``.
+    e.g. ``{"total-bits": "16", "frac-bits": "8"}``). ``pipeline``: the forward passes the step is built from
+    (``attn-raise`` by default; ``attn-raise,attn-cosine`` trains cosine attention). Parameters start from ``reset(0)``.
     """
     targets = training_targets()
     if target not in targets:
@@ -292,4 +295,4 @@ def compiled_trainer(
         raise AttncError(f"momentum must be in [0, 1), got {momentum}")
     if batch_size < 1:
         raise AttncError(f"batch_size must be at least 1, got {batch_size}")
-    return CompiledTrainer(model, example, target, lr, momentum, dict(target_options or {}), batch_size)
+    return CompiledTrainer(model, example, target, lr, momentum, dict(target_options or {}), batch_size, pipeline)

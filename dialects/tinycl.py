@@ -794,6 +794,81 @@ class EmbeddingBackwardOp(_RoundedResultOp):
             )
 
 
+@irdl_op_definition
+class L2NormalizeBackwardOp(_RoundedResultOp):
+    """The input gradient of ``tinycl.l2_normalize`` over the last dim, ``dx = (dn − n·Σ(n·dn)) / ‖x‖``: the norm as
+    the forward computes it (exact sum of squares, integer square root with guard bits), ``n`` and ``dn`` at the
+    result's fractional bits, the bracket exact, one rounded division by the norm, then the result's format; a
+    zero row has a zero gradient."""
+
+    name = "tinycl.l2_normalize_backward"
+    input = operand_def(TensorType)
+    grad_output = operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$input `,` $grad_output attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input: SSAValue, grad_output: SSAValue, result_type: Attribute, rounding: str, overflow: str):
+        super().__init__(
+            operands=[input, grad_output],
+            result_types=[result_type],
+            attributes={"rounding": StringAttr(rounding), "overflow": StringAttr(overflow)},
+        )
+
+    def verify_(self) -> None:
+        self._check_modes()
+        fixed_of(self.input, "the input"), fixed_of(self.grad_output, "the gradient"), fixed_of(self.result, "the result")
+        shape = tensor_shape(self.input)
+        if not shape or not tensor_shape(self.grad_output) == tensor_shape(self.result) == shape:
+            raise VerifyException("the input, its gradient and the result must have one shape (rank >= 1)")
+
+
+@irdl_op_definition
+class HeadScaleBackwardOp(_RoundedResultOp):
+    """The gradient of cosine attention's per-head ``m`` through ``tinycl.head_scale``: per head (dim 1),
+    ``−ln(max(1, length)) · s(1 − s) · Σ lhs·rhs`` over every other dim, s = sigmoid(m) from the float ``m`` (one per
+    head). With ``lhs`` = dO and ``rhs`` = O this is dL/dm; the lowering passes ``N(Q)ᵀ·dO/f`` and ``N(K)ᵀV``, whose
+    element-wise product sums to the same. The sum is exact, the factor quantized on the host (``total`` + 4 bits,
+    ``total`` fractional), the product requantised to the result's format."""
+
+    name = "tinycl.head_scale_backward"
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    m = operand_def(TensorType)
+    length = attr_def(IntegerAttr)
+    result = result_def(TensorType)
+    assembly_format = "$lhs `,` $rhs `,` $m attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(
+        self, lhs: SSAValue, rhs: SSAValue, m: SSAValue, length: int, result_type: Attribute, rounding: str, overflow: str
+    ):
+        super().__init__(
+            operands=[lhs, rhs, m],
+            result_types=[result_type],
+            attributes={
+                "length": IntegerAttr(length, 64),
+                "rounding": StringAttr(rounding),
+                "overflow": StringAttr(overflow),
+            },
+        )
+
+    def verify_(self) -> None:
+        self._check_modes()
+        fixed_of(self.lhs, "lhs"), fixed_of(self.rhs, "rhs"), fixed_of(self.result, "the result")
+        shape = tensor_shape(self.lhs)
+        if len(shape) < 2 or tensor_shape(self.rhs) != shape:
+            raise VerifyException(
+                f"lhs {fmt_shape(shape)} and rhs {fmt_shape(tensor_shape(self.rhs))} must have one shape of rank >= 2"
+            )
+        if tensor_shape(self.m) != (shape[1],) or not is_float(element_type(self.m)):
+            raise VerifyException(f"m must be a float tensor with one value per head ({shape[1]}), got {self.m.type}")
+        if tensor_shape(self.result) != (shape[1],):
+            raise VerifyException(f"the result holds one value per head ({shape[1]}), got {fmt_shape(tensor_shape(self.result))}")
+        if self.length.value.data < 0:
+            raise VerifyException(f"length must be >= 0, got {self.length.value.data}")
+
+
 TINYCL = Dialect(
     "tinycl",
     [
@@ -814,6 +889,8 @@ TINYCL = Dialect(
         ActivationBackwardOp,
         CrossEntropyBackwardOp,
         EmbeddingBackwardOp,
+        L2NormalizeBackwardOp,
+        HeadScaleBackwardOp,
     ],
     [FixedType],
 )

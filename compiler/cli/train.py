@@ -24,6 +24,8 @@ def add_train_command(commands) -> argparse.ArgumentParser:
     train.add_argument("--target", default="reference", help="reference (float32 executor) or tinycl (default reference)")
     train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="a target option, e.g. --option total-bits=16 --option frac-bits=8 (repeatable)")
+    train.add_argument("-p", "--pipeline", default="attn-raise",
+                       help="forward passes the training step is built from, e.g. 'attn-raise,attn-cosine' (attn-raise)")
     train.add_argument("--epochs", type=int, default=1, help="passes over the training set (1)")
     train.add_argument("--lr", type=float, default=0.02, help="SGD learning rate (0.02)")
     train.add_argument("--momentum", type=float, default=0.9, help="SGD momentum, in [0, 1) (0.9)")
@@ -71,6 +73,8 @@ def cmd_train(args) -> int:
     from compiler.training import compiled_trainer, training_data
 
     if args.strategy is not None:  # class-incremental run (compiler/cli/continual.py)
+        if args.pipeline != "attn-raise":
+            raise AttncError("-p/--pipeline applies to plain training; a --strategy run compiles its model as it is")
         return cmd_continual(args, _options(args.option))
     if args.epochs < 1:
         raise AttncError(f"--epochs must be at least 1, got {args.epochs}")
@@ -78,7 +82,7 @@ def cmd_train(args) -> int:
     model, example, (x_train, y_train, x_test, y_test) = training_data(args.spec)
     options = _options(args.option)
     trainer = compiled_trainer(model, example, args.target, lr=args.lr, momentum=args.momentum,
-                               target_options=options, batch_size=args.batch_size)
+                               target_options=options, batch_size=args.batch_size, pipeline=args.pipeline)
     trainer.reset(args.seed)
     start = time.perf_counter()
 
@@ -103,6 +107,7 @@ def cmd_train(args) -> int:
         "spec": args.spec,
         "target": args.target,
         "target_options": options,
+        "pipeline": args.pipeline,
         "epochs": args.epochs,
         "lr": args.lr,
         "momentum": args.momentum,

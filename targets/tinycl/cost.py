@@ -193,8 +193,18 @@ COMPUTE_OPS = (
     tinycl.ActivationBackwardOp,
     tinycl.CrossEntropyBackwardOp,
     tinycl.EmbeddingBackwardOp,
+    tinycl.L2NormalizeBackwardOp,
+    tinycl.HeadScaleBackwardOp,
 )
 
+
+
+def unit_elements(op: Operation) -> int:
+    """The elements an element-wise unit streams: its result's, or the operands' for a reduction to one value per
+    head (``head_scale_backward``)."""
+    if isinstance(op, tinycl.HeadScaleBackwardOp):
+        return math.prod(tensor_shape(op.lhs))
+    return math.prod(tensor_shape(op.results[0]))
 
 def layer_costs(module: ModuleOp) -> list[LayerCost]:
     """One entry per module path that holds tinycl compute, in program order."""
@@ -216,7 +226,7 @@ def layer_costs(module: ModuleOp) -> list[LayerCost]:
             cost.busy_pe_cycles += macs
             cost.ops.append(f"mac {op.mode.data}")
         else:
-            elements = math.prod(tensor_shape(op.results[0]))
+            elements = unit_elements(op)
             cycles, on_chip, off_chip = math.ceil(elements / config.pe_cols), 2 * elements, 0
             on_raster, off_raster, compute = on_chip, off_chip, 0.0
             if not isinstance(op, tinycl.RequantOp):
@@ -281,7 +291,7 @@ def phase_costs(module: ModuleOp) -> dict[str, dict[str, float]]:
             assert isinstance(acc, tinycl.FixedType)
             compute = macs * mac_energy_pj(bits, acc.total.data)
         else:
-            elements = math.prod(tensor_shape(op.results[0]))
+            elements = unit_elements(op)
             macs, cycles, on_chip, compute = 0, math.ceil(elements / config.pe_cols), 2 * elements, 0.0
             off_chip = off_raster = 0
         figures["macs"] += macs

@@ -369,3 +369,52 @@ def embedding_backward(
     rows_of = indices.reshape(-1).to(torch.int64)
     table = torch.zeros(rows, width, dtype=torch.int64).index_add(0, rows_of, grads.reshape(-1, width))
     return requantize(table, (64, frac), out, rounding, overflow, generator)
+
+
+def l2_normalize_backward(
+    codes: torch.Tensor, fmt: Format, grads: torch.Tensor, grad_frac: int, out: Format, rounding: str, overflow: str,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The input gradient of ``l2_normalize`` over the last dim, ``dx = (dn − n·Σ(n·dn)) / ‖x‖``.
+
+    ``‖x‖`` as the forward computes it (exact sum of squares, integer square root with NORM_GUARD_BITS); ``n``
+    rounded half up and ``dn`` rounded with ``rounding`` to ``out``'s fractional bits ``f``; the bracket exact in
+    units of ``2^-3f``; one division by ``‖x‖`` rounded half up to ``f + NORM_GUARD_BITS`` fractional bits, then
+    ``out`` with ``rounding`` and ``overflow``. A zero row has a zero gradient."""
+    frac, guard, f = fmt[1], NORM_GUARD_BITS, out[1]
+    root = integer_sqrt((codes * codes).sum(dim=-1, keepdim=True) << (2 * guard))  # ‖x‖ in units of 2^-(frac+G)
+    safe = root.clamp(min=1)
+    unit = divide_rounded(codes << (f + guard), safe)  # n in units of 2^-f
+    g = shift_right(grads, grad_frac - f, rounding, generator)  # dn in units of 2^-f
+    bracket = (g << (2 * f)) - unit * (unit * g).sum(dim=-1, keepdim=True)  # units of 2^-3f
+    exponent = frac + 2 * guard - 2 * f  # dx·2^(f+G) = bracket·2^exponent / root
+    quotient = divide_rounded(bracket << max(exponent, 0), safe << max(-exponent, 0))
+    quotient = torch.where(root > 0, quotient, torch.zeros_like(quotient))
+    return requantize(quotient, (64, f + guard), out, rounding, overflow, generator)
+
+
+HEAD_SUM_BITS = 44  # the per-head sum of head_scale_backward before its product by the factor (44 + 20 bits < 64)
+
+
+def head_scale_factor_format(total: int) -> Format:
+    """The format of ``head_scale_backward``'s factor ``−ln L · s(1 − s)``: ``total`` fractional bits and 4 integer
+    bits (|factor| ≤ ln(L)/4 < 8 for L < e^32)."""
+    return total + 4, total
+
+
+def head_scale_backward(
+    lhs: torch.Tensor, lhs_frac: int, rhs: torch.Tensor, rhs_frac: int, m: torch.Tensor, length: int, out: Format,
+    rounding: str, overflow: str, generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The gradient of ``m`` through ``head_scale``, per head (dim 1): ``−ln(max(1, L)) · s(1 − s) · Σ a·b`` with
+    s = sigmoid(m), the sum over every other dim. Σ a·b exact, requantised to ``(HEAD_SUM_BITS, out frac +
+    NORM_GUARD_BITS)``; the factor quantized to ``head_scale_factor_format`` (nearest even, saturated); their exact
+    product requantised to ``out``; both requantisations with ``rounding`` and ``overflow``."""
+    factor_format = head_scale_factor_format(out[0])
+    s = torch.sigmoid(m.detach().to(torch.float64))
+    factor = -math.log(max(length, 1)) * s * (1.0 - s)
+    factor_codes = quantize(factor, factor_format, "nearest-even", "saturate")
+    dims = [d for d in range(lhs.dim()) if d != 1]
+    inner: Format = (HEAD_SUM_BITS, out[1] + NORM_GUARD_BITS)
+    total = requantize((lhs * rhs).sum(dim=dims), (64, lhs_frac + rhs_frac), inner, rounding, overflow, generator)
+    return requantize(total * factor_codes, (64, inner[1] + factor_format[1]), out, rounding, overflow, generator)

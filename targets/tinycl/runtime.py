@@ -127,3 +127,15 @@ class TinyclFunctions(InterpreterFunctions):
         rows = tensor_shape(op.result)[0]
         frac = format_of(op.grad_output)[1]
         return (fp.embedding_backward(args[0], frac, args[1], rows, format_of(op.result), *self._modes(op)),)
+
+    @impl(tinycl.L2NormalizeBackwardOp)
+    def run_l2_normalize_backward(self, interpreter: Interpreter, op: tinycl.L2NormalizeBackwardOp, args):
+        x, dn = format_of(op.input), format_of(op.grad_output)[1]
+        return (fp.l2_normalize_backward(args[0], x, args[1], dn, format_of(op.result), *self._modes(op)),)
+
+    @impl(tinycl.HeadScaleBackwardOp)
+    def run_head_scale_backward(self, interpreter: Interpreter, op: tinycl.HeadScaleBackwardOp, args):
+        lhs, rhs, m = args
+        formats = format_of(op.lhs)[1], format_of(op.rhs)[1]
+        length = op.length.value.data
+        return (fp.head_scale_backward(lhs, formats[0], rhs, formats[1], m, length, format_of(op.result), *self._modes(op)),)

@@ -7,7 +7,11 @@ pattern lowers what lies between them, so every value on the gradient path is a 
   division by the count); ``grad.softmax_backward`` (last dim) → ``tinycl.softmax_backward``;
   ``grad.layer_norm_backward`` (last dim) → ``tinycl.layer_norm_backward``; ``grad.gelu_backward`` (exact) and
   ``grad.relu_backward`` → ``tinycl.activation_backward`` (derivative table); ``grad.embedding_backward`` →
-  ``tinycl.embedding_backward`` (exact row sums);
+  ``tinycl.embedding_backward`` (exact row sums); ``grad.cosine_backward`` (bidirectional, no mask, as the
+  forward lowering) → N(Q), N(K) and S = N(K)ᵀV recomputed as the forward computes them, ``dH = dO / max(1, L^s)``
+  by ``tinycl.head_scale``, four GEMMs on the array's input-gradient mode (``A = N(Q)ᵀ·dH``, ``dV = N(K)·A``,
+  ``dN(K) = V·Aᵀ``, ``dN(Q) = dH·Sᵀ``), ``tinycl.l2_normalize_backward`` for dQ and dK and
+  ``tinycl.head_scale_backward`` for dm (= −ln L·s(1 − s)·Σ A∘S, which equals Σ dO·O);
 * ``nn.add`` / ``nn.sub`` / ``nn.mul`` / ``nn.reduce_sum``, the recomputed ``attn.softmax`` and the recomputed
   ``nn.layer_norm`` without affine parameters → ``tinycl.add`` / ``tinycl.mul`` / ``tinycl.reduce_sum`` /
   ``tinycl.softmax`` / ``tinycl.layer_norm`` (γ = 1, β = 0);
@@ -22,9 +26,9 @@ rate is divided by s, so the step equals SGD's.
 Formats: values on the gradient path (everything computed from the loss gradient) use the gradient format,
 other values the data format, parameters the weight format, softmax outputs the probability format, constants
 (a scale, η/s, μ) 16 significant bits, rounded to nearest. Every op built here carries ``phase`` (``input-gradient``
-for the backward units, ``update`` for the SGD step) for the cost model. The loss value itself
-(``grad.cross_entropy``, a reported scalar no update depends on) and ``grad.cosine_backward`` stay on the host
-in float.
+for the backward units, ``update`` for the SGD step) for the cost model. Only the loss value itself
+(``grad.cross_entropy``, a reported scalar no update depends on) stays on the host in float, and the backward of
+causal or masked cosine attention, which has no fixed-point forward either (a remark says so).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ TRAINING_OPS = (
     grad.GeluBackwardOp,
     grad.ReluBackwardOp,
     grad.EmbeddingBackwardOp,
+    grad.CosineBackwardOp,
     grad.SgdOp,
     nn.AddOp,
     nn.SubOp,
@@ -195,6 +200,55 @@ class LowerTrainingOps(RewritePattern):
         dy = b.operand(op.grad_output, "dy_q", self.numerics.gradient)
         b.finish(rewriter, b.rounded(tinycl.EmbeddingBackwardOp, dy, op.indices, fmt=self.numerics.gradient, suffix="q"))
         return None
+
+    def _CosineBackwardOp(self, op: grad.CosineBackwardOp, rewriter: PatternRewriter) -> str | None:
+        """Bidirectional cosine attention without a mask (as the forward lowering), O = N(Q)·S / f with
+        S = N(K)ᵀV and f = max(1, L^s): N(Q), N(K) and S recomputed as the forward computes them, then
+        dH = dO / f (``tinycl.head_scale``), A = N(Q)ᵀ·dH, dV = N(K)·A, dN(K) = V·Aᵀ, dN(Q) = dH·Sᵀ (the array's
+        input-gradient mode: per sample and head), dQ and dK by ``tinycl.l2_normalize_backward`` and
+        dm = −ln L·s(1 − s)·Σ A∘S (= Σ dO·O) by ``tinycl.head_scale_backward``; every GEMM accumulates without
+        overflow and is requantised to the gradient format."""
+        if op.causal.value.data or op.mask is not None:
+            return "only bidirectional cosine attention without a mask is lowered (as the forward)"
+        n = self.numerics
+        if n.frac > n.total - 2:
+            return f"unit vectors need 1.0 representable (frac-bits <= total-bits - 2), got {n.data}"
+        length, depth, width = tensor_shape(op.key)[-2], tensor_shape(op.query)[-1], tensor_shape(op.value)[-1]
+        b = self._builder(op)
+        query, key = b.operand(op.query, "q_q", n.data), b.operand(op.key, "k_q", n.data)
+        value = b.operand(op.value, "v_q", n.data)
+        query_unit, key_unit = b.add(tinycl.L2NormalizeOp(query), "qn"), b.add(tinycl.L2NormalizeOp(key), "kn")
+        state_t = b.requant(b.mac(self._transposed(b, value, "vt"), self._transposed(b, key_unit, "knt"), None, length,
+                                  "state_acc"), "state")  # Sᵀ (…, dv, d), as the forward's
+        grad_out = b.operand(op.grad_output, "dy_q", n.gradient)
+        grad_h = b.add(tinycl.HeadScaleOp(grad_out, op.m, length, n.rounding, n.overflow), "dh")  # dO / f
+        a = self._gradient_gemm(b, self._transposed(b, query_unit, "qnt"), grad_h, length, "a")  # N(Q)ᵀ·dH (…, d, dv)
+        a_t = self._transposed(b, a, "at")
+        grad_value = self._gradient_gemm(b, key_unit, a, depth, "dv")
+        grad_key_unit = self._gradient_gemm(b, value, a_t, width, "dkn")
+        grad_query_unit = self._gradient_gemm(b, grad_h, state_t, width, "dqn")
+        grad_query = b.rounded(tinycl.L2NormalizeBackwardOp, query, grad_query_unit, fmt=n.gradient, suffix="dq",
+                               like=op.query)
+        grad_key = b.rounded(tinycl.L2NormalizeBackwardOp, key, grad_key_unit, fmt=n.gradient, suffix="dk", like=op.key)
+        grad_m = b.rounded(tinycl.HeadScaleBackwardOp, a_t, state_t, op.m, fmt=n.gradient, suffix="dm", like=op.m,
+                           length=length)
+        b.finish(rewriter, grad_query, grad_key, grad_value, grad_m)
+        return None
+
+    def _transposed(self, b: _TrainingBuilder, codes: SSAValue, suffix: str) -> SSAValue:
+        """``codes`` with the last two dims swapped, in the same format (the move goes through exact float values)."""
+        fmt = _fixed(codes)
+        values = b.add(tinycl.DequantizeOp(codes, TensorType(element_type(b.op.results[0]), tensor_shape(codes))), f"{suffix}_f")
+        return b.quantize(b.transpose(values, f"{suffix}_m"), suffix, fmt)
+
+    def _gradient_gemm(self, b: _TrainingBuilder, lhs: SSAValue, rhs: SSAValue, depth: int, suffix: str) -> SSAValue:
+        """``lhs (…, M, N) · rhs (…, N, K)`` on the array's input-gradient mode, in an accumulator that cannot
+        overflow, requantised to the gradient format."""
+        n = self.numerics
+        shape = tinycl.mac_result_shape(INPUT_GRADIENT, tensor_shape(lhs), tensor_shape(rhs))
+        accumulator = TensorType(n.wide_accumulator(depth, _fixed(lhs), _fixed(rhs)), shape)
+        acc = b.add(tinycl.MacOp(INPUT_GRADIENT, lhs, rhs, None, accumulator), f"{suffix}_acc")
+        return b.add(tinycl.RequantOp(acc, TensorType(n.gradient, shape), n.rounding, n.overflow), suffix)
 
     # -- element-wise ops and recomputations ---------------------------------------------------------------------
 

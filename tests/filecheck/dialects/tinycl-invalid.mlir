@@ -227,3 +227,31 @@ func.func @layer_norm_backward_gamma(%x: tensor<4x3x!tinycl.fixed<16, 8>>, %g: t
   func.return
 }
 // CHECK: gamma must be 3, got 4
+
+// -----
+func.func @l2_normalize_backward_shape(%x: tensor<4x8x!tinycl.fixed<16, 8>>, %dn: tensor<4x7x!tinycl.fixed<16, 12>>) {
+  %d = tinycl.l2_normalize_backward %x, %dn {rounding = "nearest-even", overflow = "saturate"} : (tensor<4x8x!tinycl.fixed<16, 8>>, tensor<4x7x!tinycl.fixed<16, 12>>) -> tensor<4x8x!tinycl.fixed<16, 12>>
+  func.return
+}
+// CHECK: the input, its gradient and the result must have one shape (rank >= 1)
+
+// -----
+func.func @l2_normalize_backward_float(%x: tensor<4x8xf32>, %dn: tensor<4x8x!tinycl.fixed<16, 12>>) {
+  %d = tinycl.l2_normalize_backward %x, %dn {rounding = "nearest-even", overflow = "saturate"} : (tensor<4x8xf32>, tensor<4x8x!tinycl.fixed<16, 12>>) -> tensor<4x8x!tinycl.fixed<16, 12>>
+  func.return
+}
+// CHECK: the input must be a tensor of !tinycl.fixed, got f32
+
+// -----
+func.func @head_scale_backward_heads(%a: tensor<2x4x5x8x!tinycl.fixed<16, 12>>, %m: tensor<3xf32>) {
+  %d = tinycl.head_scale_backward %a, %a, %m {length = 5 : i64, rounding = "nearest-even", overflow = "saturate"} : (tensor<2x4x5x8x!tinycl.fixed<16, 12>>, tensor<2x4x5x8x!tinycl.fixed<16, 12>>, tensor<3xf32>) -> tensor<4x!tinycl.fixed<16, 12>>
+  func.return
+}
+// CHECK: m must be a float tensor with one value per head (4), got tensor<3xf32>
+
+// -----
+func.func @head_scale_backward_result(%a: tensor<2x4x5x8x!tinycl.fixed<16, 12>>, %m: tensor<4xf32>) {
+  %d = tinycl.head_scale_backward %a, %a, %m {length = 5 : i64, rounding = "nearest-even", overflow = "saturate"} : (tensor<2x4x5x8x!tinycl.fixed<16, 12>>, tensor<2x4x5x8x!tinycl.fixed<16, 12>>, tensor<4xf32>) -> tensor<2x4x!tinycl.fixed<16, 12>>
+  func.return
+}
+// CHECK: the result holds one value per head (4), got 2x4

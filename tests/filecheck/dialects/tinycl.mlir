@@ -78,3 +78,13 @@ func.func @training_units(%x: tensor<4x3x!tinycl.fixed<16, 8>>, %b: tensor<3x!ti
   %dl = tinycl.cross_entropy_backward %x, %labels {scale = 16 : i64, divisor = 4 : i64, rounding = "nearest-even", overflow = "saturate"} : (tensor<4x3x!tinycl.fixed<16, 8>>, tensor<4xi64>) -> tensor<4x3x!tinycl.fixed<16, 12>>
   func.return
 }
+
+// The backward units of cosine attention: the normalisation's input gradient and the gradient of the per-head m.
+// CHECK-LABEL: func.func @cosine_units
+// CHECK:      %dx = tinycl.l2_normalize_backward %x, %dn {rounding = "truncate", overflow = "wrap"} : (tensor<2x4x5x8x!tinycl.fixed<16, 8>>, tensor<2x4x5x8x!tinycl.fixed<16, 12>>) -> tensor<2x4x5x8x!tinycl.fixed<16, 12>>
+// CHECK-NEXT: %dm = tinycl.head_scale_backward %dn, %x, %m {length = 5 : i64, rounding = "stochastic", overflow = "saturate"} : (tensor<2x4x5x8x!tinycl.fixed<16, 12>>, tensor<2x4x5x8x!tinycl.fixed<16, 8>>, tensor<4xf32>) -> tensor<4x!tinycl.fixed<16, 12>>
+func.func @cosine_units(%x: tensor<2x4x5x8x!tinycl.fixed<16, 8>>, %dn: tensor<2x4x5x8x!tinycl.fixed<16, 12>>, %m: tensor<4xf32>) {
+  %dx = tinycl.l2_normalize_backward %x, %dn {rounding = "truncate", overflow = "wrap"} : (tensor<2x4x5x8x!tinycl.fixed<16, 8>>, tensor<2x4x5x8x!tinycl.fixed<16, 12>>) -> tensor<2x4x5x8x!tinycl.fixed<16, 12>>
+  %dm = tinycl.head_scale_backward %dn, %x, %m {length = 5 : i64, rounding = "stochastic", overflow = "saturate"} : (tensor<2x4x5x8x!tinycl.fixed<16, 12>>, tensor<2x4x5x8x!tinycl.fixed<16, 8>>, tensor<4xf32>) -> tensor<4x!tinycl.fixed<16, 12>>
+  func.return
+}
