@@ -3,7 +3,7 @@ reports it."""
 
 from __future__ import annotations
 
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import DictionaryAttr, ModuleOp, StringAttr
 from xdsl.interpreter import InterpreterFunctions
 
 from dialects import tinycl
@@ -59,10 +59,11 @@ class TinyclTarget(Target):
     def summary(self, module: ModuleOp) -> str:
         config = self._config(module)
         macs = sum(1 for op in module.walk() if isinstance(op, tinycl.MacOp))
-        return (
-            f"TinyCL {config.pe_rows}x{config.pe_cols} MAC array, {config.total_bits}/{config.frac_bits} fixed point: "
-            f"{macs} MAC-array products per inference"
-        )
+        settings = module.attributes[tinycl.CONFIG_ATTRIBUTE]
+        calibrated = isinstance(settings, DictionaryAttr) and settings.data.get("formats") == StringAttr("calibrated")
+        numbers = f"{config.total_bits}-bit calibrated formats" if calibrated else f"{config.total_bits}/{config.frac_bits}"
+        array = f"{config.pe_rows}x{config.pe_cols}"
+        return f"TinyCL {array} MAC array, {numbers} fixed point: {macs} MAC-array products per inference"
 
     def report(self, module: ModuleOp) -> str:
         self._config(module)
