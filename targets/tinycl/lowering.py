@@ -406,7 +406,8 @@ class LowerToTinyclPass(ModulePass):
             "sram_kb": IntegerAttr(self.sram_kb, i64),
             "snake": BoolAttr.from_bool(self.snake),
         }
-        if self.formats == "calibrated":
+        if self.formats == "calibrated":  # each value's type holds its format: no one data or weight format
+            del entries["frac_bits"], entries["weight_frac_bits"]
             entries["formats"] = StringAttr(self.formats)
             entries["headroom"] = FloatAttr(self.headroom, 64)
         return DictionaryAttr(entries)

@@ -3,13 +3,13 @@ reports it."""
 
 from __future__ import annotations
 
-from xdsl.dialects.builtin import DictionaryAttr, ModuleOp, StringAttr
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.interpreter import InterpreterFunctions
 
 from dialects import tinycl
 from dialects.diagnostics import AttncError
 from targets.base import Target
-from targets.tinycl.cost import ArrayConfig, format_report, layer_costs, memory_plan, phase_costs, totals
+from targets.tinycl.cost import ArrayConfig, format_numbers, format_report, layer_costs, memory_plan, phase_costs, totals
 from targets.tinycl.runtime import TinyclFunctions
 
 
@@ -59,9 +59,7 @@ class TinyclTarget(Target):
     def summary(self, module: ModuleOp) -> str:
         config = self._config(module)
         macs = sum(1 for op in module.walk() if isinstance(op, tinycl.MacOp))
-        settings = module.attributes[tinycl.CONFIG_ATTRIBUTE]
-        calibrated = isinstance(settings, DictionaryAttr) and settings.data.get("formats") == StringAttr("calibrated")
-        numbers = f"{config.total_bits}-bit calibrated formats" if calibrated else f"{config.total_bits}/{config.frac_bits}"
+        numbers = format_numbers(module, config)
         array = f"{config.pe_rows}x{config.pe_cols}"
         return f"TinyCL {array} MAC array, {numbers} fixed point: {macs} MAC-array products per inference"
 
