@@ -146,9 +146,9 @@ class LowerToTinycl(RewritePattern):
         depth = tensor_shape(op.weight)[1]
         n = self.numerics
         x, w = self._quantize(b, op, op.input, "x_q", "input"), self._quantize(b, op, op.weight, "w_q", "weight", n.weight)
-        formats = element_type(x), element_type(w)
-        assert isinstance(formats[0], tinycl.FixedType) and isinstance(formats[1], tinycl.FixedType)
-        bias = None if op.bias is None else b.quantize(op.bias, "b_q", n.wide_accumulator(depth, *formats))
+        x_format, w_format = element_type(x), element_type(w)
+        assert isinstance(x_format, tinycl.FixedType) and isinstance(w_format, tinycl.FixedType)
+        bias = None if op.bias is None else b.quantize(op.bias, "b_q", n.wide_accumulator(depth, x_format, w_format))
         b.finish(rewriter, self._requant(b, op, b.mac(x, w, bias, depth, "acc"), "q", "result"))
         return None
 
@@ -259,7 +259,7 @@ class LowerToTinycl(RewritePattern):
     def _ReluOp(self, op: nn.ReluOp, rewriter: PatternRewriter) -> str | None:
         return self._table(op, "relu", rewriter)
 
-    def _table(self, op: Operation, function: str, rewriter: PatternRewriter) -> None:
+    def _table(self, op: Operation, function: str, rewriter: PatternRewriter) -> str | None:
         b = Builder(op, self.numerics)
         x = self._quantize(b, op, op.operands[0], "x_q", "input")
         fmt, max_abs = self._point(op, "result", cast(tinycl.FixedType, element_type(x)))
@@ -269,7 +269,7 @@ class LowerToTinycl(RewritePattern):
 
 def _recorded(b: Builder, value: SSAValue, max_abs: float | None) -> SSAValue:
     """Notes the calibrated max |x| that chose the format of ``value`` on the op the builder just made for it."""
-    if max_abs is not None and value.owner in b.ops:
+    if max_abs is not None and isinstance(value.owner, Operation) and value.owner in b.ops:
         value.owner.attributes[tinycl.CALIBRATED_MAX_ATTRIBUTE] = FloatAttr(max_abs, 64)
     return value
 
