@@ -105,7 +105,7 @@ def main() -> None:
         "",
         "`formats=calibrated`: each quantisation point gets the most fractional bits that hold its max |x| on 500",
         "training digits times the headroom (1.25 unless given; parameters exactly). Last row: calibrated on the",
-        "held-out images themselves (what `attnc compile`/`verify` do without `--calibration`: the example input).",
+        "held-out images themselves (the compiler calibrates on the example input when given no `--calibration`).",
         "",
         "| total bits | setting | max logit error | agreement |",
         "|---|---|---|---|",
