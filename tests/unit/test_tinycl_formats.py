@@ -199,3 +199,42 @@ def test_cli_compiles_verifies_and_runs_the_saved_artifact_in_a_new_process(tmp_
 
     in_memory = compile_model("vit-digits", "attn-raise,lower-to-tinycl{formats=calibrated}").run()
     assert torch.equal(load_file(str(outputs))["output_0"], in_memory[0])  # the formats travelled with the artifact
+
+
+COSINE = """
+func.func @main(%q: tensor<2x3x9x8xf32>, %k: tensor<2x3x9x8xf32>, %v: tensor<2x3x9x8xf32>) -> tensor<2x3x9x8xf32> {
+  %m = nn.param @attn.m : tensor<3xf32> loc("attn")
+  %o = attn.cosine %q, %k, %v, %m {causal = false, form = "chunked"}
+    : (tensor<2x3x9x8xf32>, tensor<2x3x9x8xf32>, tensor<2x3x9x8xf32>, tensor<3xf32>) -> tensor<2x3x9x8xf32> loc("attn")
+  func.return %o : tensor<2x3x9x8xf32>
+}
+"""
+
+
+def test_the_calibration_step_records_cosine_attention_ranges_and_beats_the_uniform_format():
+    """The step on cosine attention: Q, K, V (their largest |x| over the batches), the state N(K)ᵀV and the
+    product N(Q)·state each get a format from their range; at 12 bits that is over 4x closer to the float
+    kernel than one 12/6 format (measured: 0.0020 against 0.025)."""
+    from fitting.tinycl_formats import calibrate_formats
+    from runtime.cosine_kernels import cosine_attention_reference
+
+    generator = torch.Generator().manual_seed(9)
+    batches = [tuple(torch.randn(2, 3, 9, 8, generator=generator) * 0.2 for _ in range(3)) for _ in range(3)]
+    weights = {"attn.m": torch.tensor([-1.0, 0.0, 2.0])}
+    q, k, v = (torch.randn(2, 3, 9, 8, generator=generator) * 0.2 for _ in range(3))
+    reference = cosine_attention_reference(q, k, v, weights["attn.m"])
+    errors = {}
+    for formats in ("uniform", "calibrated"):
+        module = parse_module(COSINE)
+        LowerToTinyclPass(total_bits=12, frac_bits=6, formats=formats).apply(Context(), module)
+        report = calibrate_formats(module, weights, batches)
+        assert report == ({"ops": 1, "batches": 3} if formats == "calibrated" else {"ops": 0, "batches": 0})
+        assert PENDING_ATTRIBUTE not in module.attributes and any(isinstance(op, tinycl.L2NormalizeOp) for op in module.walk())
+        (out,) = Executor(module, weights, extra_functions=[TinyclFunctions()])(q, k, v)
+        errors[formats] = (out - reference).abs().max().item()
+    recorded = {op.result.name_hint: op.attributes[tinycl.CALIBRATED_MAX_ATTRIBUTE].value.data
+                for op in module.walk() if tinycl.CALIBRATED_MAX_ATTRIBUTE in op.attributes}
+    assert set(recorded) == {"o_q_q", "o_k_q", "o_vt_q", "o_state", "o_out_q"}
+    for name, index in (("o_q_q", 0), ("o_k_q", 1), ("o_vt_q", 2)):
+        assert recorded[name] == pytest.approx(max(batch[index].abs().max().item() for batch in batches))
+    assert errors["calibrated"] < errors["uniform"] / 4, errors
