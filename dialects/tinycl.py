@@ -62,6 +62,7 @@ from xdsl.utils.exceptions import VerifyException
 from dialects.shapes import element_type, fmt_shape, is_float, tensor_shape
 
 CONFIG_ATTRIBUTE = "tinycl.config"
+CALIBRATED_MAX_ATTRIBUTE = "calibrated_max"  # the max |x| on calibration data that chose a result's format
 ROUNDING_MODES = ("nearest-even", "truncate", "stochastic")
 OVERFLOW_MODES = ("saturate", "wrap")
 MAC_MODES = ("forward", "input-gradient", "weight-gradient", "update")
@@ -115,6 +116,22 @@ def fixed_of(value: SSAValue | Attribute, what: str) -> FixedType:
     if not isinstance(typ, FixedType):
         raise VerifyException(f"{what} must be a tensor of !tinycl.fixed, got {typ}")
     return typ
+
+
+def check_calibrated_max(op: IRDLOperation, result: SSAValue) -> None:
+    """A recorded ``calibrated_max`` is a finite float >= 0 that the result's format holds (unless even its
+    integer format cannot: then the format has no fractional bits and the largest values saturate)."""
+    recorded = op.attributes.get(CALIBRATED_MAX_ATTRIBUTE)
+    if recorded is None:
+        return
+    if not isinstance(recorded, FloatAttr) or not 0.0 <= recorded.value.data < float("inf"):
+        raise VerifyException(f"{CALIBRATED_MAX_ATTRIBUTE} must be a finite float >= 0, got {recorded}")
+    fmt = fixed_of(result, "the result")
+    largest = ((1 << (fmt.total.data - 1)) - 1) * 2.0**-fmt.frac.data
+    if recorded.value.data > largest and fmt.frac.data > 0:
+        raise VerifyException(
+            f"the result format {fmt} holds at most {largest}, below the {CALIBRATED_MAX_ATTRIBUTE} {recorded.value.data}"
+        )
 
 
 def _check_choice(value: str, choices: Sequence[str], what: str) -> None:
@@ -183,6 +200,7 @@ class _RoundingOp(IRDLOperation):
                 f"{fmt_shape(tensor_shape(self.input))}"
             )
         fixed_of(self.result, "the result")
+        check_calibrated_max(self, self.result)
 
 
 @irdl_op_definition
@@ -326,10 +344,14 @@ class MacOp(IRDLOperation):
                 raise VerifyException(f"the bias must have shape {expected[-1]}, got {fmt_shape(tensor_shape(self.bias))}")
 
 
-def _same_fixed_shape(op: IRDLOperation, input: SSAValue, result: SSAValue) -> FixedType:
+def _same_fixed_shape(op: IRDLOperation, input: SSAValue, result: SSAValue, keep_format: bool = True) -> FixedType:
     fmt = fixed_of(input, "the input")
-    if result.type != input.type:
+    if keep_format and result.type != input.type:
         raise VerifyException(f"{op.name} keeps the input's type {input.type}, got {result.type}")
+    if not keep_format:
+        fixed_of(result, "the result")
+        if tensor_shape(result) != tensor_shape(input):
+            raise VerifyException(f"{op.name} keeps the input's shape {fmt_shape(tensor_shape(input))}, got {result.type}")
     return fmt
 
 
@@ -380,7 +402,8 @@ class SoftmaxOp(IRDLOperation):
 @irdl_op_definition
 class LayerNormOp(IRDLOperation):
     """Layer normalisation over the last dim in integer arithmetic (exact mean and variance, integer square
-    root), then ``γ·y + β`` requantised with the rounding and overflow modes; γ, β in the input format."""
+    root), then ``γ·y + β`` requantised with the rounding and overflow modes into the result's format. γ, β
+    and the result each have their own format (the input's, unless the lowering chose per-tensor formats)."""
 
     name = "tinycl.layer_norm"
     input = operand_def(TensorType)
@@ -393,10 +416,13 @@ class LayerNormOp(IRDLOperation):
     assembly_format = "$input `,` $gamma `,` $beta attr-dict `:` functional-type(operands, results)"
     traits = traits_def(Pure())
 
-    def __init__(self, input: SSAValue, gamma: SSAValue, beta: SSAValue, eps: float, rounding: str, overflow: str):
+    def __init__(
+        self, input: SSAValue, gamma: SSAValue, beta: SSAValue, eps: float, rounding: str, overflow: str,
+        result_type: Attribute | None = None,
+    ):
         super().__init__(
             operands=[input, gamma, beta],
-            result_types=[input.type],
+            result_types=[result_type or input.type],
             attributes={
                 "eps": FloatAttr(float(eps), 64),
                 "rounding": StringAttr(rounding),
@@ -405,21 +431,23 @@ class LayerNormOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
-        fmt = _same_fixed_shape(self, self.input, self.result)
+        _same_fixed_shape(self, self.input, self.result, keep_format=False)
         _check_choice(self.rounding.data, ROUNDING_MODES, "rounding mode")
         _check_choice(self.overflow.data, OVERFLOW_MODES, "overflow mode")
         width = tensor_shape(self.input)[-1:]
         for operand, what in ((self.gamma, "gamma"), (self.beta, "beta")):
-            if tensor_shape(operand) != width or element_type(operand) != fmt:
-                raise VerifyException(f"{what} must be {fmt_shape(width)} of {fmt}, got {operand.type}")
+            if tensor_shape(operand) != width or not isinstance(element_type(operand), FixedType):
+                raise VerifyException(f"{what} must be {fmt_shape(width)} of !tinycl.fixed, got {operand.type}")
         if not self.eps.value.data > 0:
             raise VerifyException(f"eps must be positive, got {self.eps.value.data}")
+        check_calibrated_max(self, self.result)
 
 
 @irdl_op_definition
 class LutOp(IRDLOperation):
     """An element-wise function by table over every code of the format (GELU, ReLU), entries rounded to nearest
-    even and saturated; formats wider than 16 bits index the table by their top 16 bits."""
+    even and saturated into the result's format (the input's, unless the lowering chose per-tensor formats);
+    formats wider than 16 bits index the table by their top 16 bits."""
 
     name = "tinycl.lut"
     input = operand_def(TensorType)
@@ -427,8 +455,10 @@ class LutOp(IRDLOperation):
     result = result_def(TensorType)
     traits = traits_def(Pure())
 
-    def __init__(self, input: SSAValue, function: str):
-        super().__init__(operands=[input], result_types=[input.type], attributes={"function": StringAttr(function)})
+    def __init__(self, input: SSAValue, function: str, result_type: Attribute | None = None):
+        super().__init__(
+            operands=[input], result_types=[result_type or input.type], attributes={"function": StringAttr(function)}
+        )
 
     def print(self, printer: Printer) -> None:
         printer.print_string(" ")
@@ -458,8 +488,9 @@ class LutOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
-        _same_fixed_shape(self, self.input, self.result)
+        _same_fixed_shape(self, self.input, self.result, keep_format=False)
         _check_choice(self.function.data, LUT_FUNCTIONS, "table function")
+        check_calibrated_max(self, self.result)
 
 
 @irdl_op_definition

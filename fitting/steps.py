@@ -2,9 +2,9 @@
 
 A pass sees no weights and no activations. One that needs them (``attn-prune``; ``lower-to-xbar``'s count of
 the all-zero tiles of pruned weights; its calibrated ADC ranges, ``fitting/adc_ranges.py``,
-and K/V ranges, ``fitting/kv_ranges.py``; fixed-point
-formats next) leaves a mark in the IR saying what it wants; after every pass the driver calls
-:func:`run_pending_steps` with the weights and the calibration batches, and each registered step whose mark
+and K/V ranges, ``fitting/kv_ranges.py``; calibrated
+fixed-point formats, ``fitting/tinycl_formats.py``) leaves a mark in the IR saying what it wants; after every
+pass the driver calls :func:`run_pending_steps` with the weights and the calibration batches, and each registered step whose mark
 is pending captures the activations it needs by running the executor (:mod:`fitting.capture`), updates the
 weights and marks the IR done. Nothing passes through global state.
 """
@@ -51,7 +51,15 @@ def _adc_ranges_step() -> PendingStep:
     return PendingStep("xbar-adc-ranges", has_pending_ranges, calibrate_adc_ranges)
 
 
-STEPS: tuple[Callable[[], PendingStep], ...] = (_prune_step, _zero_tiles_step, _kv_ranges_step, _adc_ranges_step)
+def _tinycl_formats_step() -> PendingStep:
+    from fitting.tinycl_formats import calibrate_formats, has_pending_formats
+
+    return PendingStep("tinycl-formats", has_pending_formats, calibrate_formats)
+
+
+STEPS: tuple[Callable[[], PendingStep], ...] = (
+    _prune_step, _zero_tiles_step, _kv_ranges_step, _adc_ranges_step, _tinycl_formats_step,
+)
 
 
 def run_pending_steps(

@@ -386,13 +386,21 @@ def totals(layers: list[LayerCost]) -> dict[str, float]:
     return {key: float(sum(getattr(layer, key) for layer in layers)) for key in keys}
 
 
+def format_numbers(module: ModuleOp, config: ArrayConfig) -> str:
+    """``16/8``, or ``16-bit calibrated formats`` when every value has a format of its own."""
+    settings = module.attributes.get(tinycl.CONFIG_ATTRIBUTE)
+    if isinstance(settings, DictionaryAttr) and settings.data.get("formats") == StringAttr("calibrated"):
+        return f"{config.total_bits}-bit calibrated formats"
+    return f"{config.total_bits}/{config.frac_bits}"
+
+
 def format_report(module: ModuleOp) -> str:
     """The per-layer table and the memory plan, as ``attnc run --report`` prints them."""
     config = ArrayConfig.of(module)
     layers = layer_costs(module)
     pes = config.pe_rows * config.pe_cols
     lines = [
-        f"TinyCL array {config.pe_rows}x{config.pe_cols}, {config.total_bits}/{config.frac_bits} fixed point, "
+        f"TinyCL array {config.pe_rows}x{config.pe_cols}, {format_numbers(module, config)} fixed point, "
         f"SRAM {config.sram_kb} KiB, {'snake' if config.snake else 'raster'} tile order",
         f"{'layer':<28} {'MACs':>10} {'cycles':>9} {'util':>6} {'on-chip':>10} {'(raster)':>10} "
         f"{'off-chip':>9} {'(raster)':>9} {'energy uJ':>10}  ops",

@@ -175,19 +175,30 @@ def layer_norm(
     rounding: str,
     overflow: str,
     generator: torch.Generator | None = None,
+    gamma_frac: int | None = None,
+    beta_frac: int | None = None,
+    out: Format | None = None,
 ) -> torch.Tensor:
     """Layer norm over the last dim: ``c = n·x − Σx`` exactly, ``σ·n = sqrt(Σc²/n + eps·n²)`` by an integer
-    square root with NORM_GUARD_BITS extra bits, ``y = c / (σ·n)`` rounded to ``2·frac`` fractional bits, then
-    ``γ·y + β`` (exact, ``3·frac`` fractional bits) requantised to ``fmt``."""
+    square root with NORM_GUARD_BITS extra bits, ``y = c / (σ·n)`` rounded to ``F = frac + out frac``
+    fractional bits (``2·frac`` when the output has the input's format), then ``γ·y + β`` exact and
+    requantised to ``out`` (default ``fmt``). γ and β have ``gamma_frac`` and ``beta_frac`` fractional bits
+    (default: the input's); β is aligned to the product's units by an exact shift."""
     total, frac = fmt
+    out = out or fmt
+    gamma_frac = frac if gamma_frac is None else gamma_frac
+    beta_frac = frac if beta_frac is None else beta_frac
     n = codes.shape[-1]
+    precision = frac + out[1]  # fractional bits of y; kept so that c << (F + G) stays inside int64
+    precision = min(precision, 62 - NORM_GUARD_BITS - total - max(1, math.ceil(math.log2(n + 1))) - 1)
     centred = n * codes - codes.sum(dim=-1, keepdim=True)  # units of 2^-frac / n
     eps_codes = round(eps * n * n * 2.0 ** (2 * frac))
     variance = torch.div((centred * centred).sum(dim=-1, keepdim=True), n, rounding_mode="floor") + eps_codes
     root = integer_sqrt(variance << (2 * NORM_GUARD_BITS))  # σ·n in units of 2^-(frac+G)
-    normalised = divide_rounded(centred << (2 * frac + NORM_GUARD_BITS), root)  # y in units of 2^-(2·frac)
-    affine = normalised * gamma + (beta << (2 * frac))  # units of 2^-(3·frac)
-    return requantize(affine, (64, 3 * frac), fmt, rounding, overflow, generator)
+    normalised = divide_rounded(centred << (precision + NORM_GUARD_BITS), root)  # y in units of 2^-F
+    units = max(precision + gamma_frac, beta_frac)
+    affine = (normalised * gamma << (units - precision - gamma_frac)) + (beta << (units - beta_frac))
+    return requantize(affine, (64, units), out, rounding, overflow, generator)
 
 
 def l2_normalize(codes: torch.Tensor, fmt: Format) -> torch.Tensor:
@@ -225,18 +236,20 @@ def _gelu(x: torch.Tensor) -> torch.Tensor:
 LUT_FUNCTIONS = {"gelu": _gelu, "relu": torch.relu}
 
 
-def lut_table(function: str, fmt: Format) -> tuple[torch.Tensor, int]:
-    """The table of ``function`` over the format's codes (indexed by ``code >> drop``), and ``drop``."""
+def lut_table(function: str, fmt: Format, out: Format | None = None) -> tuple[torch.Tensor, int]:
+    """The table of ``function`` over the codes of ``fmt`` (indexed by ``code >> drop``), its entries codes of
+    ``out`` (default ``fmt``), and ``drop``."""
     total, frac = fmt
     drop = max(0, total - TABLE_BITS)
     low, high = code_range(total - drop)
     inputs = torch.arange(low, high + 1, dtype=torch.int64) << drop
     values = LUT_FUNCTIONS[function](dequantize(inputs, fmt, torch.float64))
-    return quantize(values, fmt, "nearest-even", "saturate"), drop
+    return quantize(values, out or fmt, "nearest-even", "saturate"), drop
 
 
-def lut(codes: torch.Tensor, function: str, fmt: Format) -> torch.Tensor:
-    table, drop = lut_table(function, fmt)
+def lut(codes: torch.Tensor, function: str, fmt: Format, out: Format | None = None) -> torch.Tensor:
+    """``function`` of codes of ``fmt`` by table, into codes of ``out`` (default ``fmt``)."""
+    table, drop = lut_table(function, fmt, out)
     low = code_range(fmt[0] - drop)[0]
     return table[(codes >> drop) - low]
 

@@ -39,12 +39,14 @@ of the cost model; true). The pass fails when the memory plan's peak does not fi
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import cast
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import BoolAttr, DictionaryAttr, IntegerAttr, ModuleOp, StringAttr, TensorType, i64
-from xdsl.ir import Attribute, Operation
+from xdsl.dialects.builtin import BoolAttr, DictionaryAttr, FloatAttr, IntegerAttr, ModuleOp, StringAttr, TensorType, i64
+from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 from xdsl.transforms.dead_code_elimination import dce
@@ -55,6 +57,16 @@ from dialects.shapes import element_type, fmt_shape, is_bool, is_float, tensor_s
 from passes.training_step import INPUT_GRADIENT, PHASE_ATTRIBUTE, UPDATES_ATTRIBUTE, WEIGHT_GRADIENT
 from targets.tinycl.builder import Builder, Numerics
 from targets.tinycl.cost import SramOverflow, memory_plan
+from targets.tinycl.formats import (
+    DEFAULT_HEADROOM,
+    FORMAT_MODES,
+    MAX_ABS_ATTRIBUTE,
+    PARAMETER_POINTS,
+    PENDING_ATTRIBUTE,
+    POINTS,
+    calibrated_frac,
+    recorded_ranges,
+)
 from targets.tinycl.training_lowering import TRAINING_OPS, LowerTrainingOps, gradient_cone
 
 PASS = "lower-to-tinycl"
@@ -91,6 +103,31 @@ class LowerToTinycl(RewritePattern):
     numerics: Numerics
     training: bool = False  # a training step: LowerTrainingOps lowers the recomputed layer norms without affine
     cone: set[Operation] = field(default_factory=set)  # a training step's ops computed from the loss gradient
+    calibrated: bool = False  # formats=calibrated: each point's format from the op's recorded max |x|
+    headroom: float = DEFAULT_HEADROOM
+
+    def _point(
+        self, op: Operation, point: str, default: tinycl.FixedType | None = None, cap: int | None = None
+    ) -> tuple[tinycl.FixedType, float | None]:
+        """The format of one quantisation point of ``op``: calibrated (with its max |x|) or ``default``."""
+        ranges = recorded_ranges(op) if self.calibrated else None
+        if ranges is None or point not in ranges:
+            return default or self.numerics.data, None
+        total = self.numerics.total
+        headroom = 1.0 if point in PARAMETER_POINTS else self.headroom
+        frac = calibrated_frac(ranges[point], total, headroom, total - 1 if cap is None else cap)
+        return tinycl.FixedType(total, frac), ranges[point]
+
+    def _quantize(
+        self, b: Builder, op: Operation, value: SSAValue, suffix: str, point: str,
+        default: tinycl.FixedType | None = None, cap: int | None = None,
+    ) -> SSAValue:
+        fmt, max_abs = self._point(op, point, default, cap)
+        return _recorded(b, b.quantize(value, suffix, fmt), max_abs)
+
+    def _requant(self, b: Builder, op: Operation, value: SSAValue, suffix: str, point: str) -> SSAValue:
+        fmt, max_abs = self._point(op, point)
+        return _recorded(b, b.requant(value, suffix, fmt), max_abs)
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if not isinstance(op, LOWERED):
@@ -108,9 +145,11 @@ class LowerToTinycl(RewritePattern):
         b = Builder(op, self.numerics)
         depth = tensor_shape(op.weight)[1]
         n = self.numerics
-        x, w = b.quantize(op.input, "x_q"), b.quantize(op.weight, "w_q", n.weight)
-        bias = None if op.bias is None else b.quantize(op.bias, "b_q", n.accumulator(depth, n.weight))
-        b.finish(rewriter, b.requant(b.mac(x, w, bias, depth, "acc"), "q"))
+        x, w = self._quantize(b, op, op.input, "x_q", "input"), self._quantize(b, op, op.weight, "w_q", "weight", n.weight)
+        x_format, w_format = element_type(x), element_type(w)
+        assert isinstance(x_format, tinycl.FixedType) and isinstance(w_format, tinycl.FixedType)
+        bias = None if op.bias is None else b.quantize(op.bias, "b_q", n.wide_accumulator(depth, x_format, w_format))
+        b.finish(rewriter, self._requant(b, op, b.mac(x, w, bias, depth, "acc"), "q", "result"))
         return None
 
     def _MatmulOp(self, op: nn.MatmulOp, rewriter: PatternRewriter) -> str | None:
@@ -121,9 +160,9 @@ class LowerToTinycl(RewritePattern):
         if len(lhs) < 2 or not (len(rhs) == 2 or rhs[:-2] == lhs[:-2]):
             return f"operands {fmt_shape(lhs)} and {fmt_shape(rhs)} need one batch shape (or a 2-d rhs)"
         b = Builder(op, self.numerics)
-        a = b.quantize(op.lhs, "a_q")
-        rhs_t = b.quantize(b.transpose(op.rhs, "bt"), "bt_q")
-        b.finish(rewriter, b.requant(b.mac(a, rhs_t, None, lhs[-1], "acc"), "q"))
+        a = self._quantize(b, op, op.lhs, "a_q", "lhs")
+        rhs_t = self._quantize(b, op, b.transpose(op.rhs, "bt"), "bt_q", "rhs")
+        b.finish(rewriter, self._requant(b, op, b.mac(a, rhs_t, None, lhs[-1], "acc"), "q", "result"))
         return None
 
     def _gradient_gemm(self, op: nn.MatmulOp, phase: str, rewriter: PatternRewriter) -> str | None:
@@ -164,34 +203,36 @@ class LowerToTinycl(RewritePattern):
             return "an additive float mask is not supported by the fixed-point softmax (an i1 keep-mask and causal are)"
         if attn.softcap_value(op) is not None:
             return "soft-capped scores are not supported by the fixed-point softmax"
-        if self.numerics.frac > self.numerics.total - 2:
+        if self.numerics.frac > self.numerics.total - 2 and not self.calibrated:
             return f"the fixed-point softmax needs 1.0 representable (frac-bits <= total-bits - 2), got {self.numerics.data}"
         q, k, v = (tensor_shape(x) for x in (op.query, op.key, op.value))
         if not (len(q) >= 2 and k[:-2] == q[:-2] and v[:-2] == q[:-2]):
             return f"Q {fmt_shape(q)}, K {fmt_shape(k)}, V {fmt_shape(v)} need one batch shape"
         b = Builder(op, self.numerics)
-        query, key = b.quantize(op.query, "q_q"), b.quantize(op.key, "k_q")
-        value_t = b.quantize(b.transpose(op.value, "vt"), "vt_q")
-        scores = b.requant(b.mac(query, key, None, q[-1], "scores_acc"), "scores", self.numerics.scores)
+        query, key = self._quantize(b, op, op.query, "q_q", "query"), self._quantize(b, op, op.key, "k_q", "key")
+        value_t = self._quantize(b, op, b.transpose(op.value, "vt"), "vt_q", "value")
+        scores_format, scores_max = self._point(op, "scores", self.numerics.scores)
+        scores = _recorded(b, b.requant(b.mac(query, key, None, q[-1], "scores_acc"), "scores", scores_format), scores_max)
         probabilities = TensorType(self.numerics.probability, tensor_shape(scores))
         probs = b.add(tinycl.SoftmaxOp(scores, op.scale.value.data, bool(op.causal.value.data), op.mask, probabilities), "probs")
-        b.finish(rewriter, b.requant(b.mac(probs, value_t, None, k[-2], "out_acc"), "out_q"))
+        b.finish(rewriter, self._requant(b, op, b.mac(probs, value_t, None, k[-2], "out_acc"), "out_q", "result"))
         return None
 
     def _CosineOp(self, op: attn.CosineOp, rewriter: PatternRewriter) -> str | None:
         if op.causal.value.data or op.mask is not None:
             return "only bidirectional cosine attention without a mask is lowered"
-        if self.numerics.frac > self.numerics.total - 2:
+        if self.numerics.frac > self.numerics.total - 2 and not self.calibrated:
             return f"unit vectors need 1.0 representable (frac-bits <= total-bits - 2), got {self.numerics.data}"
         q, k = tensor_shape(op.query), tensor_shape(op.key)
         b = Builder(op, self.numerics)
-        query = b.add(tinycl.L2NormalizeOp(b.quantize(op.query, "q_q")), "qn")
-        key = b.add(tinycl.L2NormalizeOp(b.quantize(op.key, "k_q")), "kn")
+        unit = self.numerics.total - 2  # the normalised rows keep their input's format, which must hold 1.0
+        query = b.add(tinycl.L2NormalizeOp(self._quantize(b, op, op.query, "q_q", "query", cap=unit)), "qn")
+        key = b.add(tinycl.L2NormalizeOp(self._quantize(b, op, op.key, "k_q", "key", cap=unit)), "kn")
         key_float = b.add(tinycl.DequantizeOp(key, op.key.type), "kn_f")
-        key_t = b.quantize(b.transpose(key_float, "knt_f"), "knt")
-        value_t = b.quantize(b.transpose(op.value, "vt"), "vt_q")
-        state = b.requant(b.mac(value_t, key_t, None, k[-2], "state_acc"), "state")  # (N(K)ᵀV)ᵀ: (…, dv, d)
-        out = b.requant(b.mac(query, state, None, q[-1], "out_acc"), "out_q")
+        key_t = b.quantize(b.transpose(key_float, "knt_f"), "knt", cast(tinycl.FixedType, element_type(key)))
+        value_t = self._quantize(b, op, b.transpose(op.value, "vt"), "vt_q", "value")
+        state = self._requant(b, op, b.mac(value_t, key_t, None, k[-2], "state_acc"), "state", "state")  # (N(K)ᵀV)ᵀ
+        out = self._requant(b, op, b.mac(query, state, None, q[-1], "out_acc"), "out_q", "out")
         n = self.numerics
         b.finish(rewriter, b.add(tinycl.HeadScaleOp(out, op.m, k[-2], n.rounding, n.overflow), "scaled"))
         return None
@@ -203,25 +244,43 @@ class LowerToTinycl(RewritePattern):
             return "a layer norm without an affine weight and bias is not supported"
         n = self.numerics
         b = Builder(op, n)
-        x, gamma, beta = b.quantize(op.input, "x_q"), b.quantize(op.weight, "g_q"), b.quantize(op.bias, "b_q")
-        b.finish(rewriter, b.add(tinycl.LayerNormOp(x, gamma, beta, op.eps.value.data, n.rounding, n.overflow), "q"))
+        x = self._quantize(b, op, op.input, "x_q", "input")
+        gamma, beta = self._quantize(b, op, op.weight, "g_q", "weight"), self._quantize(b, op, op.bias, "b_q", "bias")
+        fmt, max_abs = self._point(op, "result")
+        normed = tinycl.LayerNormOp(x, gamma, beta, op.eps.value.data, n.rounding, n.overflow, TensorType(fmt, tensor_shape(x)))
+        b.finish(rewriter, _recorded(b, b.add(normed, "q"), max_abs))
         return None
 
     def _GeluOp(self, op: nn.GeluOp, rewriter: PatternRewriter) -> str | None:
         if op.approximate.data != "none":
             return f'the table holds exact GELU, not approximate = "{op.approximate.data}"'
-        b = Builder(op, self.numerics)
-        b.finish(rewriter, b.add(tinycl.LutOp(b.quantize(op.input, "x_q"), "gelu"), "q"))
-        return None
+        return self._table(op, "gelu", rewriter)
 
     def _ReluOp(self, op: nn.ReluOp, rewriter: PatternRewriter) -> str | None:
+        return self._table(op, "relu", rewriter)
+
+    def _table(self, op: Operation, function: str, rewriter: PatternRewriter) -> str | None:
         b = Builder(op, self.numerics)
-        b.finish(rewriter, b.add(tinycl.LutOp(b.quantize(op.input, "x_q"), "relu"), "q"))
+        x = self._quantize(b, op, op.operands[0], "x_q", "input")
+        fmt, max_abs = self._point(op, "result", cast(tinycl.FixedType, element_type(x)))
+        b.finish(rewriter, _recorded(b, b.add(tinycl.LutOp(x, function, TensorType(fmt, tensor_shape(x))), "q"), max_abs))
         return None
 
 
+def _recorded(b: Builder, value: SSAValue, max_abs: float | None) -> SSAValue:
+    """Notes the calibrated max |x| that chose the format of ``value`` on the op the builder just made for it."""
+    if max_abs is not None and isinstance(value.owner, Operation) and value.owner in b.ops:
+        value.owner.attributes[tinycl.CALIBRATED_MAX_ATTRIBUTE] = FloatAttr(max_abs, 64)
+    return value
+
+
+@dataclass
 class FoldRoundTrip(RewritePattern):
-    """``quantize(dequantize(c))`` into the format ``c`` already has is ``c``: exact, so it is dropped."""
+    """``quantize(dequantize(c))`` into the format ``c`` already has is ``c``: exact, so it is dropped. With
+    per-tensor formats (``between_formats``), one into another format is ``requant(c)``: a shift on the array
+    instead of a trip through float on the host."""
+
+    between_formats: bool = False
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if not isinstance(op, tinycl.QuantizeOp) or not isinstance(op.input.owner, tinycl.DequantizeOp):
@@ -229,6 +288,12 @@ class FoldRoundTrip(RewritePattern):
         codes = op.input.owner.input
         if codes.type == op.result.type:
             rewriter.replace(op, [], [codes])
+        elif self.between_formats and tensor_shape(codes) == tensor_shape(op.result):
+            shift = tinycl.RequantOp(codes, op.result.type, op.rounding.data, op.overflow.data)
+            shift.attributes.update({k: v for k, v in op.attributes.items() if k not in ("rounding", "overflow")})
+            shift.location = op.location
+            shift.result.name_hint = op.result.name_hint
+            rewriter.replace(op, [shift], [shift.result])
 
 
 def _remark_digital(module: ModuleOp) -> None:
@@ -247,6 +312,15 @@ def _remark_digital(module: ModuleOp) -> None:
             if isinstance(op, LOWERED) or (training and isinstance(op, TRAINING_OPS)):
                 continue  # these already said why they stayed
             remark(PASS, op, f"{op.name} is not a TinyCL operator: stays digital (float on the host)")
+
+
+def lowered_ops(module: ModuleOp) -> list[Operation]:
+    """The ops the lowering takes onto the array (those of the kinds in LOWERED on float values)."""
+    return [o for o in module.walk() if isinstance(o, LOWERED) and type(o) in POINTS and _float_operands(o)]
+
+
+def _ranges_recorded(module: ModuleOp) -> bool:
+    return all(recorded_ranges(o) is not None for o in lowered_ops(module))
 
 
 @dataclass(frozen=True)
@@ -268,6 +342,8 @@ class LowerToTinyclPass(ModulePass):
     prob_frac_bits: int = -1
     score_frac_bits: int = -1
     loss_scale: int = 16
+    formats: str = "uniform"
+    headroom: float = DEFAULT_HEADROOM
 
     @property
     def weight_frac(self) -> int:
@@ -279,6 +355,8 @@ class LowerToTinyclPass(ModulePass):
         errors = []
         if not 2 <= self.total_bits <= MAX_TOTAL_BITS:
             errors.append(f"total-bits must be in [2, {MAX_TOTAL_BITS}], got {self.total_bits}")
+        elif self.formats == "calibrated":
+            pass  # every quantisation point gets its own fractional bits: frac-, weight- and score-frac-bits are unused
         elif not 0 <= self.frac_bits < self.total_bits:
             errors.append(f"frac-bits must be in [0, total-bits) = [0, {self.total_bits}), got {self.frac_bits}")
         elif not 0 <= self.weight_frac < self.total_bits:
@@ -296,6 +374,10 @@ class LowerToTinyclPass(ModulePass):
                 f"score-frac-bits must be -1 (= frac-bits) or in [0, total-bits) = [0, {self.total_bits}), "
                 f"got {self.score_frac_bits}"
             )
+        if self.formats not in FORMAT_MODES:
+            errors.append(f"formats must be one of {', '.join(FORMAT_MODES)}, got '{self.formats}'")
+        if not self.headroom >= 1.0:
+            errors.append(f"headroom must be at least 1 (a factor on the calibrated max |x|), got {self.headroom}")
         if self.loss_scale < 1:
             errors.append(f"loss-scale must be at least 1, got {self.loss_scale}")
         if not (self.grad_frac_bits == -1 or 0 <= self.grad_frac_bits < self.total_bits):
@@ -324,7 +406,41 @@ class LowerToTinyclPass(ModulePass):
             "sram_kb": IntegerAttr(self.sram_kb, i64),
             "snake": BoolAttr.from_bool(self.snake),
         }
+        if self.formats == "calibrated":  # each value's type holds its format: no one data or weight format
+            del entries["frac_bits"], entries["weight_frac_bits"]
+            entries["formats"] = StringAttr(self.formats)
+            entries["headroom"] = FloatAttr(self.headroom, 64)
         return DictionaryAttr(entries)
+
+    def options_attribute(self) -> DictionaryAttr:
+        """Every option, to run this pass again once calibration has recorded the ranges (see ``pending``)."""
+        entries: dict[str, Attribute] = {}
+        for option in fields(self):
+            value = getattr(self, option.name)
+            if isinstance(value, bool):
+                entries[option.name] = BoolAttr.from_bool(value)
+            elif isinstance(value, int):
+                entries[option.name] = IntegerAttr(value, i64)
+            elif isinstance(value, float):
+                entries[option.name] = FloatAttr(value, 64)
+            else:
+                entries[option.name] = StringAttr(str(value))
+        return DictionaryAttr(entries)
+
+    @classmethod
+    def pending(cls, module: ModuleOp) -> LowerToTinyclPass | None:
+        """The lowering a module waits to run until its formats are calibrated, or None."""
+        options = module.attributes.get(PENDING_ATTRIBUTE)
+        if not isinstance(options, DictionaryAttr):
+            return None
+        values: dict[str, object] = {}
+        for name, value in options.data.items():
+            if isinstance(value, (IntegerAttr, FloatAttr)):
+                values[name] = value.value.data
+            elif isinstance(value, StringAttr):
+                values[name] = value.data
+        values["snake"] = bool(values.get("snake", True))
+        return cls(**values)  # type: ignore[arg-type]
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         errors = self.option_errors()
@@ -336,14 +452,30 @@ class LowerToTinyclPass(ModulePass):
             self.total_bits, self.frac_bits, self.rounding, self.overflow, self.weight_frac, self.grad_frac_bits,
             self.prob_frac_bits, self.score_frac_bits, self.loss_scale,
         )
+        if self.formats == "calibrated":  # the fall-back formats of points with no range: valid at any total-bits
+            half = self.total_bits // 2
+            numerics = dataclasses.replace(numerics, frac=half, weight_frac=half, score_frac=-1)
         training = UPDATES_ATTRIBUTE in op.attributes
+        calibrated = self.formats == "calibrated"
+        if calibrated and training:
+            raise pass_failure(
+                PASS, "formats=calibrated chooses inference formats from calibration data; a training step keeps uniform "
+                "formats (set them with frac-bits, weight-frac-bits and grad-frac-bits)"
+            )
+        if calibrated and not _ranges_recorded(op):
+            op.attributes[PENDING_ATTRIBUTE] = self.options_attribute()
+            remark(PASS, None, "formats=calibrated: the lowering runs once the calibration step (attnc compile, right after "
+                   "this pass) has recorded each quantisation point's max |x| on the calibration inputs")
+            return
         cone = gradient_cone(op) if training else set()
-        patterns: list[RewritePattern] = [LowerToTinycl(numerics, training, cone)]
+        patterns: list[RewritePattern] = [LowerToTinycl(numerics, training, cone, calibrated, self.headroom)]
         if training:  # a training step: its backward units and update too
             patterns.append(LowerTrainingOps(numerics, cone))
         PatternRewriteWalker(GreedyRewritePatternApplier(patterns), apply_recursively=False).rewrite_module(op)
-        PatternRewriteWalker(FoldRoundTrip(), apply_recursively=False).rewrite_module(op)
+        PatternRewriteWalker(FoldRoundTrip(calibrated), apply_recursively=False).rewrite_module(op)
         dce(op)
+        for stayed in op.walk():  # ops left on the host keep no calibration record
+            stayed.attributes.pop(MAX_ABS_ATTRIBUTE, None)
         _remark_digital(op)
         config = self.config_attribute()
         if UPDATES_ATTRIBUTE in op.attributes:  # a training step: gradients have their own format

@@ -59,8 +59,9 @@ class TinyclFunctions(InterpreterFunctions):
     @impl(tinycl.LayerNormOp)
     def run_layer_norm(self, interpreter: Interpreter, op: tinycl.LayerNormOp, args):
         x, gamma, beta = args
-        fmt = format_of(op.input)
-        return (fp.layer_norm(x, gamma, beta, fmt, op.eps.value.data, op.rounding.data, op.overflow.data, self.generator),)
+        fmt, gamma_frac, beta_frac = format_of(op.input), format_of(op.gamma)[1], format_of(op.beta)[1]
+        eps, modes = op.eps.value.data, (op.rounding.data, op.overflow.data, self.generator)
+        return (fp.layer_norm(x, gamma, beta, fmt, eps, *modes, gamma_frac, beta_frac, format_of(op.result)),)
 
     @impl(tinycl.L2NormalizeOp)
     def run_l2_normalize(self, interpreter: Interpreter, op: tinycl.L2NormalizeOp, args):
@@ -75,7 +76,7 @@ class TinyclFunctions(InterpreterFunctions):
 
     @impl(tinycl.LutOp)
     def run_lut(self, interpreter: Interpreter, op: tinycl.LutOp, args):
-        return (fp.lut(args[0], op.function.data, format_of(op.input)),)
+        return (fp.lut(args[0], op.function.data, format_of(op.input), format_of(op.result)),)
 
     def _modes(self, op) -> tuple[str, str, torch.Generator]:
         return op.rounding.data, op.overflow.data, self.generator

@@ -9,7 +9,7 @@ from xdsl.interpreter import InterpreterFunctions
 from dialects import tinycl
 from dialects.diagnostics import AttncError
 from targets.base import Target
-from targets.tinycl.cost import ArrayConfig, format_report, layer_costs, memory_plan, phase_costs, totals
+from targets.tinycl.cost import ArrayConfig, format_numbers, format_report, layer_costs, memory_plan, phase_costs, totals
 from targets.tinycl.runtime import TinyclFunctions
 
 
@@ -59,10 +59,9 @@ class TinyclTarget(Target):
     def summary(self, module: ModuleOp) -> str:
         config = self._config(module)
         macs = sum(1 for op in module.walk() if isinstance(op, tinycl.MacOp))
-        return (
-            f"TinyCL {config.pe_rows}x{config.pe_cols} MAC array, {config.total_bits}/{config.frac_bits} fixed point: "
-            f"{macs} MAC-array products per inference"
-        )
+        numbers = format_numbers(module, config)
+        array = f"{config.pe_rows}x{config.pe_cols}"
+        return f"TinyCL {array} MAC array, {numbers} fixed point: {macs} MAC-array products per inference"
 
     def report(self, module: ModuleOp) -> str:
         self._config(module)

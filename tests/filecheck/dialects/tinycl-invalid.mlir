@@ -138,12 +138,36 @@ func.func @softmax_scale(%s: tensor<2x3x!tinycl.fixed<8, 4>>) {
 // CHECK: | Operation does not verify: scale must be positive, got 0.0
 
 // -----
-func.func @layer_norm_gamma(%x: tensor<2x3x!tinycl.fixed<16, 8>>, %g: tensor<3x!tinycl.fixed<16, 4>>) {
-  %n = tinycl.layer_norm %x, %g, %g {eps = 1.0e-05 : f64, rounding = "nearest-even", overflow = "saturate"} : (tensor<2x3x!tinycl.fixed<16, 8>>, tensor<3x!tinycl.fixed<16, 4>>, tensor<3x!tinycl.fixed<16, 4>>) -> tensor<2x3x!tinycl.fixed<16, 8>>
+func.func @layer_norm_gamma(%x: tensor<2x3x!tinycl.fixed<16, 8>>, %g: tensor<3xf32>) {
+  %n = tinycl.layer_norm %x, %g, %g {eps = 1.0e-05 : f64, rounding = "nearest-even", overflow = "saturate"} : (tensor<2x3x!tinycl.fixed<16, 8>>, tensor<3xf32>, tensor<3xf32>) -> tensor<2x3x!tinycl.fixed<16, 8>>
   func.return
 }
-// CHECK: gamma must be 3 of !tinycl.fixed<16, 8>, got tensor<3x!tinycl.fixed<16, 4>>
-// CHECK: | Operation does not verify: gamma must be 3 of !tinycl.fixed<16, 8>, got tensor<3x!tinycl.fixed<16, 4>>
+// CHECK: gamma must be 3 of !tinycl.fixed, got tensor<3xf32>
+// CHECK: | Operation does not verify: gamma must be 3 of !tinycl.fixed, got tensor<3xf32>
+
+// -----
+func.func @layer_norm_result_shape(%x: tensor<2x3x!tinycl.fixed<16, 8>>, %g: tensor<3x!tinycl.fixed<16, 14>>) {
+  %n = tinycl.layer_norm %x, %g, %g {eps = 1.0e-05 : f64, rounding = "nearest-even", overflow = "saturate"} : (tensor<2x3x!tinycl.fixed<16, 8>>, tensor<3x!tinycl.fixed<16, 14>>, tensor<3x!tinycl.fixed<16, 14>>) -> tensor<3x2x!tinycl.fixed<16, 12>>
+  func.return
+}
+// CHECK: tinycl.layer_norm keeps the input's shape 2x3, got tensor<3x2x!tinycl.fixed<16, 12>>
+// CHECK: | Operation does not verify: tinycl.layer_norm keeps the input's shape 2x3, got tensor<3x2x!tinycl.fixed<16, 12>>
+
+// -----
+func.func @calibrated_max_outside_format(%x: tensor<2xf32>) {
+  %q = tinycl.quantize %x nearest-even saturate {calibrated_max = 9.5 : f64} : (tensor<2xf32>) -> tensor<2x!tinycl.fixed<16, 12>>
+  func.return
+}
+// CHECK: the result format !tinycl.fixed<16, 12> holds at most 7.999755859375, below the calibrated_max 9.5
+// CHECK: | Operation does not verify: the result format !tinycl.fixed<16, 12> holds at most 7.999755859375, below the calibrated_max 9.5
+
+// -----
+func.func @calibrated_max_negative(%x: tensor<2xf32>) {
+  %q = tinycl.quantize %x nearest-even saturate {calibrated_max = -1.0 : f64} : (tensor<2xf32>) -> tensor<2x!tinycl.fixed<16, 12>>
+  func.return
+}
+// CHECK: calibrated_max must be a finite float >= 0, got -1.000000e+00 : f64
+// CHECK: | Operation does not verify: calibrated_max must be a finite float >= 0, got -1.000000e+00 : f64
 
 // -----
 func.func @lut_function(%x: tensor<2x!tinycl.fixed<16, 8>>) {
@@ -155,11 +179,19 @@ func.func @lut_function(%x: tensor<2x!tinycl.fixed<16, 8>>) {
 
 // -----
 func.func @lut_type(%x: tensor<2x!tinycl.fixed<16, 8>>) {
-  %y = tinycl.lut %x gelu : (tensor<2x!tinycl.fixed<16, 8>>) -> tensor<2x!tinycl.fixed<16, 4>>
+  %y = tinycl.lut %x gelu : (tensor<2x!tinycl.fixed<16, 8>>) -> tensor<2xf32>
   func.return
 }
-// CHECK: tinycl.lut keeps the input's type tensor<2x!tinycl.fixed<16, 8>>, got tensor<2x!tinycl.fixed<16, 4>>
-// CHECK: | Operation does not verify: tinycl.lut keeps the input's type tensor<2x!tinycl.fixed<16, 8>>, got tensor<2x!tinycl.fixed<16, 4>>
+// CHECK: the result must be a tensor of !tinycl.fixed, got f32
+// CHECK: | Operation does not verify: the result must be a tensor of !tinycl.fixed, got f32
+
+// -----
+func.func @lut_shape(%x: tensor<2x!tinycl.fixed<16, 8>>) {
+  %y = tinycl.lut %x gelu : (tensor<2x!tinycl.fixed<16, 8>>) -> tensor<3x!tinycl.fixed<16, 4>>
+  func.return
+}
+// CHECK: tinycl.lut keeps the input's shape 2, got tensor<3x!tinycl.fixed<16, 4>>
+// CHECK: | Operation does not verify: tinycl.lut keeps the input's shape 2, got tensor<3x!tinycl.fixed<16, 4>>
 
 // -----
 func.func @softmax_mask_type(%s: tensor<2x3x!tinycl.fixed<8, 4>>, %m: tensor<2x3xf32>) {
