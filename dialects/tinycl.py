@@ -175,7 +175,7 @@ class _RoundingOp(IRDLOperation):
 
     @classmethod
     def parse(cls, parser: Parser):
-        operand = parser.parse_operand()
+        unresolved = parser.parse_unresolved_operand()
         rounding = parse_kebab_word(parser)
         overflow = parse_kebab_word(parser)
         attributes = parser.parse_optional_attr_dict()
@@ -185,8 +185,7 @@ class _RoundingOp(IRDLOperation):
         parser.parse_punctuation(")")
         parser.parse_punctuation("->")
         result_type = parser.parse_type()
-        if operand.type != input_type:
-            parser.raise_error(f"operand has type {operand.type}, the signature says {input_type}")
+        operand = parser.resolve_operand(unresolved, input_type)
         op = cls(operand, result_type, rounding, overflow)
         op.attributes.update(attributes)
         return op
@@ -472,7 +471,7 @@ class LutOp(IRDLOperation):
 
     @classmethod
     def parse(cls, parser: Parser) -> LutOp:
-        operand = parser.parse_operand()
+        unresolved = parser.parse_unresolved_operand()
         function = parse_kebab_word(parser)
         attributes = parser.parse_optional_attr_dict()
         parser.parse_punctuation(":")
@@ -481,8 +480,7 @@ class LutOp(IRDLOperation):
         parser.parse_punctuation(")")
         parser.parse_punctuation("->")
         result_type = parser.parse_type()
-        if operand.type != input_type:
-            parser.raise_error(f"operand has type {operand.type}, the signature says {input_type}")
+        operand = parser.resolve_operand(unresolved, input_type)
         return cls.create(
             operands=[operand], result_types=[result_type], attributes={"function": StringAttr(function), **attributes}
         )
