@@ -788,10 +788,11 @@ def host_lines(runs: list[dict]) -> list[str]:
     return ["Hosts: " + "; ".join(f"{name} ({count} runs)" for name, count in sorted(hosts.items())) + "."]
 
 
-def table_only(directory: Path, output: Path, title: str, clock_mhz: float) -> None:
+def table_only(directory: Path, output: Path, title: str, clock_mhz: float, notes: Path | None = None) -> None:
     """The report of the runs in ``directory`` alone, never merged with the stored runs (for runs made with a
     different training step, whose keys would otherwise collide with the stored ones): accuracy table, goals, plots
-    (PNG beside ``output``, named after it) and the per-task cost of the 16-bit runs."""
+    (PNG beside ``output``, named after it), the per-task cost of the 16-bit runs, then ``notes`` (hand-written
+    markdown: the reading of the figures) verbatim."""
     runs = load_runs([directory])
     if not runs:
         raise SystemExit(f"no runs under {directory}")
@@ -807,6 +808,8 @@ def table_only(directory: Path, output: Path, title: str, clock_mhz: float) -> N
     costs = task_cost_section(runs, torch_runs, clock_mhz)
     if costs:
         lines += ["## Cost per task on the TinyCL array", "", *costs, ""]
+    if notes is not None:
+        lines += [notes.read_text().rstrip(), ""]
     output.write_text("\n".join(lines))
     print(f"wrote {output}")
 
@@ -841,13 +844,14 @@ def main() -> None:
     parser.add_argument("--table-only", type=Path, default=None, metavar="OUT.md",
                         help="write the report of the runs in --out-dir alone (not merged with the stored runs)")
     parser.add_argument("--title", default="Continual learning runs", help="the heading of --table-only's file")
+    parser.add_argument("--notes", type=Path, default=None, help="a markdown file --table-only appends verbatim")
     parser.add_argument("--clock-mhz", type=float, default=100.0, help="clock assumed for modelled device time")
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     torch.set_num_threads(1)
     if args.table_only is not None:
-        table_only(Path(args.out_dir), args.table_only, args.title, args.clock_mhz)
+        table_only(Path(args.out_dir), args.table_only, args.title, args.clock_mhz, args.notes)
         return
     if not args.report_only:
         failed = run_grid(args)
