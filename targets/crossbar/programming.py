@@ -35,6 +35,7 @@ import weakref
 import torch
 
 from runtime.clip_kernels import matrix_max
+from targets.crossbar.chip_store import ChipStore, state_key, store_directory
 from targets.crossbar.device import (
     _TINY,
     ClipFormer,
@@ -337,7 +338,23 @@ def _fast_tiles(
     w_energy = squares.sum(dim=(-3, -1))  # device._build_tiles' op on a tensor of the same values and layout
     kappa = torch.where(w_energy > 0, torch.sqrt(weighted / w_energy.clamp(min=_TINY)), torch.ones_like(w_energy))
     kappa = kappa / (cfg.adc_code_max or 1)
+    return tiles_from_parts(w_eff_t, n_out, kappa, scale, cfg, gen)
 
+
+def tiles_from_parts(
+    w_eff_t: torch.Tensor,
+    n_out: int,
+    kappa: torch.Tensor,
+    scale: torch.Tensor,
+    cfg: CrossbarConfig,
+    gen: torch.Generator | None,
+) -> CrossbarTiles:
+    """The fast mode's tiles from the three tensors that depend on the matrix (the recombined weight, the
+    dynamic-ADC factor per column tile and the mapping scale); everything else follows from the
+    configuration, with ``device._build_tiles``' ops (the chip store rebuilds a state from these three)."""
+    *batch, n_in, _ = w_eff_t.shape
+    row_tiles, col_tiles = math.ceil(n_in / cfg.tile_rows), kappa.shape[-1]
+    sig = torch.tensor(cfg.slice_significance(), dtype=w_eff_t.dtype, device=w_eff_t.device)
     fast_step = fast_inv_step = full_scale = None
     if cfg.adc_range == "max":
         rows = torch.tensor(_rows_per_tile(n_in, cfg), dtype=w_eff_t.dtype, device=w_eff_t.device)
@@ -404,7 +421,26 @@ class ChipCache:
         key = (weight._version, cfg, skipped)
         state = entry[1].get(key)
         if state is None:
-            state = entry[1][key] = program_fast(weight, cfg, gen, skip_tiles=skip_tiles)
+            state = entry[1][key] = self._program_through_store(weight, cfg, gen, skip_tiles, skipped)
+        return state
+
+    @staticmethod
+    def _program_through_store(
+        weight: torch.Tensor, cfg: CrossbarConfig, gen: torch.Generator | None, skip_tiles: torch.Tensor | None, skipped
+    ) -> CrossbarTiles:
+        """The state from the on-disk store when it holds it, else programmed (and then stored); only states
+        the fast programming makes are stored (they are rebuilt from three tensors, ``tiles_from_parts``)."""
+        store = ChipStore(store_directory())
+        if store.directory is None or not shortcut_applies(weight, cfg):
+            return program_fast(weight, cfg, gen, skip_tiles=skip_tiles)
+        key = state_key(weight, cfg, skipped)
+        parts = store.load(key, weight, cfg)
+        if parts is not None:
+            w_eff_t, kappa, scale = parts
+            return tiles_from_parts(w_eff_t, weight.shape[0], kappa, scale, cfg, gen)
+        state = program_fast(weight, cfg, gen, skip_tiles=skip_tiles)
+        if state.slice_levels_tiled is None and state.read_noise_pool is None and bool(torch.isfinite(state.scale).all()):
+            store.save(key, state)
         return state
 
     def clear(self) -> None:
