@@ -13,7 +13,9 @@ that was stored, so runs are bit-identical with and without the store.
 Where: ``$ATTNC_CHIP_CACHE`` if set (``off`` turns the store off), else ``$XDG_CACHE_HOME/attnc/chips`` or
 ``~/.cache/attnc/chips``. Files are written atomically (a temporary file renamed into place); a file that
 cannot be read or does not fit its key is ignored and written again. Hashing reads every byte of the matrix
-(about 4 ms for MiniLM's 42 MB of weights on one core), a small part of what programming costs.
+(about 4 ms for MiniLM's 42 MB of weights on one core), a small part of what programming costs; a weight read
+from a compiled artifact whose manifest gives the weights file's digest is named by that digest and its name
+instead (``runtime.weight_origins``), with no hashing at all.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import xxhash
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from runtime.weight_origins import origin_of
 from targets.crossbar.device import CrossbarConfig, CrossbarTiles
 
 FORMAT = "attnc-chip-1"
@@ -48,8 +51,13 @@ def state_key(weight: torch.Tensor, cfg: CrossbarConfig, skipped: tuple | None) 
     configuration and the tiles left out."""
     digest = xxhash.xxh3_128()
     digest.update(f"{FORMAT}|{weight.dtype}|{tuple(weight.shape)}|{cfg!r}|{skipped!r}|".encode())
-    values = weight.detach().contiguous()
-    digest.update(memoryview(values.view(torch.uint8).reshape(-1).numpy()))
+    origin = origin_of(weight)
+    if origin is not None:  # read from a file of known digest and unchanged since: its name there says it all
+        digest.update(f"origin|{origin}".encode())
+    else:
+        values = weight.detach().contiguous()
+        digest.update(b"bytes|")
+        digest.update(values.view(torch.uint8).reshape(-1).numpy().data)
     return digest.hexdigest()
 
 
@@ -72,14 +80,13 @@ class ChipStore:
             tensors = load_file(str(path))
         except (SafetensorError, OSError, ValueError):
             return None
-        parts = tensors.get("w_eff_t"), tensors.get("kappa"), tensors.get("scale")
-        w_eff_t, kappa, scale = parts
+        w_eff_t, kappa, scale = tensors.get("w_eff_t"), tensors.get("kappa"), tensors.get("scale")
         if w_eff_t is None or kappa is None or scale is None or len(tensors) != 3:
             return None
         n_out, n_in = weight.shape
         col_tiles = math.ceil(n_out / cfg.tile_cols)
         fits = (
-            all(t.dtype == weight.dtype for t in parts)
+            all(t.dtype == weight.dtype for t in (w_eff_t, kappa, scale))
             and tuple(w_eff_t.shape) == (n_in, col_tiles * cfg.tile_cols)
             and tuple(kappa.shape) == (col_tiles,)
             and tuple(scale.shape) == (1, 1)

@@ -3,6 +3,7 @@ store that does not fit is ignored; through the CLI, a new process that reads th
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -120,3 +121,19 @@ def test_attnc_run_in_new_processes_reads_the_store_with_unchanged_outputs(tmp_p
     assert [p.stat().st_mtime_ns for p in sorted(store.glob("*.safetensors"))] == stamps  # read, not rewritten
     for name, value in without.items():
         assert torch.equal(programmed[name], value) and torch.equal(from_store[name], value)
+
+
+def test_weights_read_from_an_artifact_are_named_by_its_manifest_not_hashed(tmp_path) -> None:
+    from compiler.api import CompiledModel, compile_model
+    from runtime.weight_origins import origin_of
+
+    compile_model("vit-digits", "attn-raise,lower-to-xbar").save(tmp_path / "xbar")
+    loaded = CompiledModel.load(tmp_path / "xbar")
+    digest = json.loads((tmp_path / "xbar" / "manifest.json").read_text())["files"]["weights.safetensors"]
+    name, weight = next((n, t) for n, t in loaded.weights.items() if t.dim() == 2)
+    assert origin_of(weight) == f"{digest}:{name}"
+    cfg = CrossbarConfig()
+    by_origin, by_bytes = state_key(weight, cfg, None), state_key(weight.clone(), cfg, None)
+    assert by_origin != by_bytes  # the loaded tensor is named, not hashed
+    weight.mul_(1.0)  # an in-place change (even one that keeps the values) drops the record
+    assert origin_of(weight) is None and state_key(weight, cfg, None) == by_bytes
