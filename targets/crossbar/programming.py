@@ -238,8 +238,9 @@ def _level_tables(cfg: CrossbarConfig, dtype: torch.dtype) -> tuple[torch.Tensor
 
 @functools.cache
 def _slice_offsets(cfg: CrossbarConfig) -> torch.Tensor:
-    """``(S, 1, 1)`` int64: where each slice's row starts in the flattened ``_level_tables``."""
-    return (torch.arange(cfg.n_slices, dtype=torch.int64) * stored_levels(cfg)).view(-1, 1, 1)
+    """``(S, 1, 1)`` int32: where each slice's row starts in the flattened ``_level_tables`` (below 2^31:
+    ``shortcut_applies`` caps the levels at 2^16)."""
+    return (torch.arange(cfg.n_slices, dtype=torch.int32) * stored_levels(cfg)).view(-1, 1, 1)
 
 
 def write_shortcut_applies(matrix: torch.Tensor, cfg: CrossbarConfig, clip: ClipFormer | None) -> bool:
@@ -287,7 +288,7 @@ def write_fast(
     magnitude = wt.abs() / scale
     if clip is not None:
         magnitude = clipformer_normalised(magnitude, clip.alpha, clip.beta, cfg)
-    levels = torch.round(magnitude * cfg.weight_levels).to(torch.int64)
+    levels = torch.round(magnitude * cfg.weight_levels).to(torch.int32)  # at most 2^24 - 1
     # Per slice and level: the ideal conductance of the level's digit in that slice and its write-noise std,
     # flattened (slice-major) so that one gather with index level + slice * levels reads a (*batch, S, in, out)
     # tensor. Every op below is elementwise, so working in that layout (the per-slice matrix's own) instead of
@@ -295,7 +296,7 @@ def write_fast(
     level_conductance, level_std = _level_tables(cfg, w.dtype)
     slices = cfg.n_slices
     slice_shape = (*batch, slices, n_in, n_out)
-    index = torch.add(levels.unsqueeze(-3), _slice_offsets(cfg), out=_scratch(slice_shape, torch.int64, "write-index"))
+    index = torch.add(levels.unsqueeze(-3), _slice_offsets(cfg), out=_scratch(slice_shape, torch.int32, "write-index"))
     flat_index = index.view(-1)
     # device.write draws one normal per (*batch, device, slice, in, out); the active device's are kept.
     normal_shape = (*batch, cfg.devices_per_value, slices, n_in, n_out)
@@ -336,7 +337,8 @@ def write_fast(
         per_slice.copy_(active)
     w_eff_t = _recombine(cols_padded, cfg)
     squares = _scratch((*batch, cfg.n_slices, in_pad, out_pad), w.dtype, f"write-squares-{n_in}x{n_out}", zeroed=True)
-    torch.pow(per_slice, 2, out=squares[..., :n_in, :n_out])
+    # Whole padded rows (their padding squares to the +0 already there): long contiguous runs, not rows of n_out.
+    torch.pow(cols_padded, 2, out=squares[..., :n_in, :])
     tiled = squares.view(*batch, cfg.n_slices, row_tiles, cfg.tile_rows, col_tiles, cfg.tile_cols)
     slice_energy = tiled.sum(dim=(-3, -1))
     return _fast_tiles(w_eff_t, n_out, slice_energy, scale, cfg, gen)
