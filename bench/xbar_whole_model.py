@@ -18,8 +18,8 @@ stored chip.
 Cost: ``attnc run --report``'s figures for MiniLM and vit-digits, with and without ``kv-clip{alpha=2 beta=0.25}``,
 and the attention energy/area ClipFormer's always-zero slice saves.
 
-Writes bench/results/xbar_whole_model.{md,json}. Run (about 3 minutes on a loaded 2-core machine):
-    OMP_NUM_THREADS=1 .venv/bin/python bench/xbar_whole_model.py
+Writes bench/results/xbar_whole_model.{md,json}. Run (about 5 minutes on a loaded 2-core machine):
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/xbar_whole_model.py --reps 9 --cli-reps 5
 """
 
 from __future__ import annotations

@@ -811,9 +811,7 @@ def _mvm_fast(state: CrossbarTiles, rows: torch.Tensor, gen: torch.Generator | N
         y.mul_(state.fast_adc_inv_step).round_().mul_(state.fast_adc_step).mul_(out_scale)
     else:  # dynamic range: per column tile, from this call's max|y|
         by_tile = y.view(*y.shape[:-1], state.col_tiles, cfg.tile_cols)
-        # max|y| per column tile as max(max y, -min y): the same value (NaN too), without a temporary |y|
-        high = by_tile.amax(dim=(-3, -1), keepdim=True)  # (*batch, 1, col_tiles, 1)
-        full_scale = torch.maximum(high, by_tile.amin(dim=(-3, -1), keepdim=True).neg_(), out=high)
+        full_scale = by_tile.abs().amax(dim=(-3, -1), keepdim=True)  # (*batch, 1, col_tiles, 1)
         step = full_scale.mul_(state.adc_kappa.unsqueeze(-2).unsqueeze(-1)).clamp_(min=_TINY)
         by_tile.div_(step).round_().mul_(step * out_scale.unsqueeze(-1))
     return y if y.shape[-1] == state.out_features else y[..., : state.out_features]
