@@ -48,6 +48,7 @@ from dialects.shapes import tensor_shape
 from fitting.steps import run_pending_steps
 from runtime.dtypes import torch_dtype
 from runtime.executor import Executor, flat_tensors, initial_parameters
+from runtime.weight_origins import record_origin
 from targets.registry import target_of
 
 WEIGHTS_ATTRIBUTE = "attnc.weights"
@@ -247,7 +248,7 @@ class CompiledModel:
         outdir = Path(outdir)
         if not (outdir / MODEL_FILE).is_file():
             raise AttncError(f"{outdir} holds no {MODEL_FILE}: compile a model into it first")
-        verify_manifest(outdir)
+        checked = verify_manifest(outdir)
         module = parse_module(read_text_file(outdir / MODEL_FILE), str(outdir / MODEL_FILE))
         function = entry_function_of(module, str(outdir / MODEL_FILE))
         target_functions(module)  # the target checks its configuration now, not at the first run
@@ -263,6 +264,8 @@ class CompiledModel:
             outdir, weights_name.data if isinstance(weights_name, StringAttr) else WEIGHTS_FILE, WEIGHTS_ATTRIBUTE
         )
         weights = read_tensors(weights_file, "weights") if weights_file.is_file() or parameter_types(module) else {}
+        for name, tensor in weights.items() if weights_file.name in checked else ():  # content-keyed caches skip hashing
+            record_origin(tensor, checked[weights_file.name], name)
         expected, optional = parameter_types(module), created_parameters(module)
         check_tensors(weights, expected, str(weights_file), optional=optional, extra_ok=True)
         inputs: tuple[torch.Tensor, ...] = ()

@@ -146,15 +146,16 @@ def write_manifest(directory: str | Path) -> None:
 # --------------------------------------------------------------------------------------------------------
 
 
-def verify_manifest(directory: str | Path) -> None:
-    """Refuses a directory whose files are not the ones its manifest recorded."""
+def verify_manifest(directory: str | Path) -> dict[str, str]:
+    """Refuses a directory whose files are not the ones its manifest recorded; returns the checked sha256 of
+    each file by name (empty without a manifest)."""
     directory = Path(directory)
     manifest_path = directory / MANIFEST_FILE
     if not manifest_path.is_file():
         warnings.warn(
             f"{directory} has no {MANIFEST_FILE}: its files cannot be checked for consistency", AttncWarning, stacklevel=2
         )
-        return
+        return {}
     try:
         manifest = json.loads(manifest_path.read_text())
         files = manifest["files"]
@@ -170,6 +171,7 @@ def verify_manifest(directory: str | Path) -> None:
             raise AttncError(
                 f"{path} does not match {MANIFEST_FILE} (a mixed or modified artifact): compile into the directory again"
             )
+    return {str(name): str(digest) for name, digest in files.items()}
 
 
 def file_inside(directory: Path, name: str, what: str) -> Path:

@@ -35,6 +35,7 @@ import weakref
 import torch
 
 from runtime.clip_kernels import matrix_max
+from targets.crossbar.chip_store import ChipStore, state_key, store_directory
 from targets.crossbar.device import (
     _TINY,
     ClipFormer,
@@ -235,6 +236,13 @@ def _level_tables(cfg: CrossbarConfig, dtype: torch.dtype) -> tuple[torch.Tensor
     return conductance[digits], noise_std[digits]
 
 
+@functools.cache
+def _slice_offsets(cfg: CrossbarConfig) -> torch.Tensor:
+    """``(S, 1, 1)`` int32: where each slice's row starts in the flattened ``_level_tables`` (below 2^31:
+    ``shortcut_applies`` caps the levels at 2^16)."""
+    return (torch.arange(cfg.n_slices, dtype=torch.int32) * stored_levels(cfg)).view(-1, 1, 1)
+
+
 def write_shortcut_applies(matrix: torch.Tensor, cfg: CrossbarConfig, clip: ClipFormer | None) -> bool:
     """Whether :func:`write_fast` gives ``device.write``'s tiles exactly."""
     return (
@@ -280,25 +288,40 @@ def write_fast(
     magnitude = wt.abs() / scale
     if clip is not None:
         magnitude = clipformer_normalised(magnitude, clip.alpha, clip.beta, cfg)
-    levels = torch.round(magnitude * cfg.weight_levels).to(torch.int64)
-    # Per slice and level: the ideal conductance of the level's digit in that slice and its write-noise std.
+    levels = torch.round(magnitude * cfg.weight_levels).to(torch.int32)  # at most 2^24 - 1
+    # Per slice and level: the ideal conductance of the level's digit in that slice and its write-noise std,
+    # flattened (slice-major) so that one gather with index level + slice * levels reads a (*batch, S, in, out)
+    # tensor. Every op below is elementwise, so working in that layout (the per-slice matrix's own) instead of
+    # device.write's changes no value.
     level_conductance, level_std = _level_tables(cfg, w.dtype)
+    slices = cfg.n_slices
+    slice_shape = (*batch, slices, n_in, n_out)
+    index = torch.add(levels.unsqueeze(-3), _slice_offsets(cfg), out=_scratch(slice_shape, torch.int32, "write-index"))
+    flat_index = index.view(-1)
     # device.write draws one normal per (*batch, device, slice, in, out); the active device's are kept.
-    normal_shape = (*batch, cfg.devices_per_value, cfg.n_slices, n_in, n_out)
+    normal_shape = (*batch, cfg.devices_per_value, slices, n_in, n_out)
     normals = torch.randn(normal_shape, generator=gen, out=_scratch(normal_shape, w.dtype, "write-normals"))
-    positive = (wt > 0).contiguous()
-    active_normals = torch.where(positive, normals.select(-4, 0).movedim(-3, 0), normals.select(-4, 1).movedim(-3, 0))
+    positive = torch.gt(wt, 0, out=_scratch((*batch, n_in, n_out), torch.bool, "write-positive")).unsqueeze(-3)
+    # The active device's normal, picked with bit operations on the normals' bits (a select, so exact, and several
+    # times faster than torch.where with a broadcast condition): keep = -1 (all bits) where the value is positive.
+    as_bits, sign_bit = (torch.int32, -(1 << 31)) if w.dtype == torch.float32 else (torch.int64, -(1 << 63))
+    keep = positive.to(as_bits).neg_()
+    bits = normals.view(as_bits)
+    active_normals = _scratch(slice_shape, w.dtype, "write-active")
+    chosen = torch.bitwise_xor(bits.select(-4, 0), bits.select(-4, 1), out=active_normals.view(as_bits))
+    chosen.bitwise_and_(keep).bitwise_xor_(bits.select(-4, 1))
     # device.write's ops, in place: G + std * N (addition commutes bit for bit), clamped, then back to digits.
-    flat = levels.reshape(-1)
-    g = torch.index_select(level_std, 1, flat, out=_scratch((cfg.n_slices, flat.numel()), w.dtype, "write-g"))
-    g = g.view(cfg.n_slices, *levels.shape).mul_(active_normals)
-    g.add_(torch.index_select(level_conductance, 1, flat).view(g.shape)).clamp_(min=cfg.g_min, max=cfg.g_max)
+    g = torch.index_select(level_std.view(-1), 0, flat_index, out=_scratch((index.numel(),), w.dtype, "write-g"))
+    g = g.view(slice_shape).mul_(active_normals)
+    conductance = torch.index_select(level_conductance.view(-1), 0, flat_index, out=active_normals.view(-1))
+    g.add_(conductance.view(slice_shape)).clamp_(min=cfg.g_min, max=cfg.g_max)
     active = g.sub_(cfg.g_min).mul_(cfg.cell_levels / cfg.g_range)
-    if float(idle_digit) == 0.0:  # G+ - G- is +-active, and +0 (never -0) where active is 0
-        per_slice = active.mul_(torch.where(positive, 1.0, -1.0)).add_(0.0)
+    if float(idle_digit) == 0.0:
+        # G+ - G- is +-active (active >= +0, never NaN): times -1 is a flip of the sign bit where the value is not
+        # positive; + 0 then turns -0 into +0, as device._build_tiles' subtraction gives.
+        active.view(as_bits).bitwise_xor_(torch.bitwise_not(keep).bitwise_and_(sign_bit))
     else:
-        per_slice = torch.where(positive, active - idle_digit, idle_digit - active)
-    per_slice = per_slice.contiguous().movedim(0, -3)  # (*batch, S, in, out), laid out as device.write's
+        active = torch.where(positive, active - idle_digit, idle_digit - active)
 
     # device._build_tiles from its per-slice matrix on (fast mode, no calibration).
     row_tiles, col_tiles = math.ceil(n_in / cfg.tile_rows), math.ceil(n_out / cfg.tile_cols)
@@ -307,14 +330,52 @@ def write_fast(
     # energies). Here the padded tensors are scratch buffers private to this matrix shape whose padding is zeroed
     # once and never written, so each write fills only its values: the same tensors, without the padding work.
     cols_padded = _scratch((*batch, cfg.n_slices, n_in, out_pad), w.dtype, f"write-cols-{n_in}x{n_out}", zeroed=True)
-    cols_padded[..., :n_out].copy_(per_slice)
-    sig = torch.tensor(cfg.slice_significance(), dtype=w.dtype, device=w.device)
-    w_eff_t = torch.einsum("s,...sio->...io", sig, cols_padded).contiguous()
+    per_slice = cols_padded[..., :n_out]
+    if float(idle_digit) == 0.0:
+        torch.add(active, 0.0, out=per_slice)  # + 0: -0 becomes +0
+    else:
+        per_slice.copy_(active)
+    w_eff_t = _recombine(cols_padded, cfg)
     squares = _scratch((*batch, cfg.n_slices, in_pad, out_pad), w.dtype, f"write-squares-{n_in}x{n_out}", zeroed=True)
-    torch.pow(per_slice, 2, out=squares[..., :n_in, :n_out])
+    # Whole padded rows (their padding squares to the +0 already there): long contiguous runs, not rows of n_out.
+    torch.pow(cols_padded, 2, out=squares[..., :n_in, :])
     tiled = squares.view(*batch, cfg.n_slices, row_tiles, cfg.tile_rows, col_tiles, cfg.tile_cols)
     slice_energy = tiled.sum(dim=(-3, -1))
     return _fast_tiles(w_eff_t, n_out, slice_energy, scale, cfg, gen)
+
+
+@functools.cache
+def _sequential_recombination_is_einsum(cfg: CrossbarConfig, dtype: torch.dtype) -> bool:
+    """Whether adding the slices one by one, most significant first, gives ``device._build_tiles``' einsum
+    bit for bit on this machine. The products are exact (powers of two), so only the order of the additions could
+    differ; a random probe with values of mixed magnitudes tells a different order apart at once."""
+    probe_gen = torch.Generator().manual_seed(12345)
+    shape = (3, cfg.n_slices, 37, 2 * cfg.tile_cols)
+    probe = torch.randn(shape, generator=probe_gen, dtype=dtype) * torch.rand(shape, generator=probe_gen, dtype=dtype) ** 4
+    probe[0] = torch.round(probe[0] * cfg.cell_levels) + 1e-3 * probe[1]
+    sig = torch.tensor(cfg.slice_significance(), dtype=dtype)
+    expected = torch.einsum("s,...sio->...io", sig, probe).contiguous()
+    added = _add_slices(probe, cfg)
+    same_bits = torch.equal(expected, added) and torch.equal(expected.signbit(), added.signbit())
+    return same_bits and expected.stride() == added.stride()
+
+
+def _add_slices(per_slice: torch.Tensor, cfg: CrossbarConfig) -> torch.Tensor:
+    """sum_s significance_s * per_slice[..., s, :, :], added in slice order (each product is exact)."""
+    significance = cfg.slice_significance()
+    total = torch.mul(per_slice.select(-3, 0), float(significance[0]))
+    for k in range(1, cfg.n_slices):
+        total.add_(per_slice.select(-3, k), alpha=float(significance[k]))
+    return total
+
+
+def _recombine(per_slice: torch.Tensor, cfg: CrossbarConfig) -> torch.Tensor:
+    """``device._build_tiles``' ``einsum("s,...sio->...io", significance, per_slice).contiguous()``, bit for bit:
+    the slices added in order where that is the einsum's result on this machine, else the einsum itself."""
+    if _sequential_recombination_is_einsum(cfg, per_slice.dtype):
+        return _add_slices(per_slice, cfg)
+    sig = torch.tensor(cfg.slice_significance(), dtype=per_slice.dtype, device=per_slice.device)
+    return torch.einsum("s,...sio->...io", sig, per_slice).contiguous()
 
 
 def _fast_tiles(
@@ -337,7 +398,23 @@ def _fast_tiles(
     w_energy = squares.sum(dim=(-3, -1))  # device._build_tiles' op on a tensor of the same values and layout
     kappa = torch.where(w_energy > 0, torch.sqrt(weighted / w_energy.clamp(min=_TINY)), torch.ones_like(w_energy))
     kappa = kappa / (cfg.adc_code_max or 1)
+    return tiles_from_parts(w_eff_t, n_out, kappa, scale, cfg, gen)
 
+
+def tiles_from_parts(
+    w_eff_t: torch.Tensor,
+    n_out: int,
+    kappa: torch.Tensor,
+    scale: torch.Tensor,
+    cfg: CrossbarConfig,
+    gen: torch.Generator | None,
+) -> CrossbarTiles:
+    """The fast mode's tiles from the three tensors that depend on the matrix (the recombined weight, the
+    dynamic-ADC factor per column tile and the mapping scale); everything else follows from the
+    configuration, with ``device._build_tiles``' ops (the chip store rebuilds a state from these three)."""
+    *batch, n_in, _ = w_eff_t.shape
+    row_tiles, col_tiles = math.ceil(n_in / cfg.tile_rows), kappa.shape[-1]
+    sig = torch.tensor(cfg.slice_significance(), dtype=w_eff_t.dtype, device=w_eff_t.device)
     fast_step = fast_inv_step = full_scale = None
     if cfg.adc_range == "max":
         rows = torch.tensor(_rows_per_tile(n_in, cfg), dtype=w_eff_t.dtype, device=w_eff_t.device)
@@ -404,7 +481,26 @@ class ChipCache:
         key = (weight._version, cfg, skipped)
         state = entry[1].get(key)
         if state is None:
-            state = entry[1][key] = program_fast(weight, cfg, gen, skip_tiles=skip_tiles)
+            state = entry[1][key] = self._program_through_store(weight, cfg, gen, skip_tiles, skipped)
+        return state
+
+    @staticmethod
+    def _program_through_store(
+        weight: torch.Tensor, cfg: CrossbarConfig, gen: torch.Generator | None, skip_tiles: torch.Tensor | None, skipped
+    ) -> CrossbarTiles:
+        """The state from the on-disk store when it holds it, else programmed (and then stored); only states
+        the fast programming makes are stored (they are rebuilt from three tensors, ``tiles_from_parts``)."""
+        store = ChipStore(store_directory())
+        if store.directory is None or not shortcut_applies(weight, cfg):
+            return program_fast(weight, cfg, gen, skip_tiles=skip_tiles)
+        key = state_key(weight, cfg, skipped)
+        parts = store.load(key, weight, cfg)
+        if parts is not None:
+            w_eff_t, kappa, scale = parts
+            return tiles_from_parts(w_eff_t, weight.shape[0], kappa, scale, cfg, gen)
+        state = program_fast(weight, cfg, gen, skip_tiles=skip_tiles)
+        if state.slice_levels_tiled is None and state.read_noise_pool is None and bool(torch.isfinite(state.scale).all()):
+            store.save(key, state)
         return state
 
     def clear(self) -> None:

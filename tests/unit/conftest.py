@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+if "ATTNC_CHIP_CACHE" not in os.environ:  # the crossbar's on-disk chip store: a fresh one per test session
+    _chip_store = tempfile.mkdtemp(prefix="attnc-chips-")
+    atexit.register(shutil.rmtree, _chip_store, True)
+    os.environ["ATTNC_CHIP_CACHE"] = _chip_store
 
 
 @pytest.fixture(scope="session")

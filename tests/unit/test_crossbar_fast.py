@@ -205,3 +205,21 @@ def test_attnc_run_report_prints_the_crossbar_cost_and_the_clipformer_saving(tmp
     saving = printed.split("ClipFormer's always-zero slices save ")[1]
     energy, area = float(saving.split(" %")[0]), float(saving.split("energy and ")[1].split(" %")[0])
     assert 0 < energy <= 25 and 0 < area <= 25  # at most one of four slices of every attention array
+
+
+def test_the_slices_added_in_order_are_the_einsum_of_the_original() -> None:
+    """Writes add the slices one by one where a probe shows that is the einsum's order on this machine (so on
+    the default 4 slices), and run the einsum itself elsewhere (8 one-bit slices are summed in another order)."""
+    from targets.crossbar.programming import _recombine, _sequential_recombination_is_einsum
+
+    assert _sequential_recombination_is_einsum(CrossbarConfig(), torch.float32)
+    for cfg in (CrossbarConfig(), CrossbarConfig(bits_per_cell=1), CrossbarConfig(bits_per_cell=3, weight_bits=7)):
+        for dtype in (torch.float32, torch.float64):
+            torch.manual_seed(cfg.bits_per_cell)
+            shape = (4, 12, cfg.n_slices, 21, 64)
+            per_slice = torch.randn(shape, dtype=dtype) * torch.rand(shape, dtype=dtype) ** 3
+            sig = torch.tensor(cfg.slice_significance(), dtype=dtype)
+            expected = torch.einsum("s,...sio->...io", sig, per_slice).contiguous()
+            got = _recombine(per_slice, cfg)
+            assert got.stride() == expected.stride() and torch.equal(got, expected), (cfg, dtype)
+

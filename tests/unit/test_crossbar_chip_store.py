@@ -1,0 +1,139 @@
+"""The on-disk chip store: a programmed state read back is the state programming makes, bit for bit, and a
+store that does not fit is ignored; through the CLI, a new process that reads the store gives the same outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import targets.crossbar.programming as programming
+from targets.crossbar.chip_store import ENVIRONMENT, ChipStore, state_key, store_directory
+from targets.crossbar.device import CrossbarConfig, zero_tiles
+from targets.crossbar.programming import ChipCache, program_fast, shortcut_applies
+from tests.unit.test_crossbar_fast import same_tiles
+
+CONFIGS = [
+    CrossbarConfig(),
+    CrossbarConfig(adc_range="max"),
+    CrossbarConfig(signed_mapping="offset"),
+    CrossbarConfig(bits_per_cell=3, weight_bits=7),
+    CrossbarConfig(adc_bits=None, input_bits=None),
+    CrossbarConfig(tile_rows=32, tile_cols=128),
+]
+
+
+def weights() -> list[torch.Tensor]:
+    torch.manual_seed(0)
+    sparse = torch.randn(128, 192)
+    sparse[:64, :64] = 0.0  # an all-zero tile, skipped
+    return [torch.randn(384, 384), torch.randn(100, 70) * 0.02, sparse]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"cfg{CONFIGS.index(c)}")
+def test_a_state_read_from_the_store_is_the_programmed_state(cfg, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(ENVIRONMENT, str(tmp_path))
+    applies = 0
+    for weight in weights():
+        applies += shortcut_applies(weight, cfg)  # only what the fast programming makes is stored
+        skip = zero_tiles(weight, cfg.tile_rows, cfg.tile_cols)
+        expected = program_fast(weight, cfg, torch.Generator().manual_seed(1), skip_tiles=skip)
+        stored = ChipCache().program(weight, cfg, torch.Generator().manual_seed(1), skip)  # programs and stores
+        with monkeypatch.context() as patch:
+            if shortcut_applies(weight, cfg):
+                patch.setattr(programming, "program_fast", lambda *a, **k: pytest.fail("programmed although stored"))
+            read_back = ChipCache().program(weight.clone(), cfg, torch.Generator().manual_seed(1), skip)
+        assert same_tiles(expected, stored) == [] and same_tiles(expected, read_back) == [], (cfg, tuple(weight.shape))
+    assert len(list(tmp_path.glob("*.safetensors"))) == applies
+
+
+def test_the_key_tells_values_configurations_and_skipped_tiles_apart() -> None:
+    weight = torch.randn(64, 64)
+    changed = weight.clone()
+    changed[3, 5] = torch.nextafter(changed[3, 5], torch.tensor(10.0))
+    keys = {
+        state_key(weight, CrossbarConfig(), None),
+        state_key(changed, CrossbarConfig(), None),
+        state_key(weight, CrossbarConfig(adc_bits=8), None),
+        state_key(weight, CrossbarConfig(), (True,)),
+        state_key(weight.double(), CrossbarConfig(), None),
+        state_key(weight.reshape(32, 128), CrossbarConfig(), None),
+    }
+    assert len(keys) == 6
+    assert state_key(weight.clone(), CrossbarConfig(), None) == state_key(weight, CrossbarConfig(), None)
+
+
+def test_a_damaged_or_foreign_file_is_ignored_and_replaced(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(ENVIRONMENT, str(tmp_path))
+    weight, cfg = torch.randn(96, 80), CrossbarConfig()
+    expected = program_fast(weight, cfg)
+    path = tmp_path / f"{state_key(weight, cfg, None)}.safetensors"
+    for damage in (b"not a safetensors file", None):
+        if damage is None:  # a valid file whose tensors do not fit the matrix
+            ChipStore(tmp_path).save(state_key(torch.randn(64, 64), cfg, None), program_fast(torch.randn(64, 64), cfg))
+            next(p for p in tmp_path.glob("*.safetensors") if p != path).rename(path)
+        else:
+            path.write_bytes(damage)
+        assert same_tiles(expected, ChipCache().program(weight, cfg, None, None)) == []
+    path.unlink()
+    ChipCache().program(weight, cfg, None, None)
+    assert set(load_file(str(path))) == {"w_eff_t", "kappa", "scale"}
+
+
+def test_random_programming_and_an_off_store_write_nothing(tmp_path, monkeypatch) -> None:
+    weight = torch.randn(64, 64)
+    monkeypatch.setenv(ENVIRONMENT, str(tmp_path))
+    random_or_exact = (CrossbarConfig(program_noise=0.02), CrossbarConfig(read_noise=0.01, read_noise_pool=100),
+                       CrossbarConfig(mode="exact"))
+    for cfg in random_or_exact:
+        ChipCache().program(weight, cfg, torch.Generator().manual_seed(0), None)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv(ENVIRONMENT, "off")
+    assert store_directory() is None
+    ChipCache().program(weight, CrossbarConfig(), None, None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_attnc_run_in_new_processes_reads_the_store_with_unchanged_outputs(tmp_path) -> None:
+    attnc = str(Path(sys.executable).parent / "attnc")
+    artifact, store = tmp_path / "xbar", tmp_path / "store"
+    subprocess.run([attnc, "compile", "vit-digits", "-p", "attn-raise,lower-to-xbar", "-o", str(artifact)], check=True,
+                   capture_output=True)
+
+    def run(output: str, chips: str) -> dict[str, torch.Tensor]:
+        env = {**os.environ, ENVIRONMENT: chips}
+        subprocess.run([attnc, "run", str(artifact), "--seed", "2", "-o", str(tmp_path / output)], check=True,
+                       capture_output=True, env=env)
+        return load_file(str(tmp_path / output))
+
+    programmed = run("first.safetensors", str(store))  # programs the chip and stores it
+    files = sorted(store.glob("*.safetensors"))
+    assert files, "nothing was stored"
+    stamps = [p.stat().st_mtime_ns for p in files]
+    from_store = run("second.safetensors", str(store))
+    without = run("off.safetensors", "off")
+    assert [p.stat().st_mtime_ns for p in sorted(store.glob("*.safetensors"))] == stamps  # read, not rewritten
+    for name, value in without.items():
+        assert torch.equal(programmed[name], value) and torch.equal(from_store[name], value)
+
+
+def test_weights_read_from_an_artifact_are_named_by_its_manifest_not_hashed(tmp_path) -> None:
+    from compiler.api import CompiledModel, compile_model
+    from runtime.weight_origins import origin_of
+
+    compile_model("vit-digits", "attn-raise,lower-to-xbar").save(tmp_path / "xbar")
+    loaded = CompiledModel.load(tmp_path / "xbar")
+    digest = json.loads((tmp_path / "xbar" / "manifest.json").read_text())["files"]["weights.safetensors"]
+    name, weight = next((n, t) for n, t in loaded.weights.items() if t.dim() == 2)
+    assert origin_of(weight) == f"{digest}:{name}"
+    cfg = CrossbarConfig()
+    by_origin, by_bytes = state_key(weight, cfg, None), state_key(weight.clone(), cfg, None)
+    assert by_origin != by_bytes  # the loaded tensor is named, not hashed
+    weight.mul_(1.0)  # an in-place change (even one that keeps the values) drops the record
+    assert origin_of(weight) is None and state_key(weight, cfg, None) == by_bytes
