@@ -662,6 +662,10 @@ def report(command: str, args) -> None:
         "the runs stored under bench/results/tinycl_cl/runs/ (each run's command line is in its JSON); "
         f"last command: `{command}`.",
         "",
+        "The TinyCL runs here used an earlier training step, whose SGD update and non-GEMM backward units ran on the "
+        "host in float. The runs of the step as it is now, every unit and the update in fixed point, are in "
+        "[tinycl_cl_fixed_step.md](tinycl_cl_fixed_step.md).",
+        "",
         *host_lines(runs),
         "",
         f"Tasks {first['tasks']}: 2 new Fashion-MNIST classes per task, single head over all 10 classes, no task "
