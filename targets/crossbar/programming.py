@@ -340,6 +340,8 @@ def write_fast(
     # Whole padded rows (their padding squares to the +0 already there): long contiguous runs, not rows of n_out.
     torch.pow(cols_padded, 2, out=squares[..., :n_in, :])
     tiled = squares.view(*batch, cfg.n_slices, row_tiles, cfg.tile_rows, col_tiles, cfg.tile_cols)
+    # These energies set the dynamic ADC's step (adc_kappa) of every product with this matrix, so their last bits
+    # are the outputs' bits: they are summed by device._build_tiles' own reduction on its own layout.
     slice_energy = tiled.sum(dim=(-3, -1))
     return _fast_tiles(w_eff_t, n_out, slice_energy, scale, cfg, gen)
 

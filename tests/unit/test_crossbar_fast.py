@@ -223,3 +223,27 @@ def test_the_slices_added_in_order_are_the_einsum_of_the_original() -> None:
             got = _recombine(per_slice, cfg)
             assert got.stride() == expected.stride() and torch.equal(got, expected), (cfg, dtype)
 
+
+
+def test_the_write_tile_energies_set_the_outputs_bits(monkeypatch) -> None:
+    """The per-slice tile energies a K/V write sums are the dynamic ADC's step factor (``adc_kappa``), not a
+    report figure: one ulp more in each changes the step and so the bits of the products with the written matrix.
+    This is why the writes keep ``device._build_tiles``' exact reduction on its padded layout."""
+    from targets.crossbar import programming
+
+    cfg = CrossbarConfig()
+    torch.manual_seed(3)
+    matrix, rows = torch.randn(2, 3, 21, 32), torch.randn(2, 3, 5, 32)
+    state = write_fast(matrix, cfg, torch.Generator().manual_seed(5))
+    original = programming._fast_tiles
+
+    def one_ulp_more(w_eff_t, n_out, slice_energy, scale, cfg, gen):
+        more = torch.nextafter(slice_energy, torch.full_like(slice_energy, float("inf")))
+        return original(w_eff_t, n_out, more, scale, cfg, gen)
+
+    monkeypatch.setattr(programming, "_fast_tiles", one_ulp_more)
+    nudged = write_fast(matrix, cfg, torch.Generator().manual_seed(5))
+    assert torch.equal(state.w_eff_t, nudged.w_eff_t)  # the same written matrix and noise
+    assert not torch.equal(state.adc_kappa, nudged.adc_kappa)
+    y, y_nudged = device.mvm(state, rows), device.mvm(nudged, rows)
+    assert not torch.equal(y, y_nudged)
