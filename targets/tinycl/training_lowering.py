@@ -41,7 +41,7 @@ from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 
 from dialects import attn, grad, nn, tinycl
-from dialects.diagnostics import remark
+from dialects.diagnostics import pass_failure, remark
 from dialects.shapes import element_type, int_list, is_bool, is_float, normalize_dim, tensor_shape
 from passes.training_step import PHASE_ATTRIBUTE
 from targets.tinycl.builder import Builder, Numerics
@@ -306,6 +306,7 @@ class LowerTrainingOps(RewritePattern):
 
     def _SgdOp(self, op: grad.SgdOp, rewriter: PatternRewriter) -> str | None:
         n = self.numerics
+        self._check_updates_can_land(op.lr.value.data)
         b = self._builder(op)
         param = b.quantize(op.param, "p_q", n.weight)
         step = b.operand(op.grad, "g_q", n.gradient)
@@ -322,6 +323,25 @@ class LowerTrainingOps(RewritePattern):
                                      n.rounding, n.overflow), "p_new")
         b.finish(rewriter, new, *more)
         return None
+
+    def _check_updates_can_land(self, lr: float) -> None:
+        """Refuses a step in which no update can ever change a weight: rounded to nearest, a weight moves only when
+        its update ``(lr / loss-scale) · v`` reaches half a weight step, and ``v`` lives in the gradient format."""
+        n = self.numerics
+        if n.rounding != "nearest-even":
+            return  # stochastic rounding keeps small updates on average; truncation always moves a weight
+        gradient, weight = n.gradient, n.weight
+        largest_velocity = (2 ** (gradient.total.data - 1) - 1) * 2.0 ** -gradient.frac.data
+        largest_update = lr / n.loss_scale * largest_velocity
+        half_step = 2.0 ** -(weight.frac.data + 1)
+        if largest_update < half_step:
+            raise pass_failure(
+                PASS,
+                f"no SGD update can change a weight: the largest update, lr / loss-scale x the largest velocity "
+                f"({lr:g} / {n.loss_scale} x {largest_velocity:g} = {largest_update:.3g}), is below half a weight step "
+                f"(2^-{weight.frac.data + 1} = {half_step:.3g}) and rounds away; raise weight-frac-bits "
+                f"(now {weight.frac.data}), lower loss-scale, raise the learning rate, or use rounding=stochastic",
+            )
 
     def _exact_product(self, b: _TrainingBuilder, value: SSAValue, constant: SSAValue, suffix: str) -> SSAValue:
         lhs, rhs = _fixed(value), _fixed(constant)

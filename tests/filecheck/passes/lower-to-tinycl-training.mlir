@@ -2,6 +2,10 @@
 // RUN: filecheck --check-prefix=REMARK %s < %t.err
 // RUN: attnc-opt %s -p 'training-step{lr=0.1},lower-to-tinycl{grad-frac-bits=10}' | filecheck --check-prefix=GRAD10 %s
 // RUN: not attnc-opt %s -p 'training-step,lower-to-tinycl{grad-frac-bits=16}' 2>&1 | filecheck --check-prefix=BADGRAD %s
+// RUN: not attnc-opt %s -p 'training-step{lr=0.05 momentum=0.9},lower-to-tinycl{total-bits=12 frac-bits=6}' 2>&1 | filecheck --check-prefix=NOUPDATE %s
+// RUN: attnc-opt %s -p 'training-step{lr=0.05 momentum=0.9},lower-to-tinycl{total-bits=12 frac-bits=6 loss-scale=4}' | filecheck --check-prefix=LANDS %s
+// RUN: attnc-opt %s -p 'training-step{lr=0.05 momentum=0.9},lower-to-tinycl{total-bits=12 frac-bits=6 weight-frac-bits=10}' | filecheck --check-prefix=LANDS %s
+// RUN: attnc-opt %s -p 'training-step{lr=0.05 momentum=0.9},lower-to-tinycl{total-bits=12 frac-bits=6 rounding=stochastic}' | filecheck --check-prefix=LANDS %s
 
 // A whole training step on the array: the forward linear is a tinycl.mac forward; its input gradient (dy W) a
 // tinycl.mac input-gradient and its weight gradient (dyᵀ x) a tinycl.mac weight-gradient, the gradient operand
@@ -47,3 +51,9 @@ func.func @main(%x: tensor<4x8xf32>) -> tensor<4x3xf32> {
 // GRAD10: tinycl.mac input-gradient {{.*}} : (tensor<4x3x!tinycl.fixed<16, 10>>, tensor<3x8x!tinycl.fixed<16, 8>>) -> tensor<4x8x!tinycl.fixed<35, 18>>
 
 // BADGRAD: attnc-opt: error: lower-to-tinycl: grad-frac-bits must be -1 (the default) or in [0, total-bits) = [0, 16), got 16
+
+// At 12/6 with the default loss scale, every update (0.05 / 16 x the velocity, whose 12/10 format stops below 2)
+// is under half a weight step and rounds away: the step is refused. A smaller loss scale, finer weights or
+// stochastic rounding let updates land.
+// NOUPDATE: attnc-opt: error: lower-to-tinycl: no SGD update can change a weight: the largest update, lr / loss-scale x the largest velocity (0.05 / 16 x 1.99902 = 0.00625), is below half a weight step (2^-7 = 0.00781) and rounds away; raise weight-frac-bits (now 6), lower loss-scale, raise the learning rate, or use rounding=stochastic
+// LANDS: tinycl.mac update
