@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.interpreter import Interpreter
 from xdsl.ir import Operation, SSAValue
 
 from dialects import attn
 from dialects.diagnostics import AttncError, remark
-from runtime.executor import Executor, module_path_of
+from fitting.capture import observing_executor
+from runtime.executor import module_path_of
 from targets.tinycl.formats import MAX_ABS_ATTRIBUTE, PENDING_ATTRIBUTE, POINTS, ranges_attribute
 from targets.tinycl.lowering import PASS, LowerToTinyclPass, lowered_ops
 
@@ -34,25 +34,25 @@ def _largest(value: torch.Tensor) -> float:
     return float(value.detach().abs().max()) if value.numel() else 0.0
 
 
-class _RangeRecorder(Interpreter.Listener):
+class _RangeRecorder:
     """The largest |x| of each quantisation point of the chosen ops, over every batch the executor runs."""
 
-    def __init__(self, ops: Sequence[Operation]):
-        self.ops = set(ops)
+    def __init__(self) -> None:
         self.max_abs: dict[Operation, dict[str, float]] = {}
 
     def _keep(self, op: Operation, point: str, value: torch.Tensor) -> None:
         seen = self.max_abs.setdefault(op, {})
         seen[point] = max(seen.get(point, 0.0), _largest(value))
 
-    def will_interpret_op(self, op: Operation, args) -> None:
-        if op not in self.ops:
-            return
+    def __call__(self, op: Operation, args: tuple, results: tuple) -> None:
         operands = list(op.operands)
-        for point in POINTS[type(op)]:
+        points = POINTS[type(op)]
+        for point in points:
             value = getattr(op, point, None)
             if isinstance(value, SSAValue) and value in operands:
                 self._keep(op, point, args[operands.index(value)])
+        if "result" in points:
+            self._keep(op, "result", results[0])
         if isinstance(op, attn.SdpaOp):
             query, key = args[operands.index(op.query)], args[operands.index(op.key)]
             if key.shape[-3:-2] != query.shape[-3:-2] and key.dim() >= 3:  # grouped heads: each key head serves several
@@ -63,10 +63,6 @@ class _RangeRecorder(Interpreter.Listener):
             state = F.normalize(key, dim=-1).transpose(-1, -2) @ value
             self._keep(op, "state", state)
             self._keep(op, "out", F.normalize(query, dim=-1) @ state)
-
-    def did_interpret_op(self, op: Operation, results) -> None:
-        if op in self.ops and "result" in POINTS[type(op)]:
-            self._keep(op, "result", results[0])
 
 
 def calibrate_formats(
@@ -79,8 +75,8 @@ def calibrate_formats(
     if not calibration:
         raise AttncError(f"{PASS}: formats=calibrated needs at least one calibration batch")
     ops = lowered_ops(module)
-    recorder = _RangeRecorder(ops)
-    executor = Executor(module, weights, listeners=(recorder,))
+    recorder = _RangeRecorder()
+    executor = observing_executor(module, weights, ops, recorder)
     with torch.no_grad():
         for batch in calibration:
             executor(*batch)
