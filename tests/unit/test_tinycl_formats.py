@@ -26,6 +26,7 @@ from targets.tinycl import fixed_point as fp
 from targets.tinycl.formats import MAX_ABS_ATTRIBUTE, PENDING_ATTRIBUTE, calibrated_frac, ranges_attribute
 from targets.tinycl.lowering import LowerToTinyclPass
 from targets.tinycl.runtime import TinyclFunctions
+from tests.unit.test_tinycl import COSINE
 
 apy = pytest.importorskip("apytypes")
 
@@ -201,14 +202,6 @@ def test_cli_compiles_verifies_and_runs_the_saved_artifact_in_a_new_process(tmp_
     assert torch.equal(load_file(str(outputs))["output_0"], in_memory[0])  # the formats travelled with the artifact
 
 
-COSINE = """
-func.func @main(%q: tensor<2x3x9x8xf32>, %k: tensor<2x3x9x8xf32>, %v: tensor<2x3x9x8xf32>) -> tensor<2x3x9x8xf32> {
-  %m = nn.param @attn.m : tensor<3xf32> loc("attn")
-  %o = attn.cosine %q, %k, %v, %m {causal = false, form = "chunked"}
-    : (tensor<2x3x9x8xf32>, tensor<2x3x9x8xf32>, tensor<2x3x9x8xf32>, tensor<3xf32>) -> tensor<2x3x9x8xf32> loc("attn")
-  func.return %o : tensor<2x3x9x8xf32>
-}
-"""
 
 
 def test_the_calibration_step_records_cosine_attention_ranges_and_beats_the_uniform_format():
