@@ -14,6 +14,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.interpreter import Interpreter, InterpreterFunctions
 from xdsl.interpreters.func import FuncFunctions
+from xdsl.ir import Block, Operation, SSAValue
 
 from dialects import nn
 from dialects.diagnostics import AttncError
@@ -67,6 +68,47 @@ class FiniteCheck(Interpreter.Listener):
                 raise NonFiniteError(f"{op.name}{where} produced NaN or Inf (result {index})")
 
 
+class _ReleaseDeadValues(Interpreter.Listener):
+    """Drops each value from the interpreter's scope once the last op of its block that uses it has run.
+
+    xDSL's interpreter keeps every value of a function until the function returns, so a run would hold all
+    of its intermediates at once. Released, a tensor goes back to the allocator as soon as it is dead, which
+    bounds a run's memory by its live values and lets later ops reuse memory already mapped (fewer page
+    faults on a new process's first run). Only single-block function bodies are tracked."""
+
+    def __init__(self, module: ModuleOp) -> None:
+        self.interpreter: Interpreter | None = None
+        self.dead_after: dict[Operation, list[SSAValue]] = {}
+        for function in module.ops:
+            if isinstance(function, func.FuncOp) and len(function.body.blocks) == 1:
+                self._plan(function.body.blocks[0])
+
+    def _plan(self, block: Block) -> None:
+        ops = list(block.ops)
+        position = {op: index for index, op in enumerate(ops)}
+        defined = [(arg, -1) for arg in block.args] + [(r, i) for i, op in enumerate(ops) for r in op.results]
+        for value, defined_at in defined:
+            # Results are bound after the op's listeners run, so an unused value goes after the next op.
+            last = defined_at + 1
+            for use in value.uses:
+                user: Operation | None = use.operation
+                while user is not None and user.parent_block() is not block:
+                    user = user.parent_op()
+                if user is None:  # used outside this block: kept
+                    break
+                last = max(last, position[user])
+            else:
+                if last < len(ops):
+                    self.dead_after.setdefault(ops[last], []).append(value)
+
+    def did_interpret_op(self, op, results) -> None:
+        dead = self.dead_after.get(op)
+        if dead and self.interpreter is not None:
+            scope = self.interpreter._ctx._local_scope  # the running function's scope: its block's values
+            for value in dead:
+                scope.pop(value, None)
+
+
 class NonFiniteError(ExecutionError):
     """A run with ``check_finite`` met a non-finite value."""
 
@@ -89,7 +131,9 @@ class Executor:
         self.function = entry_function(module)
         self._current = _CurrentOp()
         checks = (FiniteCheck(),) if check_finite else ()
-        self.interpreter = Interpreter(module, listeners=(self._current, *checks, *listeners))
+        release = _ReleaseDeadValues(module)
+        self.interpreter = Interpreter(module, listeners=(self._current, *checks, *listeners, release))
+        release.interpreter = self.interpreter
         self.interpreter.register_implementations(FuncFunctions())
         self.interpreter.register_implementations(NnFunctions(self.weights))
         self.interpreter.register_implementations(AttnFunctions())

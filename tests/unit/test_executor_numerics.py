@@ -106,3 +106,34 @@ def test_missing_weight_is_a_clear_execution_error(exported):
     del weights[missing]
     with pytest.raises(ExecutionError, match=missing.replace(".", r"\.")):
         Executor(imported.module, weights)(*spec.inputs)
+
+
+def test_a_run_frees_each_intermediate_after_its_last_use(exported):
+    """The interpreter would hold every value until @main returns; the executor drops each one after its last
+    user, so by the return the first projection of layer 0 is gone while the outputs stay what they were."""
+    import weakref
+
+    from xdsl.interpreter import Interpreter
+
+    spec, program, reference = exported("minilm")
+    imported = import_exported_program(program)
+    apply_passes(imported.module, parse_pipeline("attn-raise"))
+    first_linear = next(op for op in imported.module.walk() if op.name == "nn.linear")
+
+    class Watch(Interpreter.Listener):
+        produced: weakref.ref | None = None
+        alive_at_return: bool | None = None
+
+        def did_interpret_op(self, op, results) -> None:
+            if op is first_linear:
+                self.produced = weakref.ref(results[0])
+
+        def will_interpret_op(self, op, args) -> None:
+            if op.name == "func.return":
+                self.alive_at_return = self.produced is not None and self.produced() is not None
+
+    watch = Watch()
+    with torch.no_grad():
+        outputs = Executor(imported.module, imported.weights, listeners=[watch])(*spec.inputs)
+    assert watch.produced is not None and watch.alive_at_return is False
+    assert max_abs_error(outputs, flat_tensors(reference)) <= TOLERANCE
