@@ -89,18 +89,19 @@ _SCRATCH_LIMIT = 32
 
 
 def _scratch(shape: torch.Size | tuple[int, ...], dtype: torch.dtype, purpose: str, zeroed: bool = False) -> torch.Tensor:
-    """A reusable contiguous buffer for a temporary, one per shape, dtype and purpose; its contents are the
-    caller's to overwrite (``zeroed``: filled with zeros when it is made)."""
+    """A reusable contiguous buffer for a temporary, one per size, dtype and purpose (shapes of one size share
+    it: a K write and a Vᵀ write use the same memory); its contents are the caller's to overwrite. ``zeroed``:
+    filled with zeros when it is made, and one per shape (where a caller keeps zeros depends on the shape)."""
     buffers: dict[tuple, torch.Tensor] | None = getattr(_SCRATCH, "buffers", None)
     if buffers is None:
         buffers = _SCRATCH.buffers = {}
-    key = (tuple(shape), dtype, purpose)
+    key = (tuple(shape) if zeroed else math.prod(shape), dtype, purpose)
     buffer = buffers.get(key)
     if buffer is None:
         if len(buffers) >= _SCRATCH_LIMIT:
             buffers.clear()
-        buffer = buffers[key] = (torch.zeros if zeroed else torch.empty)(shape, dtype=dtype)
-    return buffer
+        buffer = buffers[key] = (torch.zeros if zeroed else torch.empty)(math.prod(shape), dtype=dtype)
+    return buffer.view(shape)
 
 
 def _matrix_scale(w: torch.Tensor) -> torch.Tensor:
@@ -327,18 +328,19 @@ def write_fast(
     row_tiles, col_tiles = math.ceil(n_in / cfg.tile_rows), math.ceil(n_out / cfg.tile_cols)
     in_pad, out_pad = row_tiles * cfg.tile_rows, col_tiles * cfg.tile_cols
     # device._build_tiles pads the per-slice matrix (columns for the recombination, rows and columns for the tile
-    # energies). Here the padded tensors are scratch buffers private to this matrix shape whose padding is zeroed
-    # once and never written, so each write fills only its values: the same tensors, without the padding work.
-    cols_padded = _scratch((*batch, cfg.n_slices, n_in, out_pad), w.dtype, f"write-cols-{n_in}x{n_out}", zeroed=True)
+    # energies). Here the padded matrix is a scratch buffer private to this matrix shape whose padding is zeroed
+    # once and stays +0, so each write fills only its values: the same tensors, without the padding work.
+    padded = _scratch((*batch, cfg.n_slices, in_pad, out_pad), w.dtype, f"write-padded-{n_in}x{n_out}", zeroed=True)
+    cols_padded = padded[..., :n_in, :]
     per_slice = cols_padded[..., :n_out]
     if float(idle_digit) == 0.0:
         torch.add(active, 0.0, out=per_slice)  # + 0: -0 becomes +0
     else:
         per_slice.copy_(active)
     w_eff_t = _recombine(cols_padded, cfg)
-    squares = _scratch((*batch, cfg.n_slices, in_pad, out_pad), w.dtype, f"write-squares-{n_in}x{n_out}", zeroed=True)
-    # Whole padded rows (their padding squares to the +0 already there): long contiguous runs, not rows of n_out.
-    torch.pow(cols_padded, 2, out=squares[..., :n_in, :])
+    # Squared in place, whole padded rows (their padding squares to the +0 already there); the padding rows stay +0.
+    cols_padded.pow_(2)
+    squares = padded
     tiled = squares.view(*batch, cfg.n_slices, row_tiles, cfg.tile_rows, col_tiles, cfg.tile_cols)
     # These energies set the dynamic ADC's step (adc_kappa) of every product with this matrix, so their last bits
     # are the outputs' bits: they are summed by device._build_tiles' own reduction on its own layout.
@@ -377,7 +379,7 @@ def _recombine(per_slice: torch.Tensor, cfg: CrossbarConfig) -> torch.Tensor:
     if _sequential_recombination_is_einsum(cfg, per_slice.dtype):
         return _add_slices(per_slice, cfg)
     sig = torch.tensor(cfg.slice_significance(), dtype=per_slice.dtype, device=per_slice.device)
-    return torch.einsum("s,...sio->...io", sig, per_slice).contiguous()
+    return torch.einsum("s,...sio->...io", sig, per_slice.contiguous()).contiguous()
 
 
 def _fast_tiles(
@@ -416,9 +418,9 @@ def tiles_from_parts(
     configuration, with ``device._build_tiles``' ops (the chip store rebuilds a state from these three)."""
     *batch, n_in, _ = w_eff_t.shape
     row_tiles, col_tiles = math.ceil(n_in / cfg.tile_rows), kappa.shape[-1]
-    sig = torch.tensor(cfg.slice_significance(), dtype=w_eff_t.dtype, device=w_eff_t.device)
     fast_step = fast_inv_step = full_scale = None
     if cfg.adc_range == "max":
+        sig = torch.tensor(cfg.slice_significance(), dtype=w_eff_t.dtype, device=w_eff_t.device)
         rows = torch.tensor(_rows_per_tile(n_in, cfg), dtype=w_eff_t.dtype, device=w_eff_t.device)
         full_scale = (rows * (cfg.cell_levels * cfg.input_levels)).view(row_tiles, 1, 1)
         full_scale = full_scale.expand(*batch, row_tiles, cfg.n_slices, col_tiles)
