@@ -74,13 +74,25 @@ def test_a_damaged_or_foreign_file_is_ignored_and_replaced(tmp_path, monkeypatch
     weight, cfg = torch.randn(96, 80), CrossbarConfig()
     expected = program_fast(weight, cfg)
     path = tmp_path / f"{state_key(weight, cfg, None)}.safetensors"
-    for damage in (b"not a safetensors file", None):
+    ChipStore(tmp_path).save(state_key(weight, cfg, None), expected)
+    good = path.read_bytes()
+    header_end = 8 + int.from_bytes(good[:8], "little")
+    damaged = (
+        b"not a safetensors file",
+        b"\x00\x01",
+        good[: len(good) - 4],  # truncated: the header promises bytes the file does not have
+        good[:header_end].replace(b'"F32"', b'"I32"') + good[header_end:],  # tensors that are not floats
+        good[:8] + b"[1, 2, 3]".ljust(header_end - 8) + good[header_end:],  # a header that is not a table
+    )
+    for damage in (*damaged, None):
         if damage is None:  # a valid file whose tensors do not fit the matrix
             ChipStore(tmp_path).save(state_key(torch.randn(64, 64), cfg, None), program_fast(torch.randn(64, 64), cfg))
             next(p for p in tmp_path.glob("*.safetensors") if p != path).rename(path)
         else:
             path.write_bytes(damage)
         assert same_tiles(expected, ChipCache().program(weight, cfg, None, None)) == []
+        assert path.read_bytes() == good  # written again
+
     path.unlink()
     ChipCache().program(weight, cfg, None, None)
     assert set(load_file(str(path))) == {"w_eff_t", "kappa", "scale"}
