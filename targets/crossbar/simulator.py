@@ -1,8 +1,9 @@
 """The crossbar simulator: runtime implementations of the ``xbar`` ops on top of the device model.
 
 One :class:`XbarFunctions` instance is one model instance on one chip: static matrices (``xbar.program``) are
-programmed on first use (``programming.py``: bit for bit ``device.program``, from integer levels when
-programming is noise-free, and cached in memory for the life of the weight tensor) and then kept (their
+programmed once (``programming.py``: bit for bit ``device.program``, from integer levels when programming is
+noise-free, and cached in memory for the life of the weight tensor; noise-free, every parameter matrix is
+programmed at the first ``xbar.program``, noisy, each at its own op in program order) and then kept (their
 programming noise and stuck cells are fixed; the all-zero tiles of an ``xbar.program {skip_zero_tiles}`` are
 left out and contribute exactly zero), stuck-at maps of the dynamic arrays are drawn once per write site (a
 fixed physical array), and every ``xbar.write`` draws fresh write noise. Randomness comes from two generators
@@ -24,7 +25,7 @@ import torch
 from xdsl.dialects.builtin import DictionaryAttr, FloatAttr, IntegerAttr, ModuleOp, StringAttr
 from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
 
-from dialects import xbar
+from dialects import nn, xbar
 from targets.crossbar.device import (
     ClipFormer,
     CrossbarConfig,
@@ -104,22 +105,46 @@ class XbarFunctions(InterpreterFunctions):
     def run_program(self, interpreter: Interpreter, op: xbar.ProgramOp, args):
         state = self.programmed.get(op)
         if state is None:
-            cfg = self.config_for(op.result.type)
-            skip = None
-            if op.skip_zero_tiles is not None:
-                skip = zero_tiles(args[0], cfg.tile_rows, cfg.tile_cols)
-                if op.zero_tiles is not None and int(skip.sum()) != op.zero_tiles.value.data:
-                    raise ValueError(
-                        f"the weight has {int(skip.sum())} all-zero tiles but was compiled with {op.zero_tiles.value.data}: "
-                        "these are not the weights the module was compiled with"
-                    )
-            full_scale = adc_full_scale(op)
-            if full_scale is None:
-                state = CHIP_CACHE.program(args[0], cfg, self.chip_generator, skip)
-            else:  # a calibrated ADC range: the general path (the fast paths and the cache assume a dynamic range)
-                state = program(args[0].detach(), cfg, self.chip_generator, skip_tiles=skip, adc_full_scale=full_scale)
-            self.programmed[op] = state
+            if not self.programmed:
+                self._program_chip(interpreter, op)
+            state = self.programmed.get(op)
+            if state is None:
+                state = self.programmed[op] = self._program(op, args[0])
         return (state,)
+
+    def _program(self, op: xbar.ProgramOp, weight: torch.Tensor) -> CrossbarTiles:
+        cfg = self.config_for(op.result.type)
+        skip = None
+        if op.skip_zero_tiles is not None:
+            skip = zero_tiles(weight, cfg.tile_rows, cfg.tile_cols)
+            if op.zero_tiles is not None and int(skip.sum()) != op.zero_tiles.value.data:
+                raise ValueError(
+                    f"the weight has {int(skip.sum())} all-zero tiles but was compiled with {op.zero_tiles.value.data}: "
+                    "these are not the weights the module was compiled with"
+                )
+        full_scale = adc_full_scale(op)
+        if full_scale is None:
+            return CHIP_CACHE.program(weight, cfg, self.chip_generator, skip)
+        # A calibrated ADC range: the general path (the fast paths and the cache assume a dynamic range).
+        return program(weight.detach(), cfg, self.chip_generator, skip_tiles=skip, adc_full_scale=full_scale)
+
+    def _program_chip(self, interpreter: Interpreter, first: xbar.ProgramOp) -> None:
+        """At the first ``xbar.program``, programs every matrix of its block that is a parameter, one after the
+        other, as a chip is programmed before it runs: each programming then finds the previous one's code and
+        data in the caches (spread through a run, between the products, it takes twice as long). Only where
+        programming draws no random numbers, so that the order cannot change a state; a matrix that fails here is
+        left to its own op, which then reports the failure."""
+        block = first.parent_block()
+        if block is None or not CHIP_CACHE.cacheable(self.config):
+            return
+        for op in block.ops:
+            if not isinstance(op, xbar.ProgramOp) or not isinstance(op.operands[0].owner, nn.ParamOp):
+                continue
+            try:
+                (weight,) = interpreter.run_op(op.operands[0].owner, ())
+                self.programmed[op] = self._program(op, weight)
+            except (KeyError, ValueError):
+                continue
 
     @impl(xbar.WriteOp)
     def run_write(self, interpreter: Interpreter, op: xbar.WriteOp, args):

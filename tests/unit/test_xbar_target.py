@@ -90,6 +90,41 @@ def test_static_tiles_are_programmed_once_per_model_instance(exported) -> None:
     assert not torch.equal(first_run, other_chip)
 
 
+@pytest.mark.parametrize("noise", ["gamma=5.0", "gamma=5.0 program-noise=0.02"])
+def test_the_chip_is_programmed_at_its_first_matrix_with_unchanged_outputs(exported, monkeypatch, noise) -> None:
+    """Noise-free programming programs every parameter matrix at the first ``xbar.program`` (as a chip is
+    programmed before it runs); noisy programming keeps the op-by-op order of its draws. Outputs are the bits
+    that programming each matrix at its own op gives."""
+    from xdsl.interpreter import Interpreter
+
+    from dialects import xbar
+    from targets.crossbar.simulator import XbarFunctions
+
+    monkeypatch.setenv("ATTNC_CHIP_CACHE", "off")
+    _, compiled = lowered(exported, "vit-tiny", f"attn-raise,lower-to-xbar{{{noise}}}")
+    programs = [op for op in compiled.module.walk() if isinstance(op, xbar.ProgramOp)]
+
+    def run() -> tuple[tuple[torch.Tensor, ...], int]:
+        (chip,) = target_functions(compiled.module, seed=1)
+        counted: list[int] = []
+
+        class AfterTheFirst(Interpreter.Listener):
+            def did_interpret_op(self, op, results) -> None:
+                if isinstance(op, xbar.ProgramOp) and not counted:
+                    counted.append(len(chip.programmed))
+
+        executor = Executor(compiled.module, compiled.weights, extra_functions=[chip], listeners=[AfterTheFirst()])
+        with torch.no_grad():
+            return executor(*compiled.inputs), counted[0]
+
+    at_once, programmed = run()
+    assert programmed == (len(programs) if "program-noise" not in noise else 1)
+    monkeypatch.setattr(XbarFunctions, "_program_chip", lambda self, interpreter, first: None)
+    op_by_op, programmed = run()
+    assert programmed == 1
+    assert all(torch.equal(a, b) for a, b in zip(at_once, op_by_op, strict=True))
+
+
 def test_write_noise_grows_with_gamma_and_clipping_cuts_the_noise_part(exported) -> None:
     reference, _ = lowered(exported, "vit-tiny", "attn-raise")
     errors = {}
