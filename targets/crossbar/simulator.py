@@ -37,7 +37,7 @@ from targets.crossbar.device import (
     write,
     zero_tiles,
 )
-from targets.crossbar.programming import CHIP_CACHE, write_fast
+from targets.crossbar.programming import CHIP_CACHE, ChipCache, write_fast
 
 # The inference-time generator's seed is derived from the chip's, so one integer names a whole experiment.
 _DYNAMIC_SEED_OFFSET = 0x9E3779B1
@@ -135,7 +135,7 @@ class XbarFunctions(InterpreterFunctions):
         programming draws no random numbers, so that the order cannot change a state; a matrix that fails here is
         left to its own op, which then reports the failure."""
         block = first.parent_block()
-        if block is None or not CHIP_CACHE.cacheable(self.config):
+        if block is None or not ChipCache.cacheable(self.config):
             return
         for op in block.ops:
             if not isinstance(op, xbar.ProgramOp) or not isinstance(op.operands[0].owner, nn.ParamOp):
