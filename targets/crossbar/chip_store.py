@@ -28,6 +28,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import cast
 
 import torch
 import xxhash
@@ -94,12 +95,12 @@ def _mapped_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise ValueError("not a safetensors header")
     start = 8 + header_size
     storage = torch.UntypedStorage.from_file(str(path), shared=False, nbytes=size)
-    data = torch.empty(0, dtype=torch.uint8).set_(storage)
+    data = torch.empty(0, dtype=torch.uint8).set_(cast(torch.UntypedStorage, storage))
     tensors = {}
     for name, entry in header.items():
         if name == "__metadata__":
             continue
-        dtype = _DTYPES.get(entry.get("dtype")) if isinstance(entry, dict) else None
+        dtype = _DTYPES.get(str(entry.get("dtype"))) if isinstance(entry, dict) else None
         if dtype is None:
             raise ValueError(f"{name}: not a float tensor")
         shape, (begin, end) = [int(n) for n in entry["shape"]], [int(n) for n in entry["data_offsets"]]
@@ -126,7 +127,7 @@ class ChipStore:
             return None
         try:
             tensors = _mapped_tensors(path)
-        except (OSError, ValueError):
+        except (OSError, ValueError, KeyError, TypeError):  # missing, or not a well-formed file
             return None
         w_eff_t, kappa, scale = tensors.get("w_eff_t"), tensors.get("kappa"), tensors.get("scale")
         if w_eff_t is None or kappa is None or scale is None or len(tensors) != 3:

@@ -83,6 +83,7 @@ def test_a_damaged_or_foreign_file_is_ignored_and_replaced(tmp_path, monkeypatch
         good[: len(good) - 4],  # truncated: the header promises bytes the file does not have
         good[:header_end].replace(b'"F32"', b'"I32"') + good[header_end:],  # tensors that are not floats
         good[:8] + b"[1, 2, 3]".ljust(header_end - 8) + good[header_end:],  # a header that is not a table
+        good[:header_end].replace(b'"shape"', b'"shaep"') + good[header_end:],  # an entry without a shape
     )
     for damage in (*damaged, None):
         if damage is None:  # a valid file whose tensors do not fit the matrix
