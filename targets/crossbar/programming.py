@@ -104,6 +104,28 @@ def _scratch(shape: torch.Size | tuple[int, ...], dtype: torch.dtype, purpose: s
     return buffer.view(shape)
 
 
+def _padded_scratch(shape: tuple[int, ...], dtype: torch.dtype, rows: int, cols: int) -> torch.Tensor:
+    """A reusable buffer of ``shape`` that is +0 everywhere outside ``[..., :rows, :cols]`` (the caller fills
+    that block). Matrices that pad to one shape share it (a K write and a Vᵀ write): what an earlier matrix wrote
+    outside the block is zeroed, and only that."""
+    shared: dict[tuple, tuple[torch.Tensor, list[int]]] | None = getattr(_SCRATCH, "padded", None)
+    if shared is None:
+        shared = _SCRATCH.padded = {}
+    entry = shared.get((tuple(shape), dtype))
+    if entry is None:
+        if len(shared) >= _SCRATCH_LIMIT:
+            shared.clear()
+        entry = shared[(tuple(shape), dtype)] = (torch.zeros(shape, dtype=dtype), [0, 0])
+    buffer, written = entry
+    written_rows, written_cols = written
+    if written_cols > cols:
+        buffer[..., :written_rows, cols:written_cols].zero_()
+    if written_rows > rows:
+        buffer[..., rows:written_rows, : min(cols, written_cols)].zero_()
+    written[:] = [rows, cols]
+    return buffer
+
+
 def _matrix_scale(w: torch.Tensor) -> torch.Tensor:
     """``matrix_max(w)`` of a matrix in one pass without a temporary: max(max, -min) is max|w| exactly."""
     low, high = torch.aminmax(w)
@@ -330,7 +352,7 @@ def write_fast(
     # device._build_tiles pads the per-slice matrix (columns for the recombination, rows and columns for the tile
     # energies). Here the padded matrix is a scratch buffer private to this matrix shape whose padding is zeroed
     # once and stays +0, so each write fills only its values: the same tensors, without the padding work.
-    padded = _scratch((*batch, cfg.n_slices, in_pad, out_pad), w.dtype, f"write-padded-{n_in}x{n_out}", zeroed=True)
+    padded = _padded_scratch((*batch, cfg.n_slices, in_pad, out_pad), w.dtype, n_in, n_out)
     cols_padded = padded[..., :n_in, :]
     per_slice = cols_padded[..., :n_out]
     if float(idle_digit) == 0.0:
