@@ -13,9 +13,10 @@ that was stored, so runs are bit-identical with and without the store.
 Where: ``$ATTNC_CHIP_CACHE`` if set (``off`` turns the store off), else ``$XDG_CACHE_HOME/attnc/chips`` or
 ``~/.cache/attnc/chips``. Files are written atomically (a temporary file renamed into place) with safetensors;
 a file that cannot be read or does not fit its key is ignored and written again. Reading maps a file's tensors
-from the page cache after checking its header (``_mapped_tensors``): in the middle of a run that costs about
-half of what ``safetensors.torch.load_file`` costs per file, and a model reads dozens. Hashing reads every byte of the matrix
-(about 4 ms for MiniLM's 42 MB of weights on one core), a small part of what programming costs; a weight read
+from the page cache after checking its header (``_mapped_tensors``): about half of what
+``safetensors.torch.load_file`` costs per file (1.4 against 3.1 ms for MiniLM's 36 files), and a run reads
+dozens. Hashing reads every byte of the matrix (about 4 ms for MiniLM's 42 MB of weights on one core), a small
+part of what programming costs; a weight read
 from a compiled artifact whose manifest gives the weights file's digest is named by that digest and its name
 instead (``runtime.weight_origins``), with no hashing at all.
 """
