@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list", help="bundled models, named pipelines and passes")
 
+    cache_cmd = commands.add_parser("cache", help="the crossbar chip store: where it is, how big; --clear empties it")
+    cache_cmd.add_argument("--clear", action="store_true", help="remove every stored chip (each is programmed again)")
+
     faults_cmd = commands.add_parser("faults", help="fault-injection campaign on a model compiled with abft-weave")
     faults_cmd.add_argument("outdir", help="directory written by `attnc compile` (with abft-weave in the pipeline)")
     faults_cmd.add_argument("--sites", default="all", help="comma-separated fault sites, or all (default)")
@@ -360,12 +363,35 @@ def cmd_recover(args) -> int:
     return 0
 
 
+def cmd_cache(args) -> int:
+    from compiler.errors import AttncError
+    from targets.crossbar.chip_store import ENVIRONMENT, LIMIT_ENVIRONMENT, ChipStore, size_limit, store_directory
+
+    directory = store_directory()
+    if directory is None:
+        print(f"chip store: off ({ENVIRONMENT}={os.environ.get(ENVIRONMENT)})")
+        return 0
+    try:
+        limit = size_limit()
+    except ValueError as error:
+        raise AttncError(str(error)) from None
+    store = ChipStore(directory)
+    if args.clear:
+        print(f"removed {store.clear()} stored chip matrices from {directory}")
+        return 0
+    files, size = store.usage()
+    print(f"chip store: {directory}")
+    print(f"  {files} programmed matrices, {size / 2**20:.1f} MiB of a {limit / 2**20:.0f} MiB limit ({LIMIT_ENVIRONMENT})")
+    return 0
+
+
 COMMANDS = {
     "compile": cmd_compile,
     "run": cmd_run,
     "verify": cmd_verify,
     "export": cmd_export,
     "list": cmd_list,
+    "cache": cmd_cache,
     "demo": cmd_demo,
     "recover": cmd_recover,
     "faults": cmd_faults,

@@ -12,7 +12,10 @@ that was stored, so runs are bit-identical with and without the store.
 
 Where: ``$ATTNC_CHIP_CACHE`` if set (``off`` turns the store off), else ``$XDG_CACHE_HOME/attnc/chips`` or
 ``~/.cache/attnc/chips``. Files are written atomically (a temporary file renamed into place) with safetensors;
-a file that cannot be read or does not fit its key is ignored and written again. Reading maps a file's tensors
+a file that cannot be read or does not fit its key is ignored and written again. The store is held to
+``$ATTNC_CHIP_CACHE_MAX`` (``500M``, ``2G``; 2 GiB by default): when a process first writes to it, the
+oldest-written states are removed until it fits (that process may then add one model's states beyond the
+limit). ``attnc cache`` shows where it is and how big; ``attnc cache --clear`` empties it. Reading maps a file's tensors
 from the page cache after checking its header (``_mapped_tensors``): about half of what
 ``safetensors.torch.load_file`` costs per file (1.4 against 3.1 ms for MiniLM's 36 files), and a run reads
 dozens. Hashing reads every byte of the matrix (about 4 ms for MiniLM's 42 MB of weights on one core), a small
@@ -40,6 +43,26 @@ from targets.crossbar.device import CrossbarConfig, CrossbarTiles
 
 FORMAT = "attnc-chip-1"
 ENVIRONMENT = "ATTNC_CHIP_CACHE"
+LIMIT_ENVIRONMENT = "ATTNC_CHIP_CACHE_MAX"
+DEFAULT_LIMIT = 2 << 30  # bytes: about 50 MiniLM-sized chips
+_LIMITED: set[Path] = set()  # stores this process has held to their size limit
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def size_limit() -> int:
+    """The store's size limit in bytes: ``$ATTNC_CHIP_CACHE_MAX`` (``500M``, ``2G``, plain bytes), else 2 GiB.
+    Raises ValueError for a value that is not a size."""
+    text = os.environ.get(LIMIT_ENVIRONMENT, "").strip().upper().removesuffix("B").removesuffix("I")
+    if not text:
+        return DEFAULT_LIMIT
+    number, unit = (text[:-1], text[-1]) if text[-1] in _UNITS else (text, "")
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or not math.isfinite(value):
+        raise ValueError(f"{LIMIT_ENVIRONMENT} must be a size such as 500M or 2G, got {os.environ[LIMIT_ENVIRONMENT]!r}")
+    return int(value * _UNITS[unit])
 
 
 def store_directory() -> Path | None:
@@ -162,3 +185,64 @@ class ChipStore:
                     os.unlink(temporary)
         except OSError:
             return
+        if path.parent not in _LIMITED:  # once per process and store: a scan stats every file
+            _LIMITED.add(path.parent)
+            self.evict(size_limit(), keep=path)
+
+    def files(self) -> list[Path]:
+        """The stored states, oldest written first."""
+        if self.directory is None or not self.directory.is_dir():
+            return []
+        dated = []
+        for path in self.directory.glob("*.safetensors"):
+            try:
+                dated.append((path.stat().st_mtime_ns, path))
+            except OSError:  # removed meanwhile (another process evicting)
+                continue
+        return [path for _, path in sorted(dated)]
+
+    def usage(self) -> tuple[int, int]:
+        """``(files, bytes)`` held by the store."""
+        sizes = []
+        for path in self.files():
+            try:
+                sizes.append(path.stat().st_size)
+            except OSError:
+                continue
+        return len(sizes), sum(sizes)
+
+    def evict(self, limit: int, keep: Path | None = None) -> int:
+        """Removes the oldest-written states until the store holds at most ``limit`` bytes (never ``keep``, the
+        state just written); returns how many it removed. A state evicted is programmed again when next needed."""
+        files = self.files()
+        sizes = {}
+        for path in files:
+            try:
+                sizes[path] = path.stat().st_size
+            except OSError:
+                continue
+        total, removed = sum(sizes.values()), 0
+        for path, size in sizes.items():
+            if total <= limit:
+                break
+            if path == keep:
+                continue
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            total, removed = total - size, removed + 1
+        return removed
+
+    def clear(self) -> int:
+        """Removes every stored state (and temporary files left by an interrupted write); returns how many states."""
+        if self.directory is None or not self.directory.is_dir():
+            return 0
+        removed = 0
+        for path in [*self.directory.glob("*.safetensors"), *self.directory.glob(".*.tmp")]:
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            removed += path.suffix == ".safetensors"
+        return removed

@@ -150,3 +150,54 @@ def test_weights_read_from_an_artifact_are_named_by_its_manifest_not_hashed(tmp_
     assert by_origin != by_bytes  # the loaded tensor is named, not hashed
     weight.mul_(1.0)  # an in-place change (even one that keeps the values) drops the record
     assert origin_of(weight) is None and state_key(weight, cfg, None) == by_bytes
+
+
+def test_the_store_is_held_to_its_size_limit_oldest_written_first(tmp_path, monkeypatch) -> None:
+    import targets.crossbar.chip_store as chip_store
+
+    monkeypatch.setenv(ENVIRONMENT, str(tmp_path))
+    cfg = CrossbarConfig()
+    store = ChipStore(tmp_path)
+    weights = [torch.randn(64, 64) for _ in range(4)]
+    for age, weight in enumerate(weights[:3]):
+        store.save(state_key(weight, cfg, None), program_fast(weight, cfg))
+        path = tmp_path / f"{state_key(weight, cfg, None)}.safetensors"
+        os.utime(path, ns=(10**18 + age * 10**9, 10**18 + age * 10**9))  # written in this order
+    one = (tmp_path / f"{state_key(weights[0], cfg, None)}.safetensors").stat().st_size
+    monkeypatch.setenv(chip_store.LIMIT_ENVIRONMENT, str(2 * one))
+    monkeypatch.setattr(chip_store, "_LIMITED", set())
+    newest = state_key(weights[3], cfg, None)
+    store.save(newest, program_fast(weights[3], cfg))
+    kept = {path.stem for path in tmp_path.glob("*.safetensors")}
+    assert kept == {state_key(weights[2], cfg, None), newest}  # the two oldest went
+    assert store.usage() == (2, 2 * one)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("", 2 << 30), ("500M", 500 << 20), ("2g", 2 << 30), ("1.5GiB", 3 << 29), ("4096", 4096)]
+)
+def test_the_size_limit_reads_sizes(monkeypatch, text, expected) -> None:
+    from targets.crossbar.chip_store import LIMIT_ENVIRONMENT, size_limit
+
+    monkeypatch.setenv(LIMIT_ENVIRONMENT, text)
+    assert size_limit() == expected
+
+
+def test_attnc_cache_shows_and_clears_the_store(tmp_path, monkeypatch, capsys) -> None:
+    from compiler.cli.main import main
+    from targets.crossbar.chip_store import LIMIT_ENVIRONMENT
+
+    monkeypatch.setenv(ENVIRONMENT, str(tmp_path))
+    cfg = CrossbarConfig()
+    for _ in range(3):
+        weight = torch.randn(64, 64)
+        ChipStore(tmp_path).save(state_key(weight, cfg, None), program_fast(weight, cfg))
+    (tmp_path / ".left-by-an-interrupted-write.tmp").write_bytes(b"")
+    assert main(["cache"]) == 0
+    assert f"{tmp_path}\n  3 programmed matrices" in capsys.readouterr().out
+    assert main(["cache", "--clear"]) == 0
+    assert "removed 3 stored chip matrices" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv(LIMIT_ENVIRONMENT, "lots")
+    assert main(["cache"]) == 1
+    assert capsys.readouterr().err.strip() == f"attnc: error: {LIMIT_ENVIRONMENT} must be a size such as 500M or 2G, got 'lots'"
