@@ -9,9 +9,29 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.interpreter import InterpreterFunctions
+
+
+@dataclass(frozen=True)
+class CacheUsage:
+    """What a target keeps on disk between runs (e.g. programmed chips), for ``attnc cache``."""
+
+    name: str
+    """What is kept, e.g. ``programmed crossbar matrices``."""
+    location: str | None
+    """Where, or None when the cache is turned off."""
+    entries: int
+    size: int
+    """Bytes held."""
+    limit: int | None
+    """Bytes it is held to, or None."""
+    settings: str
+    """The environment variables that move, limit or turn it off."""
+    problem: str | None = None
+    """A setting that could not be read (the cache then runs unlimited), or None."""
 
 
 class Target(ABC):
@@ -54,3 +74,11 @@ class Target(ABC):
     def phase_costs(self, module: ModuleOp) -> dict[str, dict[str, float]] | None:
         """Cost figures per training phase (forward, input-gradient, weight-gradient, update), or None."""
         return None
+
+    def cache_usage(self) -> CacheUsage | None:
+        """What this target keeps on disk between runs, or None when it keeps nothing."""
+        return None
+
+    def clear_cache(self) -> int:
+        """Empties the target's on-disk cache; returns how many entries went."""
+        return 0

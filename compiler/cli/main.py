@@ -122,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list", help="bundled models, named pipelines and passes")
 
-    cache_cmd = commands.add_parser("cache", help="the crossbar chip store: where it is, how big; --clear empties it")
-    cache_cmd.add_argument("--clear", action="store_true", help="remove every stored chip (each is programmed again)")
+    cache_cmd = commands.add_parser("cache", help="what the targets keep on disk between runs: where, how big")
+    cache_cmd.add_argument("--clear", action="store_true", help="empty those caches (their entries are made again)")
 
     faults_cmd = commands.add_parser("faults", help="fault-injection campaign on a model compiled with abft-weave")
     faults_cmd.add_argument("outdir", help="directory written by `attnc compile` (with abft-weave in the pipeline)")
@@ -364,24 +364,23 @@ def cmd_recover(args) -> int:
 
 
 def cmd_cache(args) -> int:
-    from compiler.errors import AttncError
-    from targets.crossbar.chip_store import ENVIRONMENT, LIMIT_ENVIRONMENT, ChipStore, size_limit, store_directory
+    from targets.registry import all_targets
 
-    directory = store_directory()
-    if directory is None:
-        print(f"chip store: off ({ENVIRONMENT}={os.environ.get(ENVIRONMENT)})")
-        return 0
-    try:
-        limit = size_limit()
-    except ValueError as error:
-        raise AttncError(str(error)) from None
-    store = ChipStore(directory)
-    if args.clear:
-        print(f"removed {store.clear()} stored chip matrices from {directory}")
-        return 0
-    files, size = store.usage()
-    print(f"chip store: {directory}")
-    print(f"  {files} programmed matrices, {size / 2**20:.1f} MiB of a {limit / 2**20:.0f} MiB limit ({LIMIT_ENVIRONMENT})")
+    for target in all_targets().values():
+        usage = target.cache_usage()
+        if usage is None:
+            continue
+        if args.clear:
+            print(f"{target.name}: removed {target.clear_cache()} {usage.name}")
+            continue
+        if usage.location is None:
+            print(f"{target.name}: {usage.name}: off ({usage.settings})")
+            continue
+        limit = ", no limit" if usage.limit is None else f" of a {usage.limit / 2**20:.0f} MiB limit"
+        print(f"{target.name}: {usage.name} in {usage.location}")
+        print(f"  {usage.entries} entries, {usage.size / 2**20:.1f} MiB{limit} ({usage.settings})")
+        if usage.problem:
+            print(f"attnc: warning: {usage.problem}", file=sys.stderr)
     return 0
 
 

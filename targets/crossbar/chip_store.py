@@ -30,7 +30,9 @@ import functools
 import json
 import math
 import os
+import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import cast
 
@@ -38,6 +40,7 @@ import torch
 import xxhash
 from safetensors.torch import save_file
 
+from dialects.diagnostics import AttncWarning
 from runtime.weight_origins import origin_of
 from targets.crossbar.device import CrossbarConfig, CrossbarTiles
 
@@ -106,6 +109,8 @@ def _mapped_tensors(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a stored state's safetensors file, mapped from the page cache instead of copied (the
     store's files are only ever replaced whole, never written in place). Raises ValueError for a file that is
     not a well-formed safetensors file of float tensors, FileNotFoundError when there is none."""
+    if sys.byteorder != "little":  # safetensors files are little-endian; the view below is the host's order
+        raise ValueError("a big-endian host")
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         prefix = handle.read(8)
@@ -128,7 +133,8 @@ def _mapped_tensors(path: Path) -> dict[str, torch.Tensor]:
         if dtype is None:
             raise ValueError(f"{name}: not a float tensor")
         shape, (begin, end) = [int(n) for n in entry["shape"]], [int(n) for n in entry["data_offsets"]]
-        if not 0 <= begin <= end <= size - start or end - begin != math.prod(shape) * dtype.itemsize:
+        fits = 0 <= begin <= end <= size - start and end - begin == math.prod(shape) * dtype.itemsize
+        if not fits or min(shape, default=0) < 0 or (start + begin) % dtype.itemsize:
             raise ValueError(f"{name}: its data does not fit the file")
         tensors[name] = data[start + begin : start + end].view(dtype).view(shape)
     return tensors
@@ -151,7 +157,7 @@ class ChipStore:
             return None
         try:
             tensors = _mapped_tensors(path)
-        except (OSError, ValueError, KeyError, TypeError):  # missing, or not a well-formed file
+        except Exception:  # missing, damaged or replaced meanwhile: a store file never stops a run
             return None
         w_eff_t, kappa, scale = tensors.get("w_eff_t"), tensors.get("kappa"), tensors.get("scale")
         if w_eff_t is None or kappa is None or scale is None or len(tensors) != 3:
@@ -187,7 +193,12 @@ class ChipStore:
             return
         if path.parent not in _LIMITED:  # once per process and store: a scan stats every file
             _LIMITED.add(path.parent)
-            self.evict(size_limit(), keep=path)
+            try:
+                limit = size_limit()
+            except ValueError as error:
+                warnings.warn(f"{error}: the chip store is not limited", AttncWarning, stacklevel=2)
+            else:
+                self.evict(limit, keep=path)
 
     def files(self) -> list[Path]:
         """The stored states, oldest written first."""

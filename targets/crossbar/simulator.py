@@ -132,19 +132,24 @@ class XbarFunctions(InterpreterFunctions):
         """At the first ``xbar.program``, programs every matrix of its block that is a parameter, one after the
         other, as a chip is programmed before it runs: each programming then finds the previous one's code and
         data in the caches (spread through a run, between the products, it takes twice as long). Only where
-        programming draws no random numbers, so that the order cannot change a state; a matrix that fails here is
-        left to its own op, which then reports the failure."""
+        programming draws no random numbers, so that the order cannot change a state. The parameters are read
+        with the interpreter's listeners set aside (they see each op once, in program order), and a matrix that
+        fails here is left to its own op, which then reports the failure where it happens."""
         block = first.parent_block()
         if block is None or not ChipCache.cacheable(self.config):
             return
-        for op in block.ops:
-            if not isinstance(op, xbar.ProgramOp) or not isinstance(op.operands[0].owner, nn.ParamOp):
-                continue
-            try:
-                (weight,) = interpreter.run_op(op.operands[0].owner, ())
-                self.programmed[op] = self._program(op, weight)
-            except (KeyError, ValueError):
-                continue
+        listeners, interpreter.listeners = interpreter.listeners, ()
+        try:
+            for op in block.ops:
+                if not isinstance(op, xbar.ProgramOp) or not isinstance(op.operands[0].owner, nn.ParamOp):
+                    continue
+                try:
+                    (weight,) = interpreter.run_op(op.operands[0].owner, ())
+                    self.programmed[op] = self._program(op, weight)
+                except Exception:  # reported by the op itself when it runs
+                    continue
+        finally:
+            interpreter.listeners = listeners
 
     @impl(xbar.WriteOp)
     def run_write(self, interpreter: Interpreter, op: xbar.WriteOp, args):

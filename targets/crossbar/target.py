@@ -7,7 +7,7 @@ from xdsl.interpreter import InterpreterFunctions
 
 from dialects import xbar
 from dialects.diagnostics import AttncError
-from targets.base import Target
+from targets.base import CacheUsage, Target
 from targets.crossbar.cost import format_report, matrix_costs, totals
 from targets.crossbar.simulator import XbarFunctions, device_config
 
@@ -74,6 +74,25 @@ class CrossbarTarget(Target):
             f"({cost['zero tiles skipped']} all-zero tiles not programmed), "
             f"{cost['dynamic writes per inference']} dynamic writes per inference; {settings}"
         )
+
+    def cache_usage(self) -> CacheUsage | None:
+        from targets.crossbar.chip_store import ENVIRONMENT, LIMIT_ENVIRONMENT, ChipStore, size_limit, store_directory
+
+        directory = store_directory()
+        settings = f"{ENVIRONMENT}=DIR|off, {LIMIT_ENVIRONMENT}=SIZE"
+        if directory is None:
+            return CacheUsage("programmed crossbar matrices", None, 0, 0, None, settings)
+        entries, size = ChipStore(directory).usage()
+        try:
+            limit, problem = size_limit(), None
+        except ValueError as error:
+            limit, problem = None, str(error)
+        return CacheUsage("programmed crossbar matrices", str(directory), entries, size, limit, settings, problem)
+
+    def clear_cache(self) -> int:
+        from targets.crossbar.chip_store import ChipStore, store_directory
+
+        return ChipStore(store_directory()).clear()
 
 
 CROSSBAR = CrossbarTarget()

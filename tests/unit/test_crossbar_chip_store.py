@@ -69,6 +69,35 @@ def test_the_key_tells_values_configurations_and_skipped_tiles_apart() -> None:
     assert state_key(weight.clone(), CrossbarConfig(), None) == state_key(weight, CrossbarConfig(), None)
 
 
+def _with_header(good: bytes, change) -> bytes:
+    """``good`` (a stored state's file) with its header changed by ``change(header) -> header text``."""
+    header_end = 8 + int.from_bytes(good[:8], "little")
+    text = change(json.loads(good[8:header_end])).encode()
+    return len(text).to_bytes(8, "little") + text + good[header_end:]
+
+
+def _first_tensor(header: dict) -> dict:
+    return next(entry for name, entry in header.items() if name != "__metadata__")
+
+
+def _negative_dims(header: dict) -> str:
+    entry = _first_tensor(header)
+    entry["shape"] = [-entry["shape"][0], -entry["shape"][1]] if len(entry["shape"]) == 2 else [-1, -len(header)]
+    return json.dumps(header)
+
+
+def _misaligned(header: dict) -> str:
+    return json.dumps(header) + " "  # the data then starts one byte later than a float allows
+
+
+def _infinite_offset(header: dict) -> str:
+    _first_tensor(header)["data_offsets"][1] = 1e400
+    return json.dumps(header)  # Infinity
+
+
+_HEADER_DAMAGE = (_negative_dims, _misaligned, _infinite_offset, lambda header: "[" * 100_000 + "]" * 100_000)
+
+
 def test_a_damaged_or_foreign_file_is_ignored_and_replaced(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(ENVIRONMENT, str(tmp_path))
     weight, cfg = torch.randn(96, 80), CrossbarConfig()
@@ -84,6 +113,7 @@ def test_a_damaged_or_foreign_file_is_ignored_and_replaced(tmp_path, monkeypatch
         good[:header_end].replace(b'"F32"', b'"I32"') + good[header_end:],  # tensors that are not floats
         good[:8] + b"[1, 2, 3]".ljust(header_end - 8) + good[header_end:],  # a header that is not a table
         good[:header_end].replace(b'"shape"', b'"shaep"') + good[header_end:],  # an entry without a shape
+        *(_with_header(good, change) for change in _HEADER_DAMAGE),
     )
     for damage in (*damaged, None):
         if damage is None:  # a valid file whose tensors do not fit the matrix
@@ -194,10 +224,27 @@ def test_attnc_cache_shows_and_clears_the_store(tmp_path, monkeypatch, capsys) -
         ChipStore(tmp_path).save(state_key(weight, cfg, None), program_fast(weight, cfg))
     (tmp_path / ".left-by-an-interrupted-write.tmp").write_bytes(b"")
     assert main(["cache"]) == 0
-    assert f"{tmp_path}\n  3 programmed matrices" in capsys.readouterr().out
-    assert main(["cache", "--clear"]) == 0
-    assert "removed 3 stored chip matrices" in capsys.readouterr().out
-    assert list(tmp_path.iterdir()) == []
+    shown = capsys.readouterr().out
+    assert f"crossbar: programmed crossbar matrices in {tmp_path}\n  3 entries" in shown
+    assert "of a 2048 MiB limit" in shown
     monkeypatch.setenv(LIMIT_ENVIRONMENT, "lots")
-    assert main(["cache"]) == 1
-    assert capsys.readouterr().err.strip() == f"attnc: error: {LIMIT_ENVIRONMENT} must be a size such as 500M or 2G, got 'lots'"
+    assert main(["cache"]) == 0
+    shown, warned = capsys.readouterr()
+    assert "3 entries" in shown and "no limit" in shown
+    assert warned.strip() == f"attnc: warning: {LIMIT_ENVIRONMENT} must be a size such as 500M or 2G, got 'lots'"
+    assert main(["cache", "--clear"]) == 0
+    assert "crossbar: removed 3 programmed crossbar matrices" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+def test_a_size_limit_that_is_not_a_size_warns_and_stores_unlimited(tmp_path, monkeypatch) -> None:
+    import targets.crossbar.chip_store as chip_store
+    from dialects.diagnostics import AttncWarning
+
+    monkeypatch.setenv(ENVIRONMENT, str(tmp_path))
+    monkeypatch.setenv(chip_store.LIMIT_ENVIRONMENT, "lots")
+    monkeypatch.setattr(chip_store, "_LIMITED", set())
+    weight, cfg = torch.randn(64, 64), CrossbarConfig()
+    with pytest.warns(AttncWarning, match="ATTNC_CHIP_CACHE_MAX must be a size"):
+        state = ChipCache().program(weight, cfg, None, None)
+    assert same_tiles(state, program_fast(weight, cfg)) == []
+    assert [p.stem for p in tmp_path.glob("*.safetensors")] == [state_key(weight, cfg, None)]

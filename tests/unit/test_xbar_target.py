@@ -7,6 +7,7 @@ import torch
 
 from compiler.api import CompiledModel, apply_passes, parse_pipeline, target_functions
 from compiler.frontend.fx_importer import import_exported_program
+from dialects.locations import module_path_of
 from runtime.clip_kernels import kv_clip_values
 from runtime.executor import ExecutionError, Executor
 from targets.crossbar.device import CrossbarConfig, clipformer_conductance
@@ -123,6 +124,38 @@ def test_the_chip_is_programmed_at_its_first_matrix_with_unchanged_outputs(expor
     op_by_op, programmed = run()
     assert programmed == 1
     assert all(torch.equal(a, b) for a, b in zip(at_once, op_by_op, strict=True))
+
+
+def test_programming_the_chip_at_once_is_invisible_to_listeners_and_errors(exported) -> None:
+    """Listeners see every op once, in program order; a matrix that cannot be programmed fails at its own op."""
+    from xdsl.dialects.builtin import IntegerAttr, UnitAttr, i64
+    from xdsl.interpreter import Interpreter
+
+    from dialects import xbar
+
+    _, compiled = lowered(exported, "vit-tiny", "attn-raise,lower-to-xbar")
+    ops = [op for op in compiled.module.walk() if op.parent_block() is compiled.module.body.block.first_op.body.block]
+    seen: list = []
+
+    class Seen(Interpreter.Listener):
+        def will_interpret_op(self, op, args) -> None:
+            seen.append(op)
+
+    executor = Executor(compiled.module, compiled.weights, extra_functions=target_functions(compiled.module),
+                        listeners=[Seen()])
+    with torch.no_grad():
+        executor(*compiled.inputs)
+    assert seen == ops
+
+    programs = [op for op in ops if isinstance(op, xbar.ProgramOp)]
+    third = programs[2]  # compiled with a count of all-zero tiles the weights do not have
+    third.attributes["skip_zero_tiles"] = UnitAttr()
+    third.attributes["zero_tiles"] = IntegerAttr(1, i64)
+    with pytest.raises(ExecutionError, match=r"^xbar\.program at '[^']+' failed: ValueError: the weight has 0 all-zero"):
+        compiled.run()
+    with pytest.raises(ExecutionError) as failure:
+        compiled.run()
+    assert module_path_of(third) in str(failure.value)
 
 
 def test_write_noise_grows_with_gamma_and_clipping_cuts_the_noise_part(exported) -> None:
