@@ -147,6 +147,31 @@ def cli_speed(reps: int) -> dict[str, dict[str, list[float]]]:
     return {"ran_in_s": ran, "process_s": process}
 
 
+def cli_series(reps: int, path: Path) -> None:
+    """One series of the ``attnc run`` comparison, appended to ``path`` (a JSON list), to see how the ratio moves
+    with the machine's load from one moment to another; prints every series so far."""
+    load = os.getloadavg()[0]
+    ran = cli_speed(reps)["ran_in_s"]
+    reference, stored = ran["reference"], ran["crossbar, stored chip"]
+    series = {
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "load": load,
+        "reps": reps,
+        "reference s": statistics.median(reference),
+        "stored chip s": statistics.median(stored),
+        "ratio of medians": statistics.median(stored) / statistics.median(reference),
+        "median of per-run ratios": statistics.median(s / r for s, r in zip(stored, reference, strict=True)),
+    }
+    history = json.loads(path.read_text()) if path.exists() else []
+    history.append(series)
+    path.write_text(json.dumps(history, indent=2) + "\n")
+    print("| time | load | reference s | stored chip s | ratio of medians | median of per-run ratios |")
+    print("|---|---|---|---|---|---|")
+    for row in history:
+        print(f"| {row['time']} | {row['load']:.2f} | {row['reference s']:.3f} | {row['stored chip s']:.3f} | "
+              f"{row['ratio of medians']:.2f} | {row['median of per-run ratios']:.2f} |")
+
+
 def cost(model: str) -> dict:
     base = compile_model(model, "attn-raise")
     rows = {}
@@ -231,8 +256,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--cli-reps", type=int, default=3)
+    parser.add_argument(
+        "--cli-only",
+        metavar="JSON",
+        help="only the `attnc run` comparison: append one series (time, load, medians, per-pair ratios) to JSON",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.cli_only:
+        cli_series(args.cli_reps, Path(args.cli_only))
+        return
     result = {
         "command": "OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/xbar_whole_model.py "
         f"--reps {args.reps} --cli-reps {args.cli_reps}",
