@@ -85,6 +85,7 @@ class XbarFunctions(InterpreterFunctions):
         self.chip_generator = torch.Generator().manual_seed(seed)
         self.inference_generator = torch.Generator().manual_seed((seed + _DYNAMIC_SEED_OFFSET) % 2**63)
         self.programmed: dict[xbar.ProgramOp, CrossbarTiles] = {}
+        self.chip_programmed = False
         self.stuck_maps: dict[xbar.WriteOp, StuckMap] = {}
         self._configs: dict[tuple[int, int], CrossbarConfig] = {}
 
@@ -105,7 +106,8 @@ class XbarFunctions(InterpreterFunctions):
     def run_program(self, interpreter: Interpreter, op: xbar.ProgramOp, args):
         state = self.programmed.get(op)
         if state is None:
-            if not self.programmed:
+            if not self.chip_programmed:
+                self.chip_programmed = True  # once: a matrix that failed there is programmed at its own op
                 self._program_chip(interpreter, op)
             state = self.programmed.get(op)
             if state is None:
