@@ -78,7 +78,7 @@ def _directory_for(chosen: str | None, xdg_cache_home: str | None, home: str | N
     """``store_directory`` for these environment values (worked out once: a run asks once per matrix)."""
     if chosen is not None:
         return None if chosen.strip().lower() in ("", "off", "0", "none") else Path(chosen)
-    base = xdg_cache_home or str(Path.home() / ".cache")
+    base = xdg_cache_home or str((Path(home) if home else Path.home()) / ".cache")
     return Path(base) / "attnc" / "chips"
 
 
@@ -200,40 +200,30 @@ class ChipStore:
             else:
                 self.evict(limit, keep=path)
 
-    def files(self) -> list[Path]:
-        """The stored states, oldest written first."""
+    def _entries(self) -> list[tuple[Path, int]]:
+        """``(path, bytes)`` of the stored states, oldest written first (one ``stat`` each)."""
         if self.directory is None or not self.directory.is_dir():
             return []
         dated = []
         for path in self.directory.glob("*.safetensors"):
             try:
-                dated.append((path.stat().st_mtime_ns, path))
+                info = path.stat()
             except OSError:  # removed meanwhile (another process evicting)
                 continue
-        return [path for _, path in sorted(dated)]
+            dated.append((info.st_mtime_ns, path, info.st_size))
+        return [(path, size) for _, path, size in sorted(dated)]
 
     def usage(self) -> tuple[int, int]:
         """``(files, bytes)`` held by the store."""
-        sizes = []
-        for path in self.files():
-            try:
-                sizes.append(path.stat().st_size)
-            except OSError:
-                continue
-        return len(sizes), sum(sizes)
+        entries = self._entries()
+        return len(entries), sum(size for _, size in entries)
 
     def evict(self, limit: int, keep: Path | None = None) -> int:
         """Removes the oldest-written states until the store holds at most ``limit`` bytes (never ``keep``, the
         state just written); returns how many it removed. A state evicted is programmed again when next needed."""
-        files = self.files()
-        sizes = {}
-        for path in files:
-            try:
-                sizes[path] = path.stat().st_size
-            except OSError:
-                continue
-        total, removed = sum(sizes.values()), 0
-        for path, size in sizes.items():
+        entries = self._entries()
+        total, removed = sum(size for _, size in entries), 0
+        for path, size in entries:
             if total <= limit:
                 break
             if path == keep:
