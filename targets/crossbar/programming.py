@@ -88,19 +88,18 @@ _SCRATCH = threading.local()  # each thread its own buffers: runs in several thr
 _SCRATCH_LIMIT = 32
 
 
-def _scratch(shape: torch.Size | tuple[int, ...], dtype: torch.dtype, purpose: str, zeroed: bool = False) -> torch.Tensor:
+def _scratch(shape: torch.Size | tuple[int, ...], dtype: torch.dtype, purpose: str) -> torch.Tensor:
     """A reusable contiguous buffer for a temporary, one per size, dtype and purpose (shapes of one size share
-    it: a K write and a Vᵀ write use the same memory); its contents are the caller's to overwrite. ``zeroed``:
-    filled with zeros when it is made, and one per shape (where a caller keeps zeros depends on the shape)."""
+    it: a K write and a Vᵀ write use the same memory); its contents are the caller's to overwrite."""
     buffers: dict[tuple, torch.Tensor] | None = getattr(_SCRATCH, "buffers", None)
     if buffers is None:
         buffers = _SCRATCH.buffers = {}
-    key = (tuple(shape) if zeroed else math.prod(shape), dtype, purpose)
+    key = (math.prod(shape), dtype, purpose)
     buffer = buffers.get(key)
     if buffer is None:
         if len(buffers) >= _SCRATCH_LIMIT:
             buffers.clear()
-        buffer = buffers[key] = (torch.zeros if zeroed else torch.empty)(math.prod(shape), dtype=dtype)
+        buffer = buffers[key] = torch.empty(key[0], dtype=dtype)
     return buffer.view(shape)
 
 
@@ -350,8 +349,9 @@ def write_fast(
     row_tiles, col_tiles = math.ceil(n_in / cfg.tile_rows), math.ceil(n_out / cfg.tile_cols)
     in_pad, out_pad = row_tiles * cfg.tile_rows, col_tiles * cfg.tile_cols
     # device._build_tiles pads the per-slice matrix (columns for the recombination, rows and columns for the tile
-    # energies). Here the padded matrix is a scratch buffer private to this matrix shape whose padding is zeroed
-    # once and stays +0, so each write fills only its values: the same tensors, without the padding work.
+    # energies). Here the padded matrix is a scratch buffer shared by the matrices that pad to this shape, +0
+    # outside this matrix's block (``_padded_scratch``), so each write fills only its values: the same tensors,
+    # without the padding work.
     padded = _padded_scratch((*batch, cfg.n_slices, in_pad, out_pad), w.dtype, n_in, n_out)
     cols_padded = padded[..., :n_in, :]
     per_slice = cols_padded[..., :n_out]
@@ -362,8 +362,7 @@ def write_fast(
     w_eff_t = _recombine(cols_padded, cfg)
     # Squared in place, whole padded rows (their padding squares to the +0 already there); the padding rows stay +0.
     cols_padded.pow_(2)
-    squares = padded
-    tiled = squares.view(*batch, cfg.n_slices, row_tiles, cfg.tile_rows, col_tiles, cfg.tile_cols)
+    tiled = padded.view(*batch, cfg.n_slices, row_tiles, cfg.tile_rows, col_tiles, cfg.tile_cols)
     # These energies set the dynamic ADC's step (adc_kappa) of every product with this matrix, so their last bits
     # are the outputs' bits: they are summed by device._build_tiles' own reduction on its own layout.
     slice_energy = tiled.sum(dim=(-3, -1))
